@@ -1,0 +1,143 @@
+"""The ``lin-utils`` command.
+
+    lin-utils profile --model SPEC --dataset wikitext-2 --split test --max-tokens N \\
+        --seq-len T --batch-size B --dtype float32 --device cpu --out profile.csv [--exclude-bos]
+    lin-utils book run --profile {smoke,cpu,gpu,full} [--only NAMES] [--force]
+    lin-utils book build
+
+Bad arguments, an unknown model or a missing dataset give a one-line message on stderr and
+exit code 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+import warnings
+
+PROFILES = ("smoke", "cpu", "gpu", "full")
+DTYPES = ("float32", "float64", "bfloat16", "float16")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse would print the usage block too)
+        raise SystemExit(_fail(f"{self.prog}: {message}"))
+
+
+def _fail(message: str) -> int:
+    first = str(message).strip().splitlines()[0] if str(message).strip() else "failed"
+    print(f"lin-utils: error: {first}", file=sys.stderr)
+    return 2
+
+
+def _positive(name):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be positive, got {value}")
+        return value
+    return parse
+
+
+def _layers(text):
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--layers must be comma-separated block indices, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lin-utils", description="Linearity of transformer blocks (arXiv 2405.12250).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("profile", help="score every block of a model on a text corpus")
+    p.add_argument("--model", required=True, help="stories260K, minilm, random:SPEC, a local dir or .gguf, or a hub id[@revision]")
+    p.add_argument("--dataset", default="wikitext-2", help="wikitext-2 or tinystories")
+    p.add_argument("--split", default="test")
+    p.add_argument("--max-tokens", type=_positive("--max-tokens"), default=16384)
+    p.add_argument("--seq-len", type=_positive("--seq-len"), default=512)
+    p.add_argument("--batch-size", type=_positive("--batch-size"), default=4)
+    p.add_argument("--dtype", choices=DTYPES, default="float32")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--layers", type=_layers, default=None, help="comma-separated block indices (default: all)")
+    p.add_argument("--no-bos", action="store_true", help="do not start each chunk with BOS")
+    p.add_argument("--exclude-bos", action="store_true", help="leave position 0 out of the statistics")
+    p.add_argument("--out", default=None, help="write the table as CSV here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    b = sub.add_parser("book", help="run the notebooks of a profile and build the book")
+    bsub = b.add_subparsers(dest="book_command", required=True, parser_class=_Parser)
+    r = bsub.add_parser("run", help="execute the notebooks with papermill")
+    r.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
+    r.add_argument("--only", default=None, help="comma-separated notebook names")
+    r.add_argument("--force", action="store_true", help="recompute cached results")
+    bsub.add_parser("build", help="render the executed notebooks with Jupyter Book (warnings are errors)")
+    return parser
+
+
+def _profile(args) -> int:
+    import torch
+
+    from .data import text_chunks
+    from .linearity import LinearityWarning, profile_model
+    from .models import load_model
+    from .results import atomic_write_text
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        return _fail(f"--device {args.device}: CUDA is not available on this machine")
+    dtype = getattr(torch, args.dtype)
+    model, tokenizer = load_model(args.model, dtype=dtype, device=args.device)
+    chunks = text_chunks(args.dataset, args.split, tokenizer, args.seq_len, max_tokens=args.max_tokens, add_bos=not args.no_bos)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LinearityWarning)
+        acc = profile_model(
+            model, chunks.batches(args.batch_size), layers=args.layers, exclude_bos=args.exclude_bos,
+            device=args.device, progress=not args.quiet, total=math.ceil(len(chunks) / args.batch_size),
+        )
+        table = acc.result()
+    table.insert(0, "model", args.model)
+    seconds = time.perf_counter() - start
+    if args.out:
+        atomic_write_text(args.out, table.to_csv(index=False))
+    cols = ["block", "n_tokens", "d", "chance", "score", "score_nores", "heldout", "heldout_nores", "cosine", "norm_ratio"]
+    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"# {args.model} on {args.dataset}/{args.split}: {acc.n_tokens} tokens, d={acc.dim}, {seconds:.1f} s"
+          + (f"; wrote {args.out}" if args.out else ""))
+    for w in {str(w.message).split(": ", 1)[-1] for w in caught if issubclass(w.category, LinearityWarning)}:
+        print(f"# warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _book(args) -> int:
+    from . import book
+
+    if args.book_command == "run":
+        only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+        book.run_profile(args.profile, only=only, force=args.force)
+    else:
+        print(book.build_book())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import LinUtilsError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return _profile(args) if args.command == "profile" else _book(args)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else _fail(str(exc.code))
+    except KeyboardInterrupt:
+        print("lin-utils: interrupted", file=sys.stderr)
+        return 130
+    except (LinUtilsError, ValueError, FileNotFoundError, OSError) as exc:
+        return _fail(str(exc) or type(exc).__name__)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,480 @@
+"""Linearity scores between consecutive residual-stream states.
+
+The paper's score for a block mapping states X (n x d) to Y (n x d):
+
+    center X and Y, divide each by its Frobenius norm, then
+    score = 1 - min_A ||X A - Y||_F^2
+
+which is the multivariate R^2 of the least-squares fit of Y on X:
+``1 - SSE / ||Y - mean(Y)||_F^2``. The variant "without residual" scores
+Y' = Y - X on X. Since X lies in the span of the regressors, min_A ||X A - (Y - X)||
+is the same minimum as for Y, so the two variants share the residual sum of squares
+and differ only in the denominator.
+
+Two ways to compute it:
+
+* :func:`linearity_score` - exact, from the data, float64 least squares (QR).
+* :class:`LinearityAccumulator` - streaming, from float64 sufficient statistics
+  (token counts, sums, Gram blocks h_i^T h_i and h_i^T h_{i+1}) updated batch by batch and
+  mergeable across shards or devices. Both variants, the held-out score, cosine similarity
+  and the norms of Fig 3 follow from the same statistics with no second pass.
+
+With n tokens and width d, regressing independent noise already gives R^2 about d/(n-1)
+(the chance level). Every result carries n and d; n <= d is refused and n < 10 d warned.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+import torch
+
+from .errors import LinUtilsError
+
+__all__ = [
+    "LinearityAccumulator",
+    "LinearityWarning",
+    "LinearMap",
+    "TooFewTokensError",
+    "chance_level",
+    "heldout_linearity_score",
+    "linearity_score",
+    "procrustes_similarity",
+    "profile_model",
+    "token_errors",
+]
+
+WARN_RATIO = 10  # warn when n < WARN_RATIO * d
+
+
+class LinearityWarning(UserWarning):
+    """A score computed from too few tokens for its width to be far from chance."""
+
+
+class TooFewTokensError(LinUtilsError, ValueError):
+    """n <= d: the least-squares fit interpolates and the score is meaningless."""
+
+
+def chance_level(n: int, d: int) -> float:
+    """Expected in-sample R^2 of a least-squares fit (with intercept) to independent noise.
+
+    For Y independent of X (n tokens, d regressors), E[R^2] = d / (n - 1).
+    """
+    return d / (n - 1)
+
+
+def _check_counts(n: int, d: int, where: str) -> str | None:
+    """Refuse n <= d; return a warning text when n < 10 d (also emitted as a warning)."""
+    if n <= d:
+        raise TooFewTokensError(
+            f"{where}: n_tokens={n} <= d={d}; a linear map fits any data exactly. "
+            f"Use more tokens (at least {WARN_RATIO * d} recommended)."
+        )
+    if n < WARN_RATIO * d:
+        msg = f"{where}: n_tokens={n} < {WARN_RATIO}*d={WARN_RATIO * d}; chance level d/(n-1)={d / (n - 1):.3f}"
+        warnings.warn(msg, LinearityWarning, stacklevel=3)
+        return msg
+    return None
+
+
+def _as_f64(a, name: str) -> np.ndarray:
+    """2-D float64 numpy copy of a tensor or array; half precision is upcast."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().to("cpu", torch.float64).numpy()
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_tokens, d), got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    return a
+
+
+def _centered_normalized(X, Y) -> tuple[np.ndarray, np.ndarray]:
+    X, Y = _as_f64(X, "X"), _as_f64(Y, "Y")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X and Y must have the same number of rows, got {X.shape[0]} and {Y.shape[0]}")
+    X = X - X.mean(0)
+    Y = Y - Y.mean(0)
+    nx, ny = np.linalg.norm(X), np.linalg.norm(Y)
+    if nx == 0 or ny == 0:
+        raise ValueError("X or Y is constant across tokens; the score is undefined")
+    return X / nx, Y / ny
+
+
+def linearity_score(X, Y) -> float:
+    """Exact linearity score (paper eq. 1) in float64.
+
+    Args:
+        X: (n, d_x) states before the block; tensor or array, any float dtype.
+        Y: (n, d_y) states after the block.
+
+    Returns:
+        ``1 - min_A ||X~ A - Y~||_F^2`` with X~, Y~ centered and Frobenius-normalized,
+        solved by QR-based least squares (LAPACK gelsy), never an explicit inverse.
+    """
+    Xn, Yn = _centered_normalized(X, Y)
+    _check_counts(Xn.shape[0], Xn.shape[1], "linearity_score")
+    A, *_ = scipy.linalg.lstsq(Xn, Yn, lapack_driver="gelsy")
+    return float(1.0 - np.sum((Xn @ A - Yn) ** 2))
+
+
+def heldout_linearity_score(X_fit, Y_fit, X_test, Y_test) -> float:
+    """R^2 on test tokens of the affine least-squares map fitted on other tokens.
+
+    The map (with intercept) is fitted on ``(X_fit, Y_fit)`` and scored as
+    ``1 - SSE_test / ||Y_test - mean(Y_test)||^2``. Unlike the in-sample score it is not
+    inflated by fitting noise: independent data scores about 0 (slightly below).
+    """
+    Xf, Yf, Xt, Yt = (_as_f64(a, n) for a, n in ((X_fit, "X_fit"), (Y_fit, "Y_fit"), (X_test, "X_test"), (Y_test, "Y_test")))
+    _check_counts(Xf.shape[0], Xf.shape[1], "heldout_linearity_score")
+    mx, my = Xf.mean(0), Yf.mean(0)
+    A, *_ = scipy.linalg.lstsq(Xf - mx, Yf - my, lapack_driver="gelsy")
+    sse = np.sum(((Xt - mx) @ A + my - Yt) ** 2)
+    return float(1.0 - sse / np.sum((Yt - Yt.mean(0)) ** 2))
+
+
+def procrustes_similarity(X, Y) -> float:
+    """Orthogonal Procrustes similarity, for comparison with the linear score.
+
+    With X~, Y~ centered and Frobenius-normalized, ``max_R <X~ R, Y~>`` over (semi-)orthogonal R
+    equals the nuclear norm of X~^T Y~, a number in [0, 1]; 1 means Y is a rotation of X up to scale.
+    """
+    Xn, Yn = _centered_normalized(X, Y)
+    return float(np.linalg.svd(Xn.T @ Yn, compute_uv=False).sum())
+
+
+def _solve_psd(G: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Solve G A = B for a symmetric positive (semi-)definite Gram matrix G.
+
+    Cholesky when G is positive definite; otherwise the minimum-norm least-squares
+    solution (which gives the same fitted values and the same SSE).
+    """
+    try:
+        return scipy.linalg.cho_solve(scipy.linalg.cho_factor(G, lower=True, check_finite=False), B, check_finite=False)
+    except np.linalg.LinAlgError:
+        return scipy.linalg.lstsq(G, B, lapack_driver="gelsd", check_finite=False)[0]
+
+
+@dataclass
+class LinearMap:
+    """An affine map fitted to one block: ``y_hat = (x - mu_x) @ A + mu_y``.
+
+    Attributes:
+        A: (d, d) float64.
+        mu_x, mu_y: (d,) float64 token means of the fit.
+        rms_y: sqrt(mean_t ||y_t - mu_y||^2) over the fitted tokens; the unit of
+            :meth:`relative_error`, so that mean(relative_error^2) = 1 - R^2 in-sample.
+    """
+
+    A: np.ndarray
+    mu_x: np.ndarray
+    mu_y: np.ndarray
+    rms_y: float
+
+    def predict(self, X) -> np.ndarray:
+        """(n, d) -> (n, d) float64."""
+        return (_as_f64(X, "X") - self.mu_x) @ self.A + self.mu_y
+
+    def relative_error(self, X, Y) -> np.ndarray:
+        """Per-token L2 error ``||y_hat_t - y_t|| / rms_y``, shape (n,)."""
+        return np.linalg.norm(self.predict(X) - _as_f64(Y, "Y"), axis=1) / self.rms_y
+
+
+class _Moments:
+    """Float64 sufficient statistics of one token subset (one half of the held-out split)."""
+
+    def __init__(self):
+        self.n = 0
+        self.s: dict[int, np.ndarray] = {}  # boundary -> sum_t h_t, (d,)
+        self.G: dict[int, np.ndarray] = {}  # boundary -> sum_t h_t h_t^T, (d, d)
+        self.C: dict[int, np.ndarray] = {}  # block i -> sum_t h_i,t h_{i+1},t^T, (d, d)
+
+    def add(self, other: "_Moments") -> None:
+        self.n += other.n
+        for mine, theirs in ((self.s, other.s), (self.G, other.G), (self.C, other.C)):
+            for k, v in theirs.items():
+                if k in mine:
+                    mine[k] += v
+                else:
+                    mine[k] = v.copy()
+
+    def centered(self, i: int) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+        """Centered (Gxx, Gxy, tr Gyy, tr Gxx, tr Gxy) for block i (boundary i -> i+1)."""
+        n = self.n
+        mx, my = self.s[i] / n, self.s[i + 1] / n
+        Gxx = self.G[i] - n * np.outer(mx, mx)
+        Gxy = self.C[i] - n * np.outer(mx, my)
+        tyy = np.trace(self.G[i + 1]) - n * my @ my
+        return Gxx, Gxy, float(tyy), float(np.trace(Gxx)), float(np.trace(Gxy))
+
+
+class LinearityAccumulator:
+    """Streaming linearity scores for every block, from mergeable float64 statistics.
+
+    Call :meth:`update` with each batch's states at block boundaries (boundary i is the
+    input of block i, boundary i+1 its output; see :mod:`lin_utils.extract`) and a token
+    mask; :meth:`merge` adds another accumulator (another shard, process or device);
+    :meth:`result` returns one row per block.
+
+    For the held-out score, whole sequences alternate between two halves (row 0 of the first
+    batch to half 0, row 1 to half 1, ...). Each half's map is scored on the other half
+    (2-fold cross-validation) and the errors are pooled.
+
+    Memory is O(L d^2) and does not grow with the number of tokens.
+    """
+
+    def __init__(self):
+        self.halves = (_Moments(), _Moments())
+        self.boundaries: list[int] | None = None
+        self._rows = 0
+        # Per-token statistics that need no split (sums over all counted tokens).
+        self.norm_sum: dict[int, float] = {}  # boundary -> sum ||h||
+        self.delta_norm_sum: dict[int, float] = {}  # block -> sum ||h_{i+1} - h_i||
+        self.cos_sum: dict[int, float] = {}  # block -> sum cos(h_i, h_{i+1})
+        self.dim: int | None = None
+
+    @property
+    def n_tokens(self) -> int:
+        return self.halves[0].n + self.halves[1].n
+
+    @property
+    def blocks(self) -> list[int]:
+        """Blocks whose input and output boundaries were both seen."""
+        b = set(self.boundaries or [])
+        return [i for i in sorted(b) if i + 1 in b]
+
+    def update(self, states: Mapping[int, torch.Tensor] | Sequence[torch.Tensor], mask: torch.Tensor | None = None) -> "LinearityAccumulator":
+        """Add one batch.
+
+        Args:
+            states: boundary index -> (B, T, d) tensor, or a sequence indexed by boundary.
+                Any float dtype (half precision is upcast); every boundary the same shape.
+            mask: (B, T) bool/0-1, True for tokens to count (padding and, if wanted, BOS False).
+                ``None`` counts every token.
+        """
+        if not isinstance(states, Mapping):
+            states = dict(enumerate(states))
+        keys = sorted(states)
+        if not keys:
+            raise ValueError("states is empty")
+        if self.boundaries is None:
+            self.boundaries = keys
+        elif keys != self.boundaries:
+            raise ValueError(f"states has boundaries {keys}, but this accumulator was started with {self.boundaries}")
+        first = states[keys[0]]
+        if first.ndim != 3:
+            raise ValueError(f"states must be (B, T, d) tensors, got shape {tuple(first.shape)}")
+        B, T, d = first.shape
+        if self.dim is None:
+            self.dim = d
+        if mask is None:
+            mask = torch.ones(B, T, dtype=torch.bool, device=first.device)
+        mask = mask.to(first.device).bool()
+        if mask.shape != (B, T):
+            raise ValueError(f"mask must have shape {(B, T)}, got {tuple(mask.shape)}")
+        for b in keys:
+            if tuple(states[b].shape) != (B, T, self.dim):
+                raise ValueError(f"boundary {b}: expected shape {(B, T, self.dim)}, got {tuple(states[b].shape)}")
+
+        half_of_row = (torch.arange(B, device=first.device) + self._rows) % 2
+        self._rows += B
+        for h in (0, 1):
+            self.halves[h].n += int((mask & (half_of_row == h)[:, None]).sum())
+
+        in_half = half_of_row[:, None].expand(B, T)[mask]  # (n_b,) half of each counted token
+        prev = None  # float64 (n_b, d) tokens of the previous boundary, all counted tokens
+        for b in keys:
+            cur = states[b][mask].to(torch.float64)
+            if not torch.isfinite(cur).all():
+                raise ValueError(f"boundary {b} (input of block {b}, output of block {b - 1}) contains NaN or Inf")
+            self.norm_sum[b] = self.norm_sum.get(b, 0.0) + float(cur.norm(dim=1).sum())
+            have_prev = prev is not None and (b - 1) in states
+            for h in (0, 1):
+                sel = in_half == h
+                x = cur[sel]
+                mom = self.halves[h]
+                _acc(mom.s, b, x.sum(0))
+                _acc(mom.G, b, x.T @ x)
+                if have_prev:
+                    _acc(mom.C, b - 1, prev[sel].T @ x)
+            if have_prev:
+                delta = cur - prev
+                self.delta_norm_sum[b - 1] = self.delta_norm_sum.get(b - 1, 0.0) + float(delta.norm(dim=1).sum())
+                cos = torch.nn.functional.cosine_similarity(prev, cur, dim=1, eps=1e-12)
+                self.cos_sum[b - 1] = self.cos_sum.get(b - 1, 0.0) + float(cos.sum())
+            prev = cur
+        return self
+
+    def merge(self, other: "LinearityAccumulator") -> "LinearityAccumulator":
+        """Add another accumulator's statistics into this one (in place); returns self."""
+        if other.boundaries is None:
+            return self
+        if self.boundaries is None:
+            self.boundaries, self.dim = list(other.boundaries), other.dim
+        elif other.boundaries != self.boundaries or other.dim != self.dim:
+            raise ValueError("cannot merge accumulators over different boundaries or widths")
+        for mine, theirs in zip(self.halves, other.halves):
+            mine.add(theirs)
+        for mine, theirs in ((self.norm_sum, other.norm_sum), (self.delta_norm_sum, other.delta_norm_sum), (self.cos_sum, other.cos_sum)):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0.0) + v
+        self._rows += other._rows
+        return self
+
+    def _total(self) -> _Moments:
+        total = _Moments()
+        total.add(self.halves[0])
+        total.add(self.halves[1])
+        return total
+
+    def fitted_maps(self) -> dict[int, LinearMap]:
+        """The least-squares affine map of every block, fitted on all counted tokens."""
+        total = self._total()
+        maps = {}
+        for i in self.blocks:
+            _check_counts(total.n, self.dim, f"block {i}")
+            Gxx, Gxy, tyy, _, _ = total.centered(i)
+            maps[i] = LinearMap(
+                A=_solve_psd(Gxx, Gxy),
+                mu_x=total.s[i] / total.n,
+                mu_y=total.s[i + 1] / total.n,
+                rms_y=math.sqrt(tyy / total.n),
+            )
+        return maps
+
+    def result(self) -> pd.DataFrame:
+        """One row per block ``i`` (boundary i -> i+1).
+
+        Columns:
+            block, n_tokens, d, chance (= d/(n-1)),
+            score / score_nores: in-sample linearity with and without the residual,
+            heldout / heldout_nores: 2-fold held-out R^2 (NaN when a half has n <= d),
+            procrustes: orthogonal Procrustes similarity,
+            cosine: mean cos(h_i, h_{i+1}) over tokens,
+            norm_resid: mean ||h_i||, norm_block: mean ||h_{i+1} - h_i||, norm_ratio,
+            note: a warning text when n < 10 d.
+        """
+        if not self.blocks:
+            raise ValueError("no block has both its input and output boundary; call update() first")
+        total, n, d = self._total(), self.n_tokens, self.dim
+        rows = []
+        for i in self.blocks:
+            note = _check_counts(n, d, f"block {i}")
+            Gxx, Gxy, tyy, txx, txy = total.centered(i)
+            A = _solve_psd(Gxx, Gxy)
+            sse = max(tyy - float(np.sum(Gxy * A)), 0.0)
+            sst_nores = tyy - 2 * txy + txx
+            cross = Gxy / math.sqrt(txx * tyy)
+            held, held_nores = self._heldout(i)
+            rows.append(
+                dict(
+                    block=i,
+                    n_tokens=n,
+                    d=d,
+                    chance=chance_level(n, d),
+                    score=1 - sse / tyy,
+                    score_nores=1 - sse / sst_nores,
+                    heldout=held,
+                    heldout_nores=held_nores,
+                    procrustes=float(np.linalg.svd(cross, compute_uv=False).sum()),
+                    cosine=self.cos_sum[i] / n,
+                    norm_resid=self.norm_sum[i] / n,
+                    norm_block=self.delta_norm_sum[i] / n,
+                    norm_ratio=self.delta_norm_sum[i] / self.norm_sum[i],
+                    note=note or "",
+                )
+            )
+        return pd.DataFrame(rows)
+
+    def _heldout(self, i: int) -> tuple[float, float]:
+        """Pooled 2-fold held-out R^2 of block i, with and without the residual."""
+        d = self.dim
+        if min(h.n for h in self.halves) <= d:
+            return math.nan, math.nan
+        sse = sst = sst_nores = 0.0
+        for fit, test in ((self.halves[0], self.halves[1]), (self.halves[1], self.halves[0])):
+            Gxx_f, Gxy_f, _, _, _ = fit.centered(i)
+            A = _solve_psd(Gxx_f, Gxy_f)
+            mx, my = fit.s[i] / fit.n, fit.s[i + 1] / fit.n
+            # Test statistics re-centered on the *fit* means: X~ = X_t - mx, Y~ = Y_t - my.
+            nt, sx, sy = test.n, test.s[i], test.s[i + 1]
+            Gxx = test.G[i] - np.outer(sx, mx) - np.outer(mx, sx) + nt * np.outer(mx, mx)
+            Gxy = test.C[i] - np.outer(sx, my) - np.outer(mx, sy) + nt * np.outer(mx, my)
+            tyy = np.trace(test.G[i + 1]) - 2 * sy @ my + nt * my @ my
+            sse += float(tyy - 2 * np.sum(A * Gxy) + np.sum(A * (Gxx @ A)))
+            _, _, tyy_c, txx_c, txy_c = test.centered(i)
+            sst += tyy_c
+            sst_nores += tyy_c - 2 * txy_c + txx_c
+        return 1 - sse / sst, 1 - sse / sst_nores
+
+
+def _acc(store: dict[int, np.ndarray], key: int, value: torch.Tensor) -> None:
+    v = value.cpu().numpy()
+    if key in store:
+        store[key] += v
+    else:
+        store[key] = v.copy()
+
+
+def profile_model(
+    model: torch.nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    layers: Sequence[int] | None = None,
+    exclude_bos: bool = False,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    total: int | None = None,
+) -> LinearityAccumulator:
+    """Stream ``model`` over ``batches`` and accumulate linearity statistics for its blocks.
+
+    Args:
+        batches: iterable of ``(input_ids, attention_mask)``, each (B, T); see
+            :meth:`lin_utils.data.TokenChunks.batches`.
+        layers: block indices to score; ``None`` = all.
+
+    Returns:
+        The filled accumulator; call ``.result()`` for the table.
+    """
+    from .extract import iter_block_states
+
+    acc = LinearityAccumulator()
+    for states, mask in iter_block_states(
+        model, batches, layers=layers, exclude_bos=exclude_bos, device=device, progress=progress, total=total, desc="linearity"
+    ):
+        acc.update(states, mask)
+    return acc
+
+
+def token_errors(
+    model: torch.nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    maps: Mapping[int, LinearMap],
+    *,
+    exclude_bos: bool = False,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    total: int | None = None,
+) -> pd.DataFrame:
+    """Second pass for Fig 9: per-token relative L2 error of each block's fitted map.
+
+    Returns:
+        Tidy frame with columns ``block``, ``position`` (index within the sequence) and
+        ``error`` (= ||y_hat - y|| / rms_y; mean of its square is 1 - R^2 on the fitted tokens).
+    """
+    from .extract import iter_block_states
+
+    parts = []
+    for states, mask in iter_block_states(
+        model, batches, layers=sorted(maps), exclude_bos=exclude_bos, device=device, progress=progress, total=total, desc="token errors"
+    ):
+        positions = torch.arange(mask.shape[1]).expand_as(mask)[mask.cpu()].numpy()
+        for i, m in maps.items():
+            err = m.relative_error(states[i][mask], states[i + 1][mask])
+            parts.append(pd.DataFrame({"block": i, "position": positions, "error": err}))
+    return pd.concat(parts, ignore_index=True)
