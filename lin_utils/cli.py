@@ -15,6 +15,7 @@ import math
 import sys
 import time
 import warnings
+from pathlib import Path
 
 PROFILES = ("smoke", "cpu", "gpu", "full")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
@@ -85,7 +86,7 @@ def _profile(args) -> int:
     from .data import text_chunks
     from .linearity import LinearityWarning, profile_model
     from .models import load_model
-    from .results import atomic_write_text
+    from .results import _atomic_write_text as atomic_write_text
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         return _fail(f"--device {args.device}: CUDA is not available on this machine")
@@ -103,7 +104,7 @@ def _profile(args) -> int:
     table.insert(0, "model", args.model)
     seconds = time.perf_counter() - start
     if args.out:
-        atomic_write_text(args.out, table.to_csv(index=False))
+        atomic_write_text(Path(args.out), table.to_csv(index=False))
     cols = ["block", "n_tokens", "d", "chance", "score", "score_nores", "heldout", "heldout_nores", "cosine", "norm_ratio"]
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"# {args.model} on {args.dataset}/{args.split}: {acc.n_tokens} tokens, d={acc.dim}, {seconds:.1f} s"

@@ -97,7 +97,8 @@ def _fetch(what: str, rel: Sequence[str], read_local: Callable[..., Any],
         missing = [p for p in paths if not p.is_file()]
         if not missing:
             return read_local(*paths)
-        local_note = "local file " + ", ".join(str(p) for p in missing) + " not found"
+        local_note = (f"local file{'s' if len(missing) > 1 else ''} "
+                      + ", ".join(str(p) for p in missing) + " not found")
     try:
         return read_hub()
     except Exception as exc:  # any hub failure (offline, network, auth, script) -> one error type
@@ -105,9 +106,10 @@ def _fetch(what: str, rel: Sequence[str], read_local: Callable[..., Any],
     raise DataNotFoundError(f"{what}: {local_note}; {hub_note}.")
 
 
-def _check(kind: str, value: str | None, choices: Sequence[str]) -> None:
+def _check(kind: str, value: str | None, choices: Sequence[str], of: str = "") -> None:
     if value not in choices:
-        raise ValueError(f"unknown {kind} {value!r}; choose one of: {', '.join(choices)}")
+        where = f" for {of!r}" if of else ""
+        raise ValueError(f"unknown {kind} {value!r}{where}; choose one of: {', '.join(choices)}")
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -151,14 +153,13 @@ def load_text(name: str, split: str) -> str:
     - ``"tinystories"``: ``validation`` is ``tinystories/tinystories_validation_head.txt``
       verbatim, a clean held-out head of the V1 validation split (each story stripped and followed
       by one blank line). ``train`` is every story of :func:`load_stories` (the 1,000 stories of
-      the V1 train head, then the 31,224 deduplicated stories of
-      ``tinystories-more/new_distinct_stories.jsonl``),
-      written in that same format: ``story.strip() + "\\n\\n"`` each. Story bounds are not
+      the V1 train head, then the 31,224 deduplicated stories of ``tinystories-more/``) written
+      in that same format: ``story.strip() + "\\n\\n"`` each. Story bounds are not
       recoverable from this text (stories have blank lines inside); use :func:`load_stories`
       when they matter.
     """
     _check("text corpus name", name, tuple(TEXT_SPLITS))
-    _check(f"split for {name!r}", split, TEXT_SPLITS[name])
+    _check("split", split, TEXT_SPLITS[name], of=name)
     if name == "wikitext-2":
         hub_split = _WIKI_HUB[split]
 
@@ -200,8 +201,8 @@ def _split_validation_head(text: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=2)
-def _read_local_train_stories(head: Path, more: Path) -> tuple[str, ...]:
-    stories = _split_endoftext(_read_text(head), _TS_TRAIN_HEAD_N)
+def _read_local_train_stories(dump: Path, more: Path) -> tuple[str, ...]:
+    stories = _split_endoftext(_read_text(dump), _TS_TRAIN_HEAD_N)
     stories += [row["text"] for row in _read_jsonl(more)]
     return tuple(stories)
 
@@ -221,7 +222,7 @@ def load_stories(name: str = "tinystories", split: str = "train") -> list[str]:
     column of ``roneneldan/TinyStories``.
     """
     _check("story corpus name", name, ("tinystories",))
-    _check("split for 'tinystories'", split, TEXT_SPLITS["tinystories"])
+    _check("split", split, TEXT_SPLITS["tinystories"], of="tinystories")
     hub_split = "train" if split == "train" else "validation"
     hub = lambda: list(_hub_dataset("roneneldan/TinyStories", split=hub_split)["text"])  # noqa: E731
     if split == "train":
@@ -284,7 +285,7 @@ def load_eval(name: str, split: str | None = None) -> list[dict]:
     """
     _check("eval set name", name, tuple(EVAL_SPLITS))
     split = EVAL_SPLITS[name][0] if split is None else split
-    _check(f"split for {name!r}", split, EVAL_SPLITS[name])
+    _check("split", split, EVAL_SPLITS[name], of=name)
     what = f"{name} {split}"
 
     if name.startswith("arc-"):

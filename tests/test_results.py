@@ -1,0 +1,186 @@
+"""The result cache: round trips, keys, cache hits, force, atomic writes, provenance."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lin_utils import results
+from lin_utils.errors import LinUtilsError
+
+PARAMS = {"models": ["stories260K", "random-init"], "max_tokens": 4096, "exclude_bos": True}
+
+
+def _table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "model": ["stories260K", "stories260K", "NA", "001"],
+            "layer": np.array([0, 1, 2, 3], dtype="int64"),
+            "score": [0.991234567890123, 1 / 3, float("nan"), 1e-300],
+            "residual": [True, False, True, False],
+            "n_tokens": pd.array([10, None, 30, 40], dtype="Int64"),
+            "note": pd.Series(["a", "", "c", "d"], dtype=object),
+            "kind": pd.Categorical(["x", "y", "x", "y"]),
+        }
+    )
+
+
+def test_round_trip_keeps_values_and_dtypes(tmp_path):
+    df = _table()
+    path = results.save_table(df, "fig1", "scores", PARAMS, "smoke", 1.5, root=tmp_path)
+    assert path == tmp_path / "smoke" / "fig1" / f"scores-{results.param_hash(PARAMS)}.csv"
+    assert path.with_suffix(".json").exists()
+    back = results.load_table("fig1", "scores", PARAMS, "smoke", root=tmp_path)
+    expected = df.copy()
+    expected.loc[1, "note"] = np.nan  # CSV cannot tell an empty string from a missing value
+    pd.testing.assert_frame_equal(back, expected)
+    assert back["score"].iloc[0] == 0.991234567890123  # exact float round trip
+    assert back["model"].tolist()[2:] == ["NA", "001"]  # strings stay strings
+
+
+def test_csv_is_plain_and_diffable(tmp_path):
+    df = pd.DataFrame({"layer": [0, 1], "score": [0.5, 0.25]})
+    path = results.save_table(df, "fig1", "scores", PARAMS, "cpu", root=tmp_path)
+    assert path.read_text() == "layer,score\n0,0.5\n1,0.25\n"
+
+
+def test_missing_table_is_none(tmp_path):
+    assert results.load_table("fig1", "scores", PARAMS, "smoke", root=tmp_path) is None
+    with pytest.raises(LinUtilsError, match="no stored result"):
+        results.load_provenance("fig1", "scores", PARAMS, "smoke", root=tmp_path)
+
+
+def test_param_hash_is_stable_and_sensitive():
+    h = results.param_hash(PARAMS)
+    assert len(h) == 12
+    # the canonical form is part of the cache's contract: a change here orphans stored results
+    assert results.canonical_json(PARAMS) == (
+        '{"exclude_bos":true,"max_tokens":4096,"models":["stories260K","random-init"]}'
+    )
+    assert h == results.param_hash(dict(reversed(list(PARAMS.items()))))  # key order is irrelevant
+    assert h == results.param_hash({**PARAMS, "models": ("stories260K", "random-init")})
+    assert results.param_hash({"p": Path("/a/b")}) == results.param_hash({"p": "/a/b"})
+    assert results.param_hash({"n": np.int64(3)}) == results.param_hash({"n": 3})
+    variants = [
+        {**PARAMS, "max_tokens": 4097},
+        {**PARAMS, "exclude_bos": False},
+        {**PARAMS, "models": ["random-init", "stories260K"]},
+        {**PARAMS, "seed": 0},
+        {**PARAMS, "max_tokens": 4096.0},
+    ]
+    assert len({h, *map(results.param_hash, variants)}) == len(variants) + 1
+
+
+def test_unserializable_params_are_refused():
+    with pytest.raises(LinUtilsError, match="not JSON-serializable"):
+        results.param_hash({"f": lambda: 0})
+    with pytest.raises(LinUtilsError, match="finite"):
+        results.param_hash({"x": float("nan")})
+
+
+def test_names_with_slashes_are_refused(tmp_path):
+    with pytest.raises(LinUtilsError, match="invalid notebook name"):
+        results.table_paths("../fig1", "scores", PARAMS, "smoke", root=tmp_path)
+    with pytest.raises(LinUtilsError, match="invalid profile name"):
+        results.table_paths("fig1", "scores", PARAMS, "a/b", root=tmp_path)
+
+
+def test_cache_hit_does_not_recompute_and_force_does(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"layer": [0, 1], "score": [0.99, 0.98 + len(calls)]})
+
+    first = results.cached("fig1", "scores", PARAMS, compute, profile="smoke", root=tmp_path)
+    second = results.cached("fig1", "scores", PARAMS, compute, profile="smoke", root=tmp_path)
+    assert len(calls) == 1
+    pd.testing.assert_frame_equal(first, second)
+
+    # other parameters or another profile are other cache entries
+    results.cached("fig1", "scores", {**PARAMS, "seed": 1}, compute, profile="smoke", root=tmp_path)
+    results.cached("fig1", "scores", PARAMS, compute, profile="cpu", root=tmp_path)
+    assert len(calls) == 3
+
+    forced = results.cached(
+        "fig1", "scores", PARAMS, compute, profile="smoke", force=True, root=tmp_path
+    )
+    assert len(calls) == 4
+    assert forced["score"].iloc[1] == pytest.approx(4.98)
+    again = results.cached("fig1", "scores", PARAMS, compute, profile="smoke", root=tmp_path)
+    pd.testing.assert_frame_equal(again, forced)
+    assert len(calls) == 4
+
+
+def test_several_tables_per_notebook(tmp_path):
+    a = results.cached("fig1", "scores", PARAMS, lambda: pd.DataFrame({"a": [1]}),
+                       profile="smoke", root=tmp_path)
+    b = results.cached("fig1", "norms", PARAMS, lambda: pd.DataFrame({"b": [2.0]}),
+                       profile="smoke", root=tmp_path)
+    assert list(a.columns) == ["a"] and list(b.columns) == ["b"]
+    assert len(list((tmp_path / "smoke" / "fig1").glob("*.csv"))) == 2
+
+
+def _all_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def test_failing_compute_writes_nothing_and_keeps_previous(tmp_path):
+    def boom():
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        results.cached("fig1", "scores", PARAMS, boom, profile="smoke", root=tmp_path)
+    assert _all_files(tmp_path) == []
+
+    good = results.cached("fig1", "scores", PARAMS, lambda: pd.DataFrame({"x": [1, 2]}),
+                          profile="smoke", root=tmp_path)
+    before = {p: p.read_bytes() for p in _all_files(tmp_path)}
+    with pytest.raises(RuntimeError):
+        results.cached("fig1", "scores", PARAMS, boom, profile="smoke", force=True, root=tmp_path)
+    assert {p: p.read_bytes() for p in _all_files(tmp_path)} == before
+    pd.testing.assert_frame_equal(
+        results.load_table("fig1", "scores", PARAMS, "smoke", root=tmp_path), good
+    )
+
+
+def test_failing_write_leaves_no_partial_file(tmp_path):
+    df = pd.DataFrame({"x": [1, 2]})
+    with pytest.raises(TypeError):  # the sidecar cannot be serialized after the CSV was staged
+        results.save_table(df, "fig1", "scores", PARAMS, "smoke", root=tmp_path,
+                           extra={"device": object()})
+    assert _all_files(tmp_path) == []  # neither the table nor a temp file
+
+
+def test_compute_must_return_a_dataframe(tmp_path):
+    with pytest.raises(LinUtilsError, match="expected a DataFrame"):
+        results.cached("fig1", "scores", PARAMS, lambda: [1, 2], profile="smoke", root=tmp_path)
+    assert _all_files(tmp_path) == []
+
+
+def test_provenance_fields(tmp_path):
+    results.cached("fig1", "scores", PARAMS, lambda: pd.DataFrame({"x": [1.0]}),
+                   profile="smoke", root=tmp_path, extra={"device": "cpu"})
+    meta = results.load_provenance("fig1", "scores", PARAMS, "smoke", root=tmp_path)
+    assert meta["params"] == PARAMS
+    assert meta["param_hash"] == results.param_hash(PARAMS)
+    assert meta["profile"] == "smoke" and meta["notebook"] == "fig1" and meta["table"] == "scores"
+    assert meta["wall_time_s"] >= 0 and meta["timestamp"].endswith("+00:00")
+    assert meta["rows"] == 1 and meta["columns"] == {"x": "float64"}
+    assert set(meta["git"]) == {"commit", "dirty"}
+    assert set(meta["versions"]) >= {"python", "torch", "transformers", "numpy", "pandas", "lin_utils"}
+    assert meta["versions"]["pandas"] == pd.__version__
+    hw = meta["hardware"]
+    assert hw["cpu_count"] >= 1 and hw["platform"] and hw["cpu_model"]
+    assert hw["torch"]["device"] in ("cpu", "cuda")
+    assert meta["extra"] == {"device": "cpu"}
+
+
+def test_results_root_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIN_RESULTS_DIR", str(tmp_path / "elsewhere"))
+    assert results.results_root() == tmp_path / "elsewhere"
+    results.cached("fig1", "t", {}, lambda: pd.DataFrame({"x": [1]}), profile="smoke")
+    assert (tmp_path / "elsewhere" / "smoke" / "fig1" / f"t-{results.param_hash({})}.csv").exists()
+    monkeypatch.delenv("LIN_RESULTS_DIR")
+    assert results.results_root() == results.REPO_ROOT / "data" / "results"
