@@ -316,6 +316,32 @@ def ensure_mathjax(root: Path | str | None = None) -> Path:
     return entry
 
 
+def _toc_files(node) -> list[str]:
+    """Every ``root``/``file`` entry of a Jupyter Book table of contents, in order."""
+    found = []
+    if isinstance(node, dict):
+        for key in ("root", "file"):
+            if isinstance(node.get(key), str):
+                found.append(node[key])
+        for value in node.values():
+            if isinstance(value, (list, dict)):
+                found += _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += _toc_files(item)
+    return found
+
+
+def missing_pages(root: Path | str | None = None) -> list[str]:
+    """Pages listed in ``book/_toc.yml`` that have no source file (.md or .ipynb) yet."""
+    root = Path(root) if root is not None else REPO_ROOT
+    toc = yaml.safe_load((root / "book" / "_toc.yml").read_text(encoding="utf-8"))
+    return [
+        page for page in _toc_files(toc)
+        if not any((root / f"{page}{suffix}").exists() for suffix in ("", ".md", ".ipynb"))
+    ]
+
+
 def check_offline_math(html_dir: Path | str) -> None:
     """Raise LinUtilsError if a built page loads a script from the network (e.g. a MathJax CDN).
 
@@ -349,6 +375,12 @@ def build_book(
     """
     root = Path(root) if root is not None else REPO_ROOT
     final = Path(out_dir) if out_dir is not None else root / "_build" / "html"
+    missing = missing_pages(root)
+    if missing:
+        raise LinUtilsError(
+            f"cannot build the book: missing page(s) {', '.join(missing)}; executed notebooks "
+            "appear under book/notebooks/ after a run (lin-utils book run --profile NAME)"
+        )
     ensure_mathjax(root)
 
     final.parent.mkdir(parents=True, exist_ok=True)

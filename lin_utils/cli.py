@@ -83,16 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
 def _profile(args) -> int:
     import torch
 
+    import transformers
+
     from .data import text_chunks
-    from .linearity import LinearityWarning, profile_model
-    from .models import load_model
+    from .linearity import LinearityWarning, check_token_count, profile_model
+    from .models import hidden_size, load_model
     from .results import _atomic_write_text as atomic_write_text
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         return _fail(f"--device {args.device}: CUDA is not available on this machine")
     dtype = getattr(torch, args.dtype)
+    transformers.utils.logging.disable_progress_bar()  # weight-loading bars; ours is enough
     model, tokenizer = load_model(args.model, dtype=dtype, device=args.device)
     chunks = text_chunks(args.dataset, args.split, tokenizer, args.seq_len, max_tokens=args.max_tokens, add_bos=not args.no_bos)
+    # Refuse n <= d before the forward passes, not after.
+    check_token_count(chunks.n_tokens - (len(chunks) if args.exclude_bos else 0), hidden_size(model), "profile")
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LinearityWarning)

@@ -23,29 +23,31 @@ from tqdm.auto import tqdm
 
 from .models import decoder_blocks
 
-__all__ = ["boundaries_for_blocks", "iter_block_states", "token_mask"]
+__all__ = ["boundaries_for_blocks", "iter_block_states", "normalize_blocks", "token_mask"]
 
 
 class _StopForward(Exception):
     """Raised inside a hook once every requested boundary has been captured."""
 
 
-def boundaries_for_blocks(blocks: Iterable[int] | None, n_blocks: int) -> list[int]:
-    """Boundaries needed to score ``blocks`` (block i needs boundaries i and i+1).
-
-    ``blocks=None`` means every block. Negative indices count from the end.
-    """
+def normalize_blocks(blocks: Iterable[int] | None, n_blocks: int) -> list[int]:
+    """Sorted non-negative block indices; ``None`` means every block, negatives count from the end."""
     if blocks is None:
-        return list(range(n_blocks + 1))
-    needed: set[int] = set()
+        return list(range(n_blocks))
+    out: set[int] = set()
     for b in blocks:
-        if not isinstance(b, (int,)) or isinstance(b, bool):
+        if not isinstance(b, int) or isinstance(b, bool):
             raise TypeError(f"layers: block indices must be ints, got {b!r}")
         i = b + n_blocks if b < 0 else b
         if not 0 <= i < n_blocks:
             raise ValueError(f"layers: block index {b} out of range for a model with {n_blocks} blocks")
-        needed.update((i, i + 1))
-    return sorted(needed)
+        out.add(i)
+    return sorted(out)
+
+
+def boundaries_for_blocks(blocks: Iterable[int] | None, n_blocks: int) -> list[int]:
+    """Boundaries needed to score ``blocks`` (block i needs boundaries i and i+1)."""
+    return sorted({j for i in normalize_blocks(blocks, n_blocks) for j in (i, i + 1)})
 
 
 def token_mask(attention_mask: torch.Tensor, exclude_bos: bool = False) -> torch.Tensor:

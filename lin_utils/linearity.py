@@ -42,6 +42,7 @@ __all__ = [
     "LinearMap",
     "TooFewTokensError",
     "chance_level",
+    "check_token_count",
     "heldout_linearity_score",
     "linearity_score",
     "procrustes_similarity",
@@ -68,7 +69,7 @@ def chance_level(n: int, d: int) -> float:
     return d / (n - 1)
 
 
-def _check_counts(n: int, d: int, where: str) -> str | None:
+def check_token_count(n: int, d: int, where: str) -> str | None:
     """Refuse n <= d; return a warning text when n < 10 d (also emitted as a warning)."""
     if n <= d:
         raise TooFewTokensError(
@@ -118,7 +119,7 @@ def linearity_score(X, Y) -> float:
         solved by QR-based least squares (LAPACK gelsy), never an explicit inverse.
     """
     Xn, Yn = _centered_normalized(X, Y)
-    _check_counts(Xn.shape[0], Xn.shape[1], "linearity_score")
+    check_token_count(Xn.shape[0], Xn.shape[1], "linearity_score")
     A, *_ = scipy.linalg.lstsq(Xn, Yn, lapack_driver="gelsy")
     return float(1.0 - np.sum((Xn @ A - Yn) ** 2))
 
@@ -131,7 +132,7 @@ def heldout_linearity_score(X_fit, Y_fit, X_test, Y_test) -> float:
     inflated by fitting noise: independent data scores about 0 (slightly below).
     """
     Xf, Yf, Xt, Yt = (_as_f64(a, n) for a, n in ((X_fit, "X_fit"), (Y_fit, "Y_fit"), (X_test, "X_test"), (Y_test, "Y_test")))
-    _check_counts(Xf.shape[0], Xf.shape[1], "heldout_linearity_score")
+    check_token_count(Xf.shape[0], Xf.shape[1], "heldout_linearity_score")
     mx, my = Xf.mean(0), Yf.mean(0)
     A, *_ = scipy.linalg.lstsq(Xf - mx, Yf - my, lapack_driver="gelsy")
     sse = np.sum(((Xt - mx) @ A + my - Yt) ** 2)
@@ -228,7 +229,9 @@ class LinearityAccumulator:
     Memory is O(L d^2) and does not grow with the number of tokens.
     """
 
-    def __init__(self):
+    def __init__(self, blocks: Iterable[int] | None = None):
+        """``blocks``: score only these blocks (default: every block whose two boundaries are seen)."""
+        self.only = None if blocks is None else set(blocks)
         self.halves = (_Moments(), _Moments())
         self.boundaries: list[int] | None = None
         self._rows = 0
@@ -246,7 +249,7 @@ class LinearityAccumulator:
     def blocks(self) -> list[int]:
         """Blocks whose input and output boundaries were both seen."""
         b = set(self.boundaries or [])
-        return [i for i in sorted(b) if i + 1 in b]
+        return [i for i in sorted(b) if i + 1 in b and (self.only is None or i in self.only)]
 
     def update(self, states: Mapping[int, torch.Tensor] | Sequence[torch.Tensor], mask: torch.Tensor | None = None) -> "LinearityAccumulator":
         """Add one batch.
@@ -293,7 +296,7 @@ class LinearityAccumulator:
             if not torch.isfinite(cur).all():
                 raise ValueError(f"boundary {b} (input of block {b}, output of block {b - 1}) contains NaN or Inf")
             self.norm_sum[b] = self.norm_sum.get(b, 0.0) + float(cur.norm(dim=1).sum())
-            have_prev = prev is not None and (b - 1) in states
+            have_prev = prev is not None and (b - 1) in states and (self.only is None or b - 1 in self.only)
             for h in (0, 1):
                 sel = in_half == h
                 x = cur[sel]
@@ -315,7 +318,7 @@ class LinearityAccumulator:
         if other.boundaries is None:
             return self
         if self.boundaries is None:
-            self.boundaries, self.dim = list(other.boundaries), other.dim
+            self.boundaries, self.dim, self.only = list(other.boundaries), other.dim, other.only
         elif other.boundaries != self.boundaries or other.dim != self.dim:
             raise ValueError("cannot merge accumulators over different boundaries or widths")
         for mine, theirs in zip(self.halves, other.halves):
@@ -337,7 +340,7 @@ class LinearityAccumulator:
         total = self._total()
         maps = {}
         for i in self.blocks:
-            _check_counts(total.n, self.dim, f"block {i}")
+            check_token_count(total.n, self.dim, f"block {i}")
             Gxx, Gxy, tyy, _, _ = total.centered(i)
             maps[i] = LinearMap(
                 A=_solve_psd(Gxx, Gxy),
@@ -364,7 +367,7 @@ class LinearityAccumulator:
         total, n, d = self._total(), self.n_tokens, self.dim
         rows = []
         for i in self.blocks:
-            note = _check_counts(n, d, f"block {i}")
+            note = check_token_count(n, d, f"block {i}")
             Gxx, Gxy, tyy, txx, txy = total.centered(i)
             A = _solve_psd(Gxx, Gxy)
             sse = max(tyy - float(np.sum(Gxy * A)), 0.0)
@@ -441,9 +444,10 @@ def profile_model(
     Returns:
         The filled accumulator; call ``.result()`` for the table.
     """
-    from .extract import iter_block_states
+    from .extract import iter_block_states, normalize_blocks
+    from .models import n_blocks
 
-    acc = LinearityAccumulator()
+    acc = LinearityAccumulator(blocks=normalize_blocks(layers, n_blocks(model)))
     for states, mask in iter_block_states(
         model, batches, layers=layers, exclude_bos=exclude_bos, device=device, progress=progress, total=total, desc="linearity"
     ):

@@ -1,4 +1,4 @@
-"""One figure style for the whole book.
+"""One figure style for the whole book, and the figures drawn from result tables.
 
 Notebooks call :func:`apply_style` once, make axes with :func:`new_figure`, colour models with
 :func:`model_palette` and write files with :func:`save`::
@@ -94,3 +94,107 @@ def save(fig: mpl.figure.Figure, path: str | Path, **savefig_kw) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, **savefig_kw)
     return path
+
+
+# -------------------------------------------------------------------------------------------------
+# the book's figures, drawn from result tables (lin_utils.experiments)
+
+
+def _x(table) -> tuple[str, str]:
+    """Relative depth when the table has it (models of different depth share an axis)."""
+    if "depth" in table.columns:
+        return "depth", "relative depth (block / last block)"
+    return "block", "block"
+
+
+def _legend(fig, colors: dict, styles: dict[str, dict]) -> None:
+    """One legend to the right of the panels: a line per model (colour), then per measure (style)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, label=m) for m, c in colors.items()]
+    handles += [Line2D([], [], color="0.3", label=lab, **kw) for lab, kw in styles.items()]
+    fig.legend(handles=handles, loc="outside right upper")
+
+
+def linearity_profiles(table):
+    """Fig 1: per-block linearity with and without the residual, held-out R^2 and chance level.
+
+    ``table``: one row per (model, block) with ``score``, ``heldout``, ``score_nores``,
+    ``heldout_nores`` and ``chance`` (see :func:`lin_utils.experiments.linearity_profiles`).
+    """
+    fig, axes = new_figure(ncols=2, sharex=True)
+    colors = model_palette(table["model"])
+    x, xlabel = _x(table)
+    panels = [("score", "heldout", "with residual"), ("score_nores", "heldout_nores", "without residual")]
+    for ax, (score, heldout, title) in zip(axes, panels):
+        for model, grp in table.groupby("model", sort=False):
+            grp = grp.sort_values(x)
+            c = colors[model]
+            ax.plot(grp[x], grp[score], color=c, marker="o")
+            ax.plot(grp[x], grp[heldout], color=c, linestyle="--")
+            ax.plot(grp[x], grp["chance"], color=c, linestyle=":", linewidth=1)
+        ax.set(title=title, xlabel=xlabel, ylabel="linearity score (R²)")
+    _legend(fig, colors, {"in-sample": dict(marker="o"), "held-out": dict(linestyle="--"),
+                          "chance d/(n−1)": dict(linestyle=":")})
+    return fig
+
+
+def block_norms(table):
+    """Fig 3: mean norm of the residual stream and of each block's output, and their ratio.
+
+    ``table``: one row per (model, block) with ``norm_resid`` (mean ||h_i||), ``norm_block``
+    (mean ||h_{i+1} - h_i||) and ``norm_ratio``.
+    """
+    fig, (left, right) = new_figure(ncols=2, sharex=True)
+    colors = model_palette(table["model"])
+    x, xlabel = _x(table)
+    for model, grp in table.groupby("model", sort=False):
+        grp = grp.sort_values(x)
+        c = colors[model]
+        left.plot(grp[x], grp["norm_resid"], color=c, marker="o")
+        left.plot(grp[x], grp["norm_block"], color=c, marker="s", linestyle="--")
+        right.plot(grp[x], grp["norm_ratio"], color=c, marker="o")
+    left.set(yscale="log", title="mean norms", xlabel=xlabel, ylabel="L2 norm")
+    right.set(title="block output / residual stream", xlabel=xlabel, ylabel="norm ratio")
+    _legend(fig, colors, {"residual stream ‖h_i‖": dict(marker="o"),
+                          "block output ‖Δh‖": dict(marker="s", linestyle="--")})
+    return fig
+
+
+def error_tails(sample):
+    """Fig 9: the long tail of the per-token relative error of the linear approximation.
+
+    ``sample``: one row per sampled token with ``model``, ``block``, ``error`` and ``is_bos``.
+    Left: the survival function P(error > e) over all blocks, log scale (a dashed line without
+    the BOS tokens when there are any). Right: median and 99th percentile per block.
+    """
+    import numpy as np
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (left, right) = new_figure(ncols=2)
+    colors = model_palette(sample["model"])
+    has_bos = "is_bos" in sample.columns and bool(sample["is_bos"].any())
+    for model, grp in sample.groupby("model", sort=False):
+        c = colors[model]
+        curves = [(grp["error"], "-")]
+        if has_bos:
+            curves.append((grp.loc[~grp["is_bos"].astype(bool), "error"], "--"))
+        for errors, ls in curves:
+            e = np.sort(errors.to_numpy(dtype=float))
+            if len(e):
+                left.plot(e, 1.0 - np.arange(len(e)) / len(e), color=c, linestyle=ls)
+        per_block = grp.groupby("block")["error"]
+        median, p99 = per_block.median(), per_block.quantile(0.99)
+        right.plot(median.index, median, color=c, marker="o")
+        right.plot(p99.index, p99, color=c, marker="^", linestyle=":")
+    left.set(yscale="log", title="tail over all blocks", xlabel="relative error $e_t$",
+             ylabel="P(error > $e_t$)")
+    right.set(title="per block", xlabel="block", ylabel="relative error $e_t$")
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
+    styles = {"all tokens": dict()}
+    if has_bos:
+        styles["without BOS"] = dict(linestyle="--")
+    styles.update({"median per block": dict(marker="o"),
+                   "99th percentile per block": dict(marker="^", linestyle=":")})
+    _legend(fig, colors, styles)
+    return fig

@@ -5,6 +5,9 @@ Every expensive number in the book goes through :func:`cached`::
     df = cached("fig1_linearity_profiles", "scores", params, lambda: compute_scores(...),
                 profile=profile, force=force)
 
+A computation that yields several tables at once goes through :func:`cached_tables`, and a reader
+that does not know the producer's parameters (the claims notebook) uses :func:`load_latest`.
+
 A table is a tidy pandas DataFrame stored as CSV (diffable; the cpu profile's tables are committed)
 next to a JSON sidecar holding its provenance: the parameters, git commit, package versions,
 hardware, wall time, timestamp, profile, and the column dtypes used to restore the table on load.

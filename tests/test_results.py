@@ -1,5 +1,6 @@
 """The result cache: round trips, keys, cache hits, force, atomic writes, provenance."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +185,52 @@ def test_results_root_from_environment(tmp_path, monkeypatch):
     assert (tmp_path / "elsewhere" / "smoke" / "fig1" / f"t-{results.param_hash({})}.csv").exists()
     monkeypatch.delenv("LIN_RESULTS_DIR")
     assert results.results_root() == results.REPO_ROOT / "data" / "results"
+
+
+def test_cached_tables_computes_once_and_writes_all_or_nothing(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"summary": pd.DataFrame({"block": [0], "p99": [2.5]}),
+                "sample": pd.DataFrame({"block": [0, 0], "error": [0.1, 3.0]})}
+
+    kw = dict(profile="smoke", root=tmp_path)
+    first = results.cached_tables("fig9", ["summary", "sample"], PARAMS, compute, **kw)
+    second = results.cached_tables("fig9", ["summary", "sample"], PARAMS, compute, **kw)
+    assert len(calls) == 1 and set(first) == {"summary", "sample"}
+    for name in first:
+        pd.testing.assert_frame_equal(first[name], second[name])
+    results.cached_tables("fig9", ["summary", "sample"], PARAMS, compute, force=True, **kw)
+    assert len(calls) == 2
+
+    before = {p: p.read_bytes() for p in _all_files(tmp_path)}
+    with pytest.raises(LinUtilsError, match="expected tables"):
+        results.cached_tables("fig9", ["summary", "sample"], PARAMS,
+                              lambda: {"summary": pd.DataFrame({"x": [1]})}, force=True, **kw)
+    with pytest.raises(LinUtilsError, match="expected a pandas DataFrame"):
+        results.cached_tables("fig9", ["summary", "sample"], PARAMS,
+                              lambda: {"summary": pd.DataFrame({"x": [1]}), "sample": [1]},
+                              force=True, **kw)
+    assert {p: p.read_bytes() for p in _all_files(tmp_path)} == before  # no temp files, no change
+
+
+def test_load_latest_picks_the_newest_parameters(tmp_path):
+    assert results.load_latest("fig1", "scores", profile="smoke", root=tmp_path) is None
+    results.save_table(pd.DataFrame({"v": [1]}), "fig1", "scores", {"n": 1}, "smoke", root=tmp_path)
+    results.save_table(pd.DataFrame({"v": [9]}), "fig1", "scores-extra", {"n": 3}, "smoke",
+                       root=tmp_path)  # a table whose name extends "scores" is another table
+    latest = results.load_latest("fig1", "scores", profile="smoke", root=tmp_path)
+    assert latest["v"].tolist() == [1]
+    csv = results.save_table(pd.DataFrame({"v": [2]}), "fig1", "scores", {"n": 2}, "smoke",
+                             root=tmp_path)
+    os.utime(csv.with_suffix(".json"), (2e9, 2e9))  # same-second timestamps: mtime decides
+    assert results.load_latest("fig1", "scores", profile="smoke", root=tmp_path)["v"].tolist() == [2]
+
+
+def test_atomic_write_text(tmp_path):
+    target = tmp_path / "sub" / "out.csv"
+    assert results.atomic_write_text(target, "a,b\n1,2\n") == target
+    assert target.read_text() == "a,b\n1,2\n"
+    results.atomic_write_text(target, "new\n")
+    assert target.read_text() == "new\n" and _all_files(tmp_path) == [target]
