@@ -14,7 +14,9 @@ section every notebook receives ``profile`` (the profile name) and ``force`` (re
 results), so each notebook must declare those two as well. ``LIN_PROFILE`` is set in the kernel's
 environment.
 
-Notebooks run in dependency order (:data:`NOTEBOOKS`). Each is executed from
+Notebooks run in dependency order (:data:`NOTEBOOKS`); ``only`` runs just the named ones (still
+in that order) without pulling in their dependencies, whose results are read from the cache.
+Each notebook is executed from
 ``notebooks/<name>.ipynb`` into a staging file, and only on success moved to
 ``book/notebooks/<name>.ipynb``, the executed copy that the book renders; a failure leaves the
 previous executed copy in place. :func:`build_book` then renders the book (no execution at build

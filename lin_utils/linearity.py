@@ -199,10 +199,16 @@ class _Moments:
         self.n += other.n
         for mine, theirs in ((self.s, other.s), (self.G, other.G), (self.C, other.C)):
             for k, v in theirs.items():
-                if k in mine:
-                    mine[k] += v
-                else:
-                    mine[k] = v.copy()
+                _acc(mine, k, v)
+
+    def numpy(self) -> "_Moments":
+        """A float64 numpy copy (statistics stay on the states' device while streaming)."""
+        out = _Moments()
+        out.n = self.n
+        for mine, theirs in ((out.s, self.s), (out.G, self.G), (out.C, self.C)):
+            for k, v in theirs.items():
+                mine[k] = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.array(v)
+        return out
 
     def centered(self, i: int) -> tuple[np.ndarray, np.ndarray, float, float, float]:
         """Centered (Gxx, Gxy, tr Gyy, tr Gxx, tr Gxy) for block i (boundary i -> i+1)."""
@@ -333,7 +339,7 @@ class LinearityAccumulator:
         total = _Moments()
         total.add(self.halves[0])
         total.add(self.halves[1])
-        return total
+        return total.numpy()
 
     def fitted_maps(self) -> dict[int, LinearMap]:
         """The least-squares affine map of every block, fitted on all counted tokens."""
@@ -365,6 +371,7 @@ class LinearityAccumulator:
         if not self.blocks:
             raise ValueError("no block has both its input and output boundary; call update() first")
         total, n, d = self._total(), self.n_tokens, self.dim
+        halves = [h.numpy() for h in self.halves]
         rows = []
         for i in self.blocks:
             note = check_token_count(n, d, f"block {i}")
@@ -373,7 +380,7 @@ class LinearityAccumulator:
             sse = max(tyy - float(np.sum(Gxy * A)), 0.0)
             sst_nores = tyy - 2 * txy + txx
             cross = Gxy / math.sqrt(txx * tyy)
-            held, held_nores = self._heldout(i)
+            held, held_nores = self._heldout(i, halves)
             rows.append(
                 dict(
                     block=i,
@@ -394,13 +401,12 @@ class LinearityAccumulator:
             )
         return pd.DataFrame(rows)
 
-    def _heldout(self, i: int) -> tuple[float, float]:
+    def _heldout(self, i: int, halves: list[_Moments]) -> tuple[float, float]:
         """Pooled 2-fold held-out R^2 of block i, with and without the residual."""
-        d = self.dim
-        if min(h.n for h in self.halves) <= d:
+        if min(h.n for h in halves) <= self.dim:
             return math.nan, math.nan
         sse = sst = sst_nores = 0.0
-        for fit, test in ((self.halves[0], self.halves[1]), (self.halves[1], self.halves[0])):
+        for fit, test in ((halves[0], halves[1]), (halves[1], halves[0])):
             Gxx_f, Gxy_f, _, _, _ = fit.centered(i)
             A = _solve_psd(Gxx_f, Gxy_f)
             mx, my = fit.s[i] / fit.n, fit.s[i + 1] / fit.n
@@ -416,12 +422,12 @@ class LinearityAccumulator:
         return 1 - sse / sst, 1 - sse / sst_nores
 
 
-def _acc(store: dict[int, np.ndarray], key: int, value: torch.Tensor) -> None:
-    v = value.cpu().numpy()
+def _acc(store: dict, key: int, value: torch.Tensor) -> None:
+    """store[key] += value, keeping the first value's device (shards may come from other devices)."""
     if key in store:
-        store[key] += v
+        store[key] += value.to(store[key].device)
     else:
-        store[key] = v.copy()
+        store[key] = value.clone()
 
 
 def profile_model(

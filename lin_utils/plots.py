@@ -112,7 +112,7 @@ def _legend(fig, colors: dict, styles: dict[str, dict]) -> None:
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=c, label=m) for m, c in colors.items()]
-    handles += [Line2D([], [], color="0.3", label=lab, **kw) for lab, kw in styles.items()]
+    handles += [Line2D([], [], label=lab, **{"color": "0.3", **kw}) for lab, kw in styles.items()]
     fig.legend(handles=handles, loc="outside right upper")
 
 
@@ -121,6 +121,7 @@ def linearity_profiles(table):
 
     ``table``: one row per (model, block) with ``score``, ``heldout``, ``score_nores``,
     ``heldout_nores`` and ``chance`` (see :func:`lin_utils.experiments.linearity_profiles`).
+    Solid: in-sample score; dotted: held-out R^2; grey band: chance level d/(n-1).
     """
     fig, axes = new_figure(ncols=2, sharex=True)
     colors = model_palette(table["model"])
@@ -130,12 +131,12 @@ def linearity_profiles(table):
         for model, grp in table.groupby("model", sort=False):
             grp = grp.sort_values(x)
             c = colors[model]
+            ax.fill_between(grp[x], 0, grp["chance"], color="0.5", alpha=0.15, linewidth=0)
             ax.plot(grp[x], grp[score], color=c, marker="o")
-            ax.plot(grp[x], grp[heldout], color=c, linestyle="--")
-            ax.plot(grp[x], grp["chance"], color=c, linestyle=":", linewidth=1)
+            ax.plot(grp[x], grp[heldout], color=c, linestyle=":")
         ax.set(title=title, xlabel=xlabel, ylabel="linearity score (R²)")
-    _legend(fig, colors, {"in-sample": dict(marker="o"), "held-out": dict(linestyle="--"),
-                          "chance d/(n−1)": dict(linestyle=":")})
+    _legend(fig, colors, {"in-sample": dict(marker="o"), "held-out": dict(linestyle=":"),
+                          "chance d/(n−1)": dict(linewidth=6, alpha=0.3, color="0.5")})
     return fig
 
 
@@ -164,37 +165,27 @@ def block_norms(table):
 def error_tails(sample):
     """Fig 9: the long tail of the per-token relative error of the linear approximation.
 
-    ``sample``: one row per sampled token with ``model``, ``block``, ``error`` and ``is_bos``.
-    Left: the survival function P(error > e) over all blocks, log scale (a dashed line without
-    the BOS tokens when there are any). Right: median and 99th percentile per block.
+    ``sample``: one row per sampled token with ``model``, ``error`` and optionally ``is_bos``.
+    Draws the complementary ECDF P(error > x) over all blocks on log-log axes, one line per
+    model, with the BOS tokens marked (x) on their model's curve.
     """
     import numpy as np
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import NullFormatter
 
-    fig, (left, right) = new_figure(ncols=2)
+    fig, ax = new_figure()
     colors = model_palette(sample["model"])
     has_bos = "is_bos" in sample.columns and bool(sample["is_bos"].any())
     for model, grp in sample.groupby("model", sort=False):
-        c = colors[model]
-        curves = [(grp["error"], "-")]
+        order = np.argsort(grp["error"].to_numpy(dtype=float), kind="stable")
+        e = grp["error"].to_numpy(dtype=float)[order]
+        survival = 1.0 - np.arange(len(e)) / len(e)  # P(error >= e_i), > 0 for log axes
+        keep = e > 0
+        ax.plot(e[keep], survival[keep], color=colors[model])
         if has_bos:
-            curves.append((grp.loc[~grp["is_bos"].astype(bool), "error"], "--"))
-        for errors, ls in curves:
-            e = np.sort(errors.to_numpy(dtype=float))
-            if len(e):
-                left.plot(e, 1.0 - np.arange(len(e)) / len(e), color=c, linestyle=ls)
-        per_block = grp.groupby("block")["error"]
-        median, p99 = per_block.median(), per_block.quantile(0.99)
-        right.plot(median.index, median, color=c, marker="o")
-        right.plot(p99.index, p99, color=c, marker="^", linestyle=":")
-    left.set(yscale="log", title="tail over all blocks", xlabel="relative error $e_t$",
-             ylabel="P(error > $e_t$)")
-    right.set(title="per block", xlabel="block", ylabel="relative error $e_t$")
-    right.xaxis.set_major_locator(MaxNLocator(integer=True))
-    styles = {"all tokens": dict()}
-    if has_bos:
-        styles["without BOS"] = dict(linestyle="--")
-    styles.update({"median per block": dict(marker="o"),
-                   "99th percentile per block": dict(marker="^", linestyle=":")})
-    _legend(fig, colors, styles)
+            bos = grp["is_bos"].to_numpy(dtype=bool)[order] & keep
+            ax.plot(e[bos], survival[bos], color=colors[model], marker="x", linestyle="none")
+    ax.set(xscale="log", yscale="log", xlabel="relative error (units of RMS target norm)",
+           ylabel="P(error > x)", title="per-token error, all blocks")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    _legend(fig, colors, {"BOS token": dict(marker="x", linestyle="none")} if has_bos else {})
     return fig
