@@ -55,6 +55,7 @@ INJECTED = ("profile", "force")  # parameters every notebook gets from the runne
 KERNEL = "python3"  # jupyter_client starts it with this interpreter (sys.executable)
 MATHJAX_DIR = Path("book") / "_mathjax"  # relative to the book root; see _config.yml
 MATHJAX_ENTRY = Path("mathjax") / "es5" / "tex-chtml.js"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _SCRIPT_SRC = re.compile(r"<script\b[^>]*\bsrc=[\"']([^\"']+)[\"']", re.IGNORECASE)
 
 
@@ -253,8 +254,12 @@ def run_profile(
         + (" (force)" if force else ""))
 
     records: list[RunRecord] = []
-    previous_env = os.environ.get("LIN_PROFILE")
-    os.environ["LIN_PROFILE"] = profile
+    # The kernel inherits this environment. Notebooks show no progress bars (the run log has the
+    # wall times), and tqdm's "IProgress not found" warning would otherwise land in the book.
+    kernel_env = {"LIN_PROFILE": profile, "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                  "PYTHONWARNINGS": "ignore::tqdm.TqdmWarning"}
+    previous_env = {k: os.environ.get(k) for k in kernel_env}
+    os.environ.update(kernel_env)
     try:
         for i, (name, source, params) in enumerate(plan, 1):
             staged = staging_dir / f"{name}.ipynb"
@@ -289,10 +294,11 @@ def run_profile(
             log(f"[{i}/{len(plan)}] {name} done in {wall:.1f} s -> {final}")
             records.append(RunRecord(name, final, wall, params))
     finally:
-        if previous_env is None:
-            os.environ.pop("LIN_PROFILE", None)
-        else:
-            os.environ["LIN_PROFILE"] = previous_env
+        for k, v in previous_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     total = sum(r.wall_time_s for r in records)
     log(f"profile {profile}: {len(records)} notebook(s) done in {total:.1f} s")
     return records
@@ -300,6 +306,16 @@ def run_profile(
 
 # -------------------------------------------------------------------------------------------------
 # building the book
+
+
+def _log_summary(text: str, limit: int = 20) -> str:
+    """The warnings and errors of a build log (else its last lines), without colour codes."""
+    lines = [ln for ln in _ANSI.sub("", text).splitlines() if ln.strip()]
+    problems = [ln for ln in lines if re.search(r"\b(WARNING|ERROR|CRITICAL)\b|Error:|Exception", ln)]
+    if not problems:
+        return "\n".join(lines[-limit:])
+    more = f"\n... and {len(problems) - limit} more" if len(problems) > limit else ""
+    return "\n".join(problems[:limit]) + more
 
 
 def ensure_mathjax(root: Path | str | None = None) -> Path:
@@ -399,15 +415,16 @@ def build_book(
         cmd += ["-W", "-n", "--keep-going"]
     log(f"building the book from {root} ...")
     start = time.perf_counter()
-    res = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    env = {**os.environ, "NO_COLOR": "1"}
+    res = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
     build_log = final.parent / "build.log"
-    build_log.write_text(res.stdout + "\n" + res.stderr, encoding="utf-8")
+    build_log.write_text(_ANSI.sub("", res.stdout + "\n" + res.stderr), encoding="utf-8")
     built = staging / "_build" / "html"
     if res.returncode != 0 or not (built / "index.html").exists():
         shutil.rmtree(staging, ignore_errors=True)
-        tail = "\n".join((res.stdout + "\n" + res.stderr).strip().splitlines()[-25:])
         raise LinUtilsError(
-            f"jupyter-book build failed (exit {res.returncode}); full log: {build_log}\n{tail}"
+            f"jupyter-book build failed (exit {res.returncode}); full log: {build_log}\n"
+            + _log_summary(res.stdout + "\n" + res.stderr)
         )
     try:
         check_offline_math(built)

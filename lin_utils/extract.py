@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .models import decoder_blocks
 

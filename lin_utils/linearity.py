@@ -13,7 +13,7 @@ and differ only in the denominator.
 
 Two ways to compute it:
 
-* :func:`linearity_score` - exact, from the data, float64 least squares (QR).
+* :func:`linearity_score` - exact, from the data, float64 least squares (pivoted QR).
 * :class:`LinearityAccumulator` - streaming, from float64 sufficient statistics
   (token counts, sums, Gram blocks h_i^T h_i and h_i^T h_{i+1}) updated batch by batch and
   mergeable across shards or devices. Both variants, the held-out score, cosine similarity
@@ -51,6 +51,9 @@ __all__ = [
 ]
 
 WARN_RATIO = 10  # warn when n < WARN_RATIO * d
+# Singular values of X below RCOND times the largest count as zero: about the rounding level of
+# float32 activations. Exact and streaming solvers use the same cut-off.
+RCOND = 1e-6
 
 
 class LinearityWarning(UserWarning):
@@ -116,11 +119,12 @@ def linearity_score(X, Y) -> float:
 
     Returns:
         ``1 - min_A ||X~ A - Y~||_F^2`` with X~, Y~ centered and Frobenius-normalized,
-        solved by QR-based least squares (LAPACK gelsy), never an explicit inverse.
+        solved by QR least squares with column pivoting (LAPACK gelsy) with singular values below
+        ``RCOND`` times the largest treated as zero; never an explicit inverse.
     """
     Xn, Yn = _centered_normalized(X, Y)
     check_token_count(Xn.shape[0], Xn.shape[1], "linearity_score")
-    A, *_ = scipy.linalg.lstsq(Xn, Yn, lapack_driver="gelsy")
+    A, *_ = scipy.linalg.lstsq(Xn, Yn, cond=RCOND, lapack_driver="gelsy")
     return float(1.0 - np.sum((Xn @ A - Yn) ** 2))
 
 
@@ -134,7 +138,7 @@ def heldout_linearity_score(X_fit, Y_fit, X_test, Y_test) -> float:
     Xf, Yf, Xt, Yt = (_as_f64(a, n) for a, n in ((X_fit, "X_fit"), (Y_fit, "Y_fit"), (X_test, "X_test"), (Y_test, "Y_test")))
     check_token_count(Xf.shape[0], Xf.shape[1], "heldout_linearity_score")
     mx, my = Xf.mean(0), Yf.mean(0)
-    A, *_ = scipy.linalg.lstsq(Xf - mx, Yf - my, lapack_driver="gelsy")
+    A, *_ = scipy.linalg.lstsq(Xf - mx, Yf - my, cond=RCOND, lapack_driver="gelsy")
     sse = np.sum(((Xt - mx) @ A + my - Yt) ** 2)
     return float(1.0 - sse / np.sum((Yt - Yt.mean(0)) ** 2))
 
@@ -150,15 +154,25 @@ def procrustes_similarity(X, Y) -> float:
 
 
 def _solve_psd(G: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Solve G A = B for a symmetric positive (semi-)definite Gram matrix G.
+    """Least-squares coefficients from a centered Gram matrix: solve G A = B, G = X^T X (d, d).
 
-    Cholesky when G is positive definite; otherwise the minimum-norm least-squares
-    solution (which gives the same fitted values and the same SSE).
+    Cholesky when G is comfortably positive definite. Otherwise an eigendecomposition that treats
+    directions with eigenvalue below ``RCOND**2`` of the largest as null: these are directions in
+    which X has no variance beyond rounding, e.g. the hyperplane that LayerNorm outputs lie in.
+    Fitting them would multiply rounding noise by ~1e8 and ruin held-out predictions.
     """
+    scale = float(np.max(np.diag(G))) if G.size else 0.0
+    if scale <= 0:
+        return np.zeros_like(B)
     try:
-        return scipy.linalg.cho_solve(scipy.linalg.cho_factor(G, lower=True, check_finite=False), B, check_finite=False)
+        L, lower = scipy.linalg.cho_factor(G, lower=True, check_finite=False)
+        if np.min(np.diag(L)) ** 2 > RCOND**2 * scale * 1e2:
+            return scipy.linalg.cho_solve((L, lower), B, check_finite=False)
     except np.linalg.LinAlgError:
-        return scipy.linalg.lstsq(G, B, lapack_driver="gelsd", check_finite=False)[0]
+        pass
+    w, V = np.linalg.eigh(G)
+    keep = w > RCOND**2 * w[-1]
+    return V[:, keep] @ ((V[:, keep].T @ B) / w[keep, None])
 
 
 @dataclass

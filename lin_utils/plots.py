@@ -116,6 +116,9 @@ def _legend(fig, colors: dict, styles: dict[str, dict]) -> None:
     fig.legend(handles=handles, loc="outside right upper")
 
 
+Y_FLOOR = -0.25  # lowest score drawn in Fig 1
+
+
 def linearity_profiles(table):
     """Fig 1: per-block linearity with and without the residual, held-out R^2 and chance level.
 
@@ -135,6 +138,10 @@ def linearity_profiles(table):
             ax.plot(grp[x], grp[score], color=c, marker="o")
             ax.plot(grp[x], grp[heldout], color=c, linestyle=":")
         ax.set(title=title, xlabel=xlabel, ylabel="linearity score (R²)")
+        low = table[[score, heldout]].min().min()
+        if low < Y_FLOOR:  # a held-out R² far below 0 (overfitting at small n) would flatten the rest
+            ax.set_ylim(Y_FLOOR, 1.02)
+            ax.text(0.02, 0.02, f"clipped: lowest value {low:.3g}", transform=ax.transAxes, fontsize=7, color="0.3")
     _legend(fig, colors, {"in-sample": dict(marker="o"), "held-out": dict(linestyle=":"),
                           "chance d/(n−1)": dict(linewidth=6, alpha=0.3, color="0.5")})
     return fig
@@ -165,27 +172,31 @@ def block_norms(table):
 def error_tails(sample):
     """Fig 9: the long tail of the per-token relative error of the linear approximation.
 
-    ``sample``: one row per sampled token with ``model``, ``error`` and optionally ``is_bos``.
-    Draws the complementary ECDF P(error > x) over all blocks on log-log axes, one line per
-    model, with the BOS tokens marked (x) on their model's curve.
+    ``sample``: one row per sampled token with ``model``, ``kind``, ``block``, ``error`` and
+    ``is_bos``. One panel per model: the complementary ECDF P(error > x) of every block on
+    log-log axes (colour = depth), with BOS tokens marked (x) on their block's curve.
     """
     import numpy as np
     from matplotlib.ticker import NullFormatter
 
-    fig, ax = new_figure()
-    colors = model_palette(sample["model"])
-    has_bos = "is_bos" in sample.columns and bool(sample["is_bos"].any())
-    for model, grp in sample.groupby("model", sort=False):
-        order = np.argsort(grp["error"].to_numpy(dtype=float), kind="stable")
-        e = grp["error"].to_numpy(dtype=float)[order]
-        survival = 1.0 - np.arange(len(e)) / len(e)  # P(error >= e_i), > 0 for log axes
-        keep = e > 0
-        ax.plot(e[keep], survival[keep], color=colors[model])
-        if has_bos:
-            bos = grp["is_bos"].to_numpy(dtype=bool)[order] & keep
-            ax.plot(e[bos], survival[bos], color=colors[model], marker="x", linestyle="none")
-    ax.set(xscale="log", yscale="log", xlabel="relative error (units of RMS target norm)",
-           ylabel="P(error > x)", title="per-token error, all blocks")
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    _legend(fig, colors, {"BOS token": dict(marker="x", linestyle="none")} if has_bos else {})
+    models = list(dict.fromkeys(sample["model"]))
+    fig, axes = new_figure(ncols=len(models), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        grp = sample[sample["model"] == model]
+        blocks = sorted(grp["block"].unique())
+        cmap = mpl.colormaps["viridis"]
+        for j, (block, g) in enumerate(grp.groupby("block")):
+            order = np.argsort(g["error"].to_numpy(dtype=float), kind="stable")
+            e = g["error"].to_numpy(dtype=float)[order]
+            survival = 1.0 - np.arange(len(e)) / len(e)  # P(error >= e_i), > 0 for log axes
+            c = cmap(j / max(len(blocks) - 1, 1))
+            ax.plot(e, survival, color=c, label=f"block {block}")
+            bos = g["is_bos"].to_numpy(dtype=bool)[order]
+            ax.plot(e[bos], survival[bos], color=c, marker="x", linestyle="none")
+        kind = grp["kind"].iloc[0] if "kind" in grp else ""
+        ax.set(xscale="log", yscale="log", xlabel="relative error (units of RMS target norm)",
+               title=f"{model} ({kind})" if kind else model)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.legend(fontsize=7, title="x = BOS token", title_fontsize=7)
+    axes[0][0].set_ylabel("P(error > x)")
     return fig
