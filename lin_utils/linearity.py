@@ -359,8 +359,8 @@ class LinearityAccumulator:
         """The least-squares affine map of every block, fitted on all counted tokens."""
         total = self._total()
         maps = {}
+        check_token_count(total.n, self.dim, f"blocks {self.blocks}")
         for i in self.blocks:
-            check_token_count(total.n, self.dim, f"block {i}")
             Gxx, Gxy, tyy, _, _ = total.centered(i)
             maps[i] = LinearMap(
                 A=_solve_psd(Gxx, Gxy),
@@ -387,8 +387,8 @@ class LinearityAccumulator:
         total, n, d = self._total(), self.n_tokens, self.dim
         halves = [h.numpy() for h in self.halves]
         rows = []
+        note = check_token_count(n, d, f"blocks {self.blocks}")
         for i in self.blocks:
-            note = check_token_count(n, d, f"block {i}")
             Gxx, Gxy, tyy, txx, txy = total.centered(i)
             A = _solve_psd(Gxx, Gxy)
             sse = max(tyy - float(np.sum(Gxy * A)), 0.0)
