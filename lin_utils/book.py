@@ -257,7 +257,7 @@ def run_profile(
     # The kernel inherits this environment. Notebooks show no progress bars (the run log has the
     # wall times), and tqdm's "IProgress not found" warning would otherwise land in the book.
     kernel_env = {"LIN_PROFILE": profile, "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-                  "PYTHONWARNINGS": "ignore::tqdm.TqdmWarning"}
+                  "PYTHONWARNINGS": "ignore:IProgress not found"}
     previous_env = {k: os.environ.get(k) for k in kernel_env}
     os.environ.update(kernel_env)
     try:

@@ -16,7 +16,21 @@ from .data import text_chunks
 from .linearity import profile_model, token_errors
 from .models import is_encoder, load_model, n_blocks
 
-__all__ = ["describe_model", "linearity_profiles", "token_error_distribution"]
+__all__ = ["describe_model", "gaussian_norm_quantiles", "linearity_profiles", "token_error_distribution"]
+
+
+def gaussian_norm_quantiles(eigenvalues: np.ndarray, q=(0.5, 0.999), draws: int = 200_000, rng=None) -> np.ndarray:
+    """Quantiles of ||z|| for z ~ N(0, Sigma), Sigma with the given eigenvalues (Monte Carlo).
+
+    ``||z||^2 = sum_k lambda_k chi^2_1``; the reference tail of Fig 9.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    lam = np.clip(np.asarray(eigenvalues, dtype=np.float64), 0, None)
+    sq = np.zeros(draws)
+    for start in range(0, draws, 20_000):  # bounded memory for wide models
+        z = rng.standard_normal((min(20_000, draws - start), lam.size))
+        sq[start:start + len(z)] = (z**2) @ lam
+    return np.sqrt(np.quantile(sq, q))
 
 
 def describe_model(spec: str, model) -> dict:
@@ -104,6 +118,7 @@ def token_error_distribution(
         total = math.ceil(len(chunks) / batch_size)
         acc = profile_model(model, chunks.batches(batch_size), exclude_bos=exclude_bos, device=device, progress=progress, total=total)
         scores = acc.result().set_index("block")
+        gauss = {i: gaussian_norm_quantiles(np.linalg.eigvalsh(c), rng=rng) for i, c in acc.residual_covariance().items()}
         errors = token_errors(model, chunks.batches(batch_size), acc.fitted_maps(), exclude_bos=exclude_bos, device=device, progress=progress, total=total)
         info = describe_model(spec, model)
         for block, grp in errors.groupby("block"):
@@ -113,7 +128,8 @@ def token_error_distribution(
                 **info, block=block, n_tokens=len(e), d=int(scores.loc[block, "d"]),
                 score=float(scores.loc[block, "score"]), mean_sq_error=float(np.mean(e**2)),
                 median=q[0], p90=q[1], p99=q[2], p999=q[3], max=float(e.max()),
-                tail_ratio=q[3] / q[0], bos_median=float(np.median(e[grp.position.to_numpy() == 0])) if (grp.position == 0).any() else math.nan,
+                tail_ratio=q[3] / q[0], gauss_tail_ratio=gauss[block][1] / gauss[block][0],
+                excess_tail=(q[3] / q[0]) / (gauss[block][1] / gauss[block][0]), bos_median=float(np.median(e[grp.position.to_numpy() == 0])) if (grp.position == 0).any() else math.nan,
             ))
             take = rng.choice(len(grp), size=min(sample_per_block, len(grp)), replace=False)
             s = grp.iloc[np.sort(take)]

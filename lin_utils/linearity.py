@@ -370,6 +370,22 @@ class LinearityAccumulator:
             )
         return maps
 
+    def residual_covariance(self) -> dict[int, np.ndarray]:
+        """Covariance of the fitted map's residuals y - y_hat per block, (d, d) float64.
+
+        ``(Gyy - Gxy^T A) / n`` on centered statistics: the reference for asking whether the
+        per-token errors are heavier-tailed than Gaussian errors of the same covariance.
+        """
+        total = self._total()
+        out = {}
+        for i in self.blocks:
+            Gxx, Gxy, _, _, _ = total.centered(i)
+            my = total.s[i + 1] / total.n
+            Gyy = total.G[i + 1] - total.n * np.outer(my, my)
+            R = Gyy - Gxy.T @ _solve_psd(Gxx, Gxy)
+            out[i] = (R + R.T) / (2 * total.n)
+        return out
+
     def result(self) -> pd.DataFrame:
         """One row per block ``i`` (boundary i -> i+1).
 

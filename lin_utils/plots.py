@@ -126,7 +126,7 @@ def linearity_profiles(table):
     ``heldout_nores`` and ``chance`` (see :func:`lin_utils.experiments.linearity_profiles`).
     Solid: in-sample score; dotted: held-out R^2; grey band: chance level d/(n-1).
     """
-    fig, axes = new_figure(ncols=2, sharex=True)
+    fig, axes = new_figure(ncols=2, sharex=True, panel_size=(5.0, 3.8))
     colors = model_palette(table["model"])
     x, xlabel = _x(table)
     panels = [("score", "heldout", "with residual"), ("score_nores", "heldout_nores", "without residual")]
