@@ -40,9 +40,12 @@ def describe_model(spec: str, model) -> dict:
     return dict(model=spec, kind=f"{arch}, {'trained' if trained else 'random init'}", n_blocks=n_blocks(model))
 
 
-def _chunks(spec, tokenizer, model, dataset, split, seq_len, max_tokens):
+def _model_and_chunks(spec, *, dataset, split, seq_len, max_tokens, dtype, device, seed):
+    """Load ``spec`` and cut the corpus into BOS-led chunks no longer than its context."""
+    model, tokenizer = load_model(spec, dtype=getattr(torch, dtype), device=device, seed=seed)
     limit = getattr(model.config, "max_position_embeddings", None) or seq_len
-    return text_chunks(dataset, split, tokenizer, min(seq_len, limit), max_tokens=max_tokens, add_bos=True)
+    chunks = text_chunks(dataset, split, tokenizer, min(seq_len, limit), max_tokens=max_tokens, add_bos=True)
+    return model, chunks
 
 
 def linearity_profiles(
@@ -70,8 +73,8 @@ def linearity_profiles(
     """
     frames = []
     for spec in models:
-        model, tokenizer = load_model(spec, dtype=getattr(torch, dtype), device=device, seed=seed)
-        chunks = _chunks(spec, tokenizer, model, dataset, split, seq_len, max_tokens)
+        model, chunks = _model_and_chunks(spec, dataset=dataset, split=split, seq_len=seq_len, max_tokens=max_tokens,
+                                          dtype=dtype, device=device, seed=seed)
         acc = profile_model(
             model, chunks.batches(batch_size), exclude_bos=exclude_bos, device=device,
             progress=progress, total=math.ceil(len(chunks) / batch_size),
@@ -113,8 +116,8 @@ def token_error_distribution(
     rng = np.random.default_rng(seed)
     summaries, samples = [], []
     for spec in models:
-        model, tokenizer = load_model(spec, dtype=getattr(torch, dtype), device=device, seed=seed)
-        chunks = _chunks(spec, tokenizer, model, dataset, split, seq_len, max_tokens)
+        model, chunks = _model_and_chunks(spec, dataset=dataset, split=split, seq_len=seq_len, max_tokens=max_tokens,
+                                          dtype=dtype, device=device, seed=seed)
         total = math.ceil(len(chunks) / batch_size)
         acc = profile_model(model, chunks.batches(batch_size), exclude_bos=exclude_bos, device=device, progress=progress, total=total)
         scores = acc.result().set_index("block")
