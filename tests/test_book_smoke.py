@@ -98,3 +98,24 @@ def test_fig1_page_screenshot(smoke_book):
     assert img.size == (1200, 2000)
     colours = img.getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 50  # text and a plot, not a blank page
+
+
+def test_missing_dataset_shows_the_loaders_error_with_the_notebook_name(tmp_path, monkeypatch):
+    """A real notebook, a real loader: the run stops with the notebook's name and the paths tried."""
+    from lin_utils.errors import LinUtilsError
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "nodata.yaml").write_text("fig1_linearity_profiles:\n  models: [minilm]\n  max_tokens: 500\n")
+    empty = tmp_path / "empty-mirror"
+    empty.mkdir()
+    monkeypatch.setenv("LIN_DATA_DIR", str(empty))
+    monkeypatch.setenv("LIN_RESULTS_DIR", str(tmp_path / "results"))
+    (tmp_path / "book").mkdir()
+    lines = []
+    with pytest.raises(LinUtilsError) as err:
+        book.run_profile("nodata", only=["fig1_linearity_profiles"], force=True, profiles_dir=profiles,
+                         book_dir=tmp_path / "book", cwd=ROOT, log=lines.append)
+    msg = str(err.value)
+    assert "fig1_linearity_profiles" in msg and "DataNotFoundError" in msg and str(empty) in msg
+    assert any("FAILED" in line and "fig1_linearity_profiles" in line for line in lines)
