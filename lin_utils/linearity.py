@@ -312,31 +312,33 @@ class LinearityAccumulator:
 
         half_of_row = (torch.arange(B, device=first.device) + self._rows) % 2
         self._rows += B
-        for h in (0, 1):
-            self.halves[h].n += int((mask & (half_of_row == h)[:, None]).sum())
+        # Flat indices of the counted tokens of each half, shared by every boundary.
+        half_idx = [torch.nonzero((mask & (half_of_row == h)[:, None]).reshape(-1)).squeeze(1) for h in (0, 1)]
+        for h, idx in enumerate(half_idx):
+            self.halves[h].n += int(idx.numel())
 
-        in_half = half_of_row[:, None].expand(B, T)[mask]  # (n_b,) half of each counted token
-        prev = None  # float64 (n_b, d) tokens of the previous boundary, all counted tokens
+        # Per half: float64 (n_h, d) tokens of the previous boundary and their norms.
+        prev: list = [None, None]
+        prev_norm: list = [None, None]
         for b in keys:
-            cur = states[b][mask].to(torch.float64)
-            if not torch.isfinite(cur).all():
-                raise ValueError(f"boundary {b} (input of block {b}, output of block {b - 1}) contains NaN or Inf")
-            self.norm_sum[b] = self.norm_sum.get(b, 0.0) + float(cur.norm(dim=1).sum())
-            have_prev = prev is not None and (b - 1) in states and (self.only is None or b - 1 in self.only)
-            for h in (0, 1):
-                sel = in_half == h
-                x = cur[sel]
+            have_prev = prev[0] is not None and (b - 1) in states and (self.only is None or b - 1 in self.only)
+            flat = states[b].reshape(B * T, self.dim)
+            for h, idx in enumerate(half_idx):
+                x = flat.index_select(0, idx).to(torch.float64)
+                if not torch.isfinite(x).all():
+                    raise ValueError(f"boundary {b} (input of block {b}, output of block {b - 1}) contains NaN or Inf")
+                norm = x.norm(dim=1)
+                self.norm_sum[b] = self.norm_sum.get(b, 0.0) + float(norm.sum())
                 mom = self.halves[h]
                 _acc(mom.s, b, x.sum(0))
                 _acc(mom.G, b, _gram(x))
                 if have_prev:
-                    _acc(mom.C, b - 1, prev[sel].T @ x)
-            if have_prev:
-                delta = cur - prev
-                self.delta_norm_sum[b - 1] = self.delta_norm_sum.get(b - 1, 0.0) + float(delta.norm(dim=1).sum())
-                cos = torch.nn.functional.cosine_similarity(prev, cur, dim=1, eps=1e-12)
-                self.cos_sum[b - 1] = self.cos_sum.get(b - 1, 0.0) + float(cos.sum())
-            prev = cur
+                    _acc(mom.C, b - 1, prev[h].T @ x)
+                    delta = float((x - prev[h]).norm(dim=1).sum())
+                    cos = float(((prev[h] * x).sum(1) / (prev_norm[h] * norm).clamp_min(1e-12)).sum())
+                    self.delta_norm_sum[b - 1] = self.delta_norm_sum.get(b - 1, 0.0) + delta
+                    self.cos_sum[b - 1] = self.cos_sum.get(b - 1, 0.0) + cos
+                prev[h], prev_norm[h] = x, norm
         return self
 
     def merge(self, other: "LinearityAccumulator") -> "LinearityAccumulator":
