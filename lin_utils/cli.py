@@ -88,7 +88,7 @@ def _profile(args) -> int:
     from .data import text_chunks
     from .linearity import LinearityWarning, check_token_count, profile_model
     from .models import hidden_size, load_model
-    from .results import _atomic_write_text as atomic_write_text
+    from .results import atomic_write_text
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         return _fail(f"--device {args.device}: CUDA is not available on this machine")

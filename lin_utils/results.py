@@ -240,7 +240,6 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
-_atomic_write_text = atomic_write_text  # old private name, still imported by lin_utils.cli
 
 
 def _tidy(df: pd.DataFrame) -> pd.DataFrame:
