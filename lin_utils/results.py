@@ -134,6 +134,9 @@ def table_paths(
 def _git_info() -> dict:
     """Commit of the repository and whether tracked files have uncommitted changes.
 
+    The result tables themselves (``data/results``) do not count: a run that rewrites them
+    should not mark its own provenance dirty.
+
     Either value is None when git or the commit is unavailable (e.g. a source tarball).
     """
 
@@ -147,7 +150,7 @@ def _git_info() -> dict:
         return res.stdout.strip() if res.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)data/results")
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
