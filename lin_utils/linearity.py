@@ -165,12 +165,10 @@ def _solve_psd(G: np.ndarray, B: np.ndarray) -> np.ndarray:
     scale = float(np.max(np.diag(G))) if G.size else 0.0
     if scale <= 0:
         return np.zeros_like(B)
-    try:
-        L, lower = scipy.linalg.cho_factor(G, lower=True, check_finite=False)
-        if np.min(np.diag(L)) ** 2 > RCOND**2 * scale * 1e2:
-            return scipy.linalg.cho_solve((L, lower), B, check_finite=False)
-    except np.linalg.LinAlgError:
-        pass
+    # torch's LAPACK is several times faster than scipy's here for d ~ 10^3.
+    L, info = torch.linalg.cholesky_ex(torch.from_numpy(G))
+    if info == 0 and float(torch.diagonal(L).min()) ** 2 > RCOND**2 * scale * 1e2:
+        return torch.cholesky_solve(torch.from_numpy(np.ascontiguousarray(B)), L).numpy()
     w, V = np.linalg.eigh(G)
     keep = w > RCOND**2 * w[-1]
     return V[:, keep] @ ((V[:, keep].T @ B) / w[keep, None])
