@@ -270,6 +270,12 @@ class LinearityAccumulator:
         return self.halves[0].n + self.halves[1].n
 
     @property
+    def nbytes(self) -> int:
+        """Memory held by the statistics: O(L d^2), whatever the number of tokens."""
+        return sum(v.numel() * v.element_size() if isinstance(v, torch.Tensor) else v.nbytes
+                   for h in self.halves for store in (h.s, h.G, h.C) for v in store.values())
+
+    @property
     def blocks(self) -> list[int]:
         """Blocks whose input and output boundaries were both seen."""
         b = set(self.boundaries or [])
@@ -353,6 +359,41 @@ class LinearityAccumulator:
             for k, v in theirs.items():
                 mine[k] = mine.get(k, 0.0) + v
         self._rows += other._rows
+        return self
+
+    def all_reduce(self, group=None) -> "LinearityAccumulator":
+        """Sum the statistics over every rank of a ``torch.distributed`` group, in place.
+
+        Each rank streams its own shard of the tokens (e.g. under ``torchrun`` or ``accelerate``),
+        then every rank calls this; afterwards each holds the statistics of all tokens and
+        :meth:`result` gives the same table everywhere. All ranks must have scored the same
+        boundaries. One ``all_reduce`` of a flat float64 buffer (gloo or NCCL).
+        """
+        import torch.distributed as dist
+
+        if self.boundaries is None:
+            raise ValueError("all_reduce before any update(): every rank must score at least one batch")
+        parts = []  # (dict, key) slots in a fixed order shared by every rank
+        for h in self.halves:
+            parts += [(h.s, b) for b in sorted(h.s)] + [(h.G, b) for b in sorted(h.G)] + [(h.C, b) for b in sorted(h.C)]
+        ref = parts[0][0][parts[0][1]]
+        scalars = [self.halves[0].n, self.halves[1].n, self._rows]
+        scalars += [self.norm_sum[k] for k in sorted(self.norm_sum)]
+        scalars += [self.delta_norm_sum[k] for k in sorted(self.delta_norm_sum)]
+        scalars += [self.cos_sum[k] for k in sorted(self.cos_sum)]
+        flat = torch.cat([torch.tensor(scalars, dtype=torch.float64, device=ref.device)]
+                         + [store[k].reshape(-1).to(ref.device) for store, k in parts])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group)
+        it = iter(flat[: len(scalars)].tolist())
+        self.halves[0].n, self.halves[1].n, self._rows = (int(round(next(it))) for _ in range(3))
+        for store in (self.norm_sum, self.delta_norm_sum, self.cos_sum):
+            for k in sorted(store):
+                store[k] = next(it)
+        offset = len(scalars)
+        for store, k in parts:
+            size = store[k].numel()
+            store[k] = flat[offset: offset + size].reshape(store[k].shape).to(store[k].device)
+            offset += size
         return self
 
     def _total(self) -> _Moments:

@@ -87,6 +87,7 @@ def run_part(part, tokens, seq_len, batch_size):
         res = acc.result()
         out["result_s"] = time.perf_counter() - t1
         out["scoring_s"] = scoring + out["result_s"]
+        out["state_mb"] = acc.nbytes / 2**20
         out["score_mean"] = float(res.score.mean())
     elif part == "c":
         from lin_utils.extract import iter_block_states
@@ -96,6 +97,7 @@ def run_part(part, tokens, seq_len, batch_size):
             for b, h in batch_states.items():
                 kept.setdefault(b, []).append(h[mask])
         states = {b: torch.cat(parts) for b, parts in kept.items()}
+        out["state_mb"] = sum(h.numel() * h.element_size() for h in states.values()) / 2**20
         t1 = time.perf_counter()
         out["forward_s"] = t1 - t0
         scores = []
@@ -122,7 +124,8 @@ def main():
     def child(part, tokens):
         cmd = [sys.executable, __file__, "--part", part, "--tokens", str(tokens), "--seq-len", str(args.seq_len), "--batch-size", str(args.batch_size)]
         r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        print(f"  {part:8s} {tokens:6d} tokens: {r['wall_s']:7.1f} s  peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
+        kept = f"  kept for scoring {r['state_mb']:6.0f} MB" if "state_mb" in r else ""
+        print(f"  {part:8s} {tokens:6d} tokens: {r['wall_s']:7.1f} s  peak RSS {r['peak_rss_mb']:7.0f} MB{kept}", flush=True)
         return r
 
     import torch

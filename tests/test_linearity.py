@@ -242,3 +242,12 @@ def test_layernorm_hyperplane_does_not_blow_up_heldout():
     assert eig[0] < 1e-10 * eig[-1]  # the hyperplane: one (numerically) null direction
     assert res.score > 0.9
     assert -2 < res.heldout < res.score  # overfits at n/2 < 2d, but stays finite and sane
+
+
+def test_statistics_memory_does_not_grow_with_tokens(chain):
+    H, mask = chain
+    acc = LinearityAccumulator().update(list(torch.tensor(H[:, :4])), torch.tensor(mask[:4]))
+    before = acc.nbytes
+    for _ in range(3):
+        acc.update(list(torch.tensor(H[:, 4:])), torch.tensor(mask[4:]))
+    assert acc.nbytes == before == 2 * 8 * (5 * 16 + 5 * 16 * 16 + 4 * 16 * 16)
