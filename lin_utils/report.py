@@ -30,7 +30,15 @@ def _with_verdicts(numbers_: dict, table: pd.DataFrame, **judges) -> dict:
 
 
 def fig1_numbers(table: pd.DataFrame) -> dict:
-    return _with_verdicts(claims.fig1_numbers(table), table, score=claims.judge_score, nores=claims.judge_nores)
+    out = _with_verdicts(claims.fig1_numbers(table), table, score=claims.judge_score, nores=claims.judge_nores)
+    trained, random = out["score_mean"], out["random_score_mean"]
+    if pd.isna(random):
+        out["training_effect"] = "not measured here (no random-init model in this profile)"
+    elif random > trained:
+        out["training_effect"] = "less linear than at initialisation, the direction of the paper's Figure 2 (linearity falls during pretraining)"
+    else:
+        out["training_effect"] = "at least as linear as at initialisation, unlike the paper's Figure 2 (linearity falls during pretraining)"
+    return out
 
 
 def fig3_numbers(table: pd.DataFrame) -> dict:

@@ -92,3 +92,12 @@ def test_figure_functions_draw_every_model():
     sample["is_bos"] = sample.position == 0
     fig = plots.error_tails(sample)
     assert fig.axes[0].get_xscale() == "log" and len(fig.axes[0].lines) == 4
+
+
+def test_training_effect_sentence_follows_the_numbers():
+    trained = profile_table([0.7] * 3, [0.3] * 3, [0.5] * 3)
+    less = pd.concat([trained, profile_table([0.9] * 3, [0.4] * 3, [0.5] * 3, kind="decoder, random init", model="r")])
+    more = pd.concat([trained, profile_table([0.5] * 3, [0.4] * 3, [0.5] * 3, kind="decoder, random init", model="r")])
+    assert report.fig1_numbers(less)["training_effect"].startswith("less linear")
+    assert report.fig1_numbers(more)["training_effect"].startswith("at least as linear")
+    assert report.fig1_numbers(trained)["training_effect"].startswith("not measured")
