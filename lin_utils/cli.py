@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("profile", help="score every block of a model on a text corpus")
     p.add_argument("--model", required=True, help="stories260K, minilm, random:SPEC, a local dir or .gguf, or a hub id[@revision]")
-    p.add_argument("--dataset", default="wikitext-2", help="wikitext-2 or tinystories")
+    p.add_argument("--dataset", default="wikitext-2", help="wikitext-2, tinystories, or a path to a .txt file of your own")
     p.add_argument("--split", default="test")
     p.add_argument("--max-tokens", type=_positive("--max-tokens"), default=16384)
     p.add_argument("--seq-len", type=_positive("--seq-len"), default=512)

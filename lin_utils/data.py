@@ -157,7 +157,14 @@ def load_text(name: str, split: str) -> str:
       in that same format: ``story.strip() + "\\n\\n"`` each. Story bounds are not
       recoverable from this text (stories have blank lines inside); use :func:`load_stories`
       when they matter.
+    - a path to a local ``.txt`` or ``.raw`` file: its text as UTF-8 (``split`` is ignored), so
+      any corpus of the user's own can be scored.
     """
+    if isinstance(name, (str, os.PathLike)) and Path(name).suffix in (".txt", ".raw"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise DataNotFoundError(f"text file {path} not found")
+        return _read_text(path)
     _check("text corpus name", name, tuple(TEXT_SPLITS))
     _check("split", split, TEXT_SPLITS[name], of=name)
     if name == "wikitext-2":

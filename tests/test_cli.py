@@ -81,3 +81,13 @@ def test_console_script_exit_code_and_no_traceback():
     proc = run_cli(["profile", "--model", "definitely/not-a-model"], env={"HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("lin-utils: error:")
+
+
+def test_profile_on_a_text_file_of_ones_own(tmp_path):
+    corpus = tmp_path / "mine.txt"
+    source = Path(os.environ["LIN_DATA_DIR"]) / "tinystories" / "tinystories_validation_head.txt"
+    corpus.write_text(source.read_text()[:20000])
+    out = tmp_path / "p.csv"
+    assert main(["profile", "--model", "stories260K", "--dataset", str(corpus), "--out", str(out), *SMALL]) == 0
+    assert pd.read_csv(out).n_tokens.iloc[0] > 1000
+    assert main(["profile", "--model", "stories260K", "--dataset", str(tmp_path / "absent.txt")]) == 2
