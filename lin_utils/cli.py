@@ -11,7 +11,6 @@ exit code 2; no traceback.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 import warnings
@@ -103,7 +102,7 @@ def _profile(args) -> int:
         warnings.simplefilter("always", LinearityWarning)
         acc = profile_model(
             model, chunks.batches(args.batch_size), layers=args.layers, exclude_bos=args.exclude_bos,
-            device=args.device, progress=not args.quiet, total=math.ceil(len(chunks) / args.batch_size),
+            device=args.device, progress=not args.quiet, total=chunks.n_batches(args.batch_size),
         )
         table = acc.result()
     table.insert(0, "model", args.model)

@@ -429,6 +429,10 @@ class TokenChunks:
         """Number of real (mask 1) tokens, BOS included."""
         return int(self.attention_mask.sum())
 
+    def n_batches(self, batch_size: int) -> int:
+        """How many batches :meth:`batches` yields (for progress bars)."""
+        return -(-len(self) // batch_size)
+
     def batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(input_ids, attention_mask)`` views, each ``(<=batch_size, seq_len)``, in order."""
         if batch_size < 1:

@@ -77,7 +77,7 @@ def linearity_profiles(
                                           dtype=dtype, device=device, seed=seed)
         acc = profile_model(
             model, chunks.batches(batch_size), exclude_bos=exclude_bos, device=device,
-            progress=progress, total=math.ceil(len(chunks) / batch_size),
+            progress=progress, total=chunks.n_batches(batch_size),
         )
         df = acc.result()
         info = describe_model(spec, model)
@@ -118,7 +118,7 @@ def token_error_distribution(
     for spec in models:
         model, chunks = _model_and_chunks(spec, dataset=dataset, split=split, seq_len=seq_len, max_tokens=max_tokens,
                                           dtype=dtype, device=device, seed=seed)
-        total = math.ceil(len(chunks) / batch_size)
+        total = chunks.n_batches(batch_size)
         acc = profile_model(model, chunks.batches(batch_size), exclude_bos=exclude_bos, device=device, progress=progress, total=total)
         scores = acc.result().set_index("block")
         gauss = {i: gaussian_norm_quantiles(np.linalg.eigvalsh(c), rng=rng) for i, c in acc.residual_covariance().items()}

@@ -228,6 +228,15 @@ class _Moments:
                 mine[k] = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.array(v)
         return out
 
+    def plus(self, other: "_Moments") -> "_Moments":
+        """A new _Moments holding the sum of two numpy-backed ones (see :meth:`numpy`)."""
+        out = _Moments()
+        out.n = self.n + other.n
+        for res, a, b in ((out.s, self.s, other.s), (out.G, self.G, other.G), (out.C, self.C, other.C)):
+            for k in a.keys() | b.keys():
+                res[k] = a.get(k, 0) + b.get(k, 0)
+        return out
+
     def centered(self, i: int) -> tuple[np.ndarray, np.ndarray, float, float, float]:
         """Centered (Gxx, Gxy, tr Gyy, tr Gxx, tr Gxy) for block i (boundary i -> i+1)."""
         n = self.n
@@ -396,11 +405,13 @@ class LinearityAccumulator:
             offset += size
         return self
 
-    def _total(self) -> _Moments:
-        total = _Moments()
-        total.add(self.halves[0])
-        total.add(self.halves[1])
-        return total.numpy()
+    def _numpy_halves(self) -> list[_Moments]:
+        return [h.numpy() for h in self.halves]
+
+    def _total(self, halves: list[_Moments] | None = None) -> _Moments:
+        """Statistics of all counted tokens, as numpy (pass ``halves`` to reuse a conversion)."""
+        a, b = halves if halves is not None else self._numpy_halves()
+        return a.plus(b)
 
     def fitted_maps(self) -> dict[int, LinearMap]:
         """The least-squares affine map of every block, fitted on all counted tokens."""
@@ -447,8 +458,8 @@ class LinearityAccumulator:
         """
         if not self.blocks:
             raise ValueError("no block has both its input and output boundary; call update() first")
-        total, n, d = self._total(), self.n_tokens, self.dim
-        halves = [h.numpy() for h in self.halves]
+        halves = self._numpy_halves()
+        total, n, d = self._total(halves), self.n_tokens, self.dim
         rows = []
         note = check_token_count(n, d, f"blocks {self.blocks}")
         for i in self.blocks:
