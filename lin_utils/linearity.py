@@ -47,11 +47,10 @@ __all__ = [
     "heldout_linearity_score",
     "linearity_score",
     "procrustes_similarity",
-    "profile_model",
-    "token_errors",
 ]
 
 WARN_RATIO = 10  # warn when n < WARN_RATIO * d
+PRECISIONS = ("float64", "mixed")  # Gram precision of LinearityAccumulator
 # Singular values of X below RCOND times the largest count as zero: about the rounding level of
 # float32 activations. Exact and streaming solvers use the same cut-off.
 RCOND = 1e-6
@@ -73,8 +72,8 @@ def chance_level(n: int, d: int) -> float:
     return d / (n - 1)
 
 
-def check_token_count(n: int, d: int, where: str) -> str | None:
-    """Refuse n <= d; return a warning text when n < 10 d (also emitted as a warning)."""
+def check_token_count(n: int, d: int, where: str, *, warn: bool = True) -> str | None:
+    """Refuse n <= d; return a warning text when n < 10 d (also emitted as a warning if ``warn``)."""
     if n <= d:
         raise TooFewTokensError(
             f"{where}: n_tokens={n} <= d={d}; a linear map fits any data exactly. "
@@ -82,7 +81,8 @@ def check_token_count(n: int, d: int, where: str) -> str | None:
         )
     if n < WARN_RATIO * d:
         msg = f"{where}: n_tokens={n} < {WARN_RATIO}*d={WARN_RATIO * d}; chance level d/(n-1)={d / (n - 1):.3f}"
-        warnings.warn(msg, LinearityWarning, stacklevel=3)
+        if warn:
+            warnings.warn(msg, LinearityWarning, stacklevel=3)
         return msg
     return None
 
@@ -262,8 +262,11 @@ class LinearityAccumulator:
     Memory is O(L d^2) and does not grow with the number of tokens.
     """
 
-    def __init__(self, blocks: Iterable[int] | None = None):
+    def __init__(self, blocks: Iterable[int] | None = None, precision: str = "float64"):
         """``blocks``: score only these blocks (default: every block whose two boundaries are seen)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision = precision
         self.only = None if blocks is None else set(blocks)
         self.halves = (_Moments(), _Moments())
         self.boundaries: list[int] | None = None
@@ -524,63 +527,3 @@ def _acc(store: dict, key: int, value: torch.Tensor) -> None:
         store[key] += value.to(store[key].device)
     else:
         store[key] = value.clone()
-
-
-def profile_model(
-    model: torch.nn.Module,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    *,
-    layers: Sequence[int] | None = None,
-    exclude_bos: bool = False,
-    device: torch.device | str | None = None,
-    progress: bool = True,
-    total: int | None = None,
-) -> LinearityAccumulator:
-    """Stream ``model`` over ``batches`` and accumulate linearity statistics for its blocks.
-
-    Args:
-        batches: iterable of ``(input_ids, attention_mask)``, each (B, T); see
-            :meth:`lin_utils.data.TokenChunks.batches`.
-        layers: block indices to score; ``None`` = all.
-
-    Returns:
-        The filled accumulator; call ``.result()`` for the table.
-    """
-    from .extract import iter_block_states, normalize_blocks
-    from .models import n_blocks
-
-    acc = LinearityAccumulator(blocks=normalize_blocks(layers, n_blocks(model)))
-    for states, mask in iter_block_states(
-        model, batches, layers=layers, exclude_bos=exclude_bos, device=device, progress=progress, total=total, desc="linearity"
-    ):
-        acc.update(states, mask)
-    return acc
-
-
-def token_errors(
-    model: torch.nn.Module,
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    maps: Mapping[int, LinearMap],
-    *,
-    exclude_bos: bool = False,
-    device: torch.device | str | None = None,
-    progress: bool = True,
-    total: int | None = None,
-) -> pd.DataFrame:
-    """Second pass for Fig 9: per-token relative L2 error of each block's fitted map.
-
-    Returns:
-        Tidy frame with columns ``block``, ``position`` (index within the sequence) and
-        ``error`` (= ||y_hat - y|| / rms_y; mean of its square is 1 - R^2 on the fitted tokens).
-    """
-    from .extract import iter_block_states
-
-    parts = []
-    for states, mask in iter_block_states(
-        model, batches, layers=sorted(maps), exclude_bos=exclude_bos, device=device, progress=progress, total=total, desc="token errors"
-    ):
-        positions = torch.arange(mask.shape[1]).expand_as(mask)[mask.cpu()].numpy()
-        for i, m in maps.items():
-            err = m.relative_error(states[i][mask], states[i + 1][mask])
-            parts.append(pd.DataFrame({"block": i, "position": positions, "error": err}))
-    return pd.concat(parts, ignore_index=True)
