@@ -1,9 +1,12 @@
 """The paper's claims next to our numbers, with verdicts computed from the result tables.
 
-Each claim names the notebook and table it is judged from. Its verdict is one of
-``replicated``, ``partly``, ``not replicated`` or ``not run`` (no result table yet: a later
-part of the project computes it). Thresholds are stated in each claim's ``rule`` so that a
-reader can disagree with them.
+Each claim names the notebook whose evidence it is judged from and how to load that
+notebook's table: the same experiment function the notebook calls, with the parameters the
+profile selects for that notebook (:func:`lin_utils.runner.notebook_parameters`) and
+``cache_only=True``. So the claims page judges exactly the tables the figure pages show, never
+"the newest file". Its verdict is one of ``replicated``, ``partly``, ``not replicated`` or
+``not run`` (no result table for those parameters yet). Thresholds are stated in each claim's
+``rule`` so that a reader can disagree with them.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import results
+from . import experiments
 
 REPLICATED, PARTLY, NOT_REPLICATED, NOT_RUN = "replicated", "partly", "not replicated", "not run"
 
@@ -24,18 +27,19 @@ class Claim:
     claim: str
     paper: str
     rule: str
-    source: tuple[str, str] | None = None  # (notebook, table) judged from
+    notebook: str | None = None  # the page that carries the evidence
+    load: Callable[[dict, str], pd.DataFrame | None] | None = None  # (notebook params, profile) -> table
     judge: Callable[[pd.DataFrame], tuple[str, str]] | None = None  # table -> (ours, verdict)
 
 
 def _trained_decoders(t: pd.DataFrame) -> pd.DataFrame:
-    return t[t.kind == "decoder, trained"]
+    return t[(t.arch == "decoder") & t.trained]
 
 
 def fig1_numbers(t: pd.DataFrame) -> dict[str, float]:
     """Summary numbers of the Fig 1 table, over trained decoders (the paper's subject)."""
     d = _trained_decoders(t)
-    r = t[t.kind == "decoder, random init"]
+    r = t[(t.arch == "decoder") & ~t.trained]
     return dict(
         random_score_mean=r.score.mean(), random_nores_mean=r.score_nores.mean(),
         score_mean=d.score.mean(), score_min=d.score.min(), score_max=d.score.max(),
@@ -87,20 +91,30 @@ def judge_tail(t):
     return ours, verdict
 
 
+def _profiles(p: dict, profile: str) -> pd.DataFrame | None:
+    return experiments.linearity_profiles(p["models"], p, profile=profile, cache_only=True)
+
+
+def _error_summary(p: dict, profile: str) -> pd.DataFrame | None:
+    tables = experiments.token_error_distribution(p["models"], p, sample_per_block=p["sample_per_block"],
+                                                  profile=profile, cache_only=True)
+    return None if tables is None else tables["summary"]
+
+
 CLAIMS: list[Claim] = [
     Claim("Fig 1", "Consecutive layers are almost perfectly linearly related",
           "about 0.99 for every layer (GPT-2, OPT, Llama-2, BLOOM, Pythia)",
           "replicated if every block >= 0.95; partly if the mean >= 0.90",
-          ("fig1_linearity_profiles", "profiles"), judge_score),
+          "fig1_linearity_profiles", _profiles, judge_score),
     Claim("Fig 1", "Without the residual the score drops a lot", "markedly lower than with the residual",
           "replicated if the mean drops by >= 0.10; partly if by > 0.02",
-          ("fig1_linearity_profiles", "profiles"), judge_nores),
+          "fig1_linearity_profiles", _profiles, judge_nores),
     Claim("Fig 3", "Block outputs are small next to the residual stream", "small relative norm in every layer",
           "replicated if the ratio < 1 for every block; partly if the median < 1",
-          ("fig3_block_norms", "profiles"), judge_norms),
+          "fig3_block_norms", _profiles, judge_norms),
     Claim("Fig 9", "The per-token error of the linear map has a long tail", "long-tailed L2 error distribution",
           "tail = p99.9 / median; replicated if it is >= 1.5x the Gaussian reference's for every block; partly if for the median block",
-          ("fig9_error_distribution", "summary"), judge_tail),
+          "fig9_error_distribution", _error_summary, judge_tail),
     Claim("Fig 2", "Linearity (averaged over layers) falls during pretraining", "decreasing over checkpoints", "pending"),
     Claim("Table 1", "Fine-tuning raises linearity without the residual", "positive deltas on MultiRC, BoolQ, CB, HH-RLHF", "pending"),
     Claim("Fig 4", "A cosine regularizer lowers per-layer linearity", "lower linearity at lambda 0.5", "pending"),
@@ -112,14 +126,23 @@ CLAIMS: list[Claim] = [
 ]
 
 
-def claims_table(profile: str, root=None) -> pd.DataFrame:
-    """One row per claim: artifact, claim, paper, ours, verdict, rule."""
+def claims_table(profile: str) -> pd.DataFrame:
+    """One row per claim: artifact, claim, paper, ours, verdict, rule, notebook.
+
+    Each table is the one the profile's parameters for the claim's notebook select; a claim whose
+    table is not in the cache (the notebook has not run with those parameters) is ``not run``.
+    """
+    from .runner import notebook_parameters
+
     rows = []
     for c in CLAIMS:
-        table = results.load_latest(*c.source, profile=profile, root=root) if c.source else None
+        table = None
+        if c.load is not None:
+            table = c.load(notebook_parameters(c.notebook, profile), profile)
         if table is None or c.judge is None:
             ours, verdict = "—", NOT_RUN
         else:
             ours, verdict = c.judge(table)
-        rows.append(dict(artifact=c.artifact, claim=c.claim, paper=c.paper, ours=ours, verdict=verdict, rule=c.rule))
+        rows.append(dict(artifact=c.artifact, claim=c.claim, paper=c.paper, ours=ours, verdict=verdict,
+                         rule=c.rule, notebook=c.notebook or ""))
     return pd.DataFrame(rows)

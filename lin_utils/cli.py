@@ -1,7 +1,7 @@
 """The ``lin-utils`` command.
 
-    lin-utils profile --model SPEC --dataset wikitext-2 --split test --max-tokens N \\
-        --seq-len T --batch-size B --dtype float32 --device cpu --out profile.csv [--exclude-bos]
+    lin-utils profile --model SPEC [--dataset tinystories --split validation --max-tokens N \\
+        --seq-len T --batch-size B --dtype float32 --device cpu --precision float64] [--out profile.csv] [--exclude-bos]
     lin-utils book run --profile {smoke,cpu,gpu,full} [--only NAMES] [--force]
     lin-utils book build
 
@@ -11,13 +11,15 @@ exit code 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 import warnings
 from pathlib import Path
 
+from .linearity import PRECISIONS
+
 PROFILES = ("smoke", "cpu", "gpu", "full")
-DTYPES = ("float32", "float64", "bfloat16", "float16")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,15 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lin-utils", description="Linearity of transformer blocks (arXiv 2405.12250).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("profile", help="score every block of a model on a text corpus")
-    p.add_argument("--model", required=True, help="stories260K, minilm, random:SPEC, a local dir or .gguf, or a hub id[@revision]")
-    p.add_argument("--dataset", default="wikitext-2", help="wikitext-2, tinystories, or a path to a .txt file of your own")
-    p.add_argument("--split", default="test")
-    p.add_argument("--max-tokens", type=_positive("--max-tokens"), default=16384)
-    p.add_argument("--seq-len", type=_positive("--seq-len"), default=512)
-    p.add_argument("--batch-size", type=_positive("--batch-size"), default=4)
-    p.add_argument("--dtype", choices=DTYPES, default="float32")
-    p.add_argument("--device", default="cpu")
+    from .scan import DTYPES, ScanConfig
+
+    d = {f.name: f.default for f in dataclasses.fields(ScanConfig) if f.name != "model"}
+    p = sub.add_parser("profile", help="score every block of a model on a text corpus",
+                       description="Defaults are those of lin_utils.scan.ScanConfig, shared with the book's figures.")
+    p.add_argument("--model", required=True, help="stories260K, minilm, zoo:NAME, random:SPEC, a local dir or .gguf, or a hub id[@revision]")
+    p.add_argument("--dataset", default=d["dataset"], help="wikitext-2, tinystories, or a path to a .txt file of your own")
+    p.add_argument("--split", default=d["split"])
+    p.add_argument("--max-tokens", type=_positive("--max-tokens"), default=d["max_tokens"])
+    p.add_argument("--seq-len", type=_positive("--seq-len"), default=d["seq_len"])
+    p.add_argument("--batch-size", type=_positive("--batch-size"), default=d["batch_size"])
+    p.add_argument("--dtype", choices=DTYPES, default=d["dtype"])
+    p.add_argument("--device", default=d["device"])
+    p.add_argument("--seed", type=int, default=d["seed"], help="seed of random-init models (random:SPEC)")
+    p.add_argument("--precision", choices=PRECISIONS, default=d["precision"],
+                   help="Gram precision: float64 (exact reference) or mixed (float32 products, float64 sums)")
     p.add_argument("--layers", type=_layers, default=None, help="comma-separated block indices (default: all)")
     p.add_argument("--no-bos", action="store_true", help="do not start each chunk with BOS")
     p.add_argument("--exclude-bos", action="store_true", help="leave position 0 out of the statistics")
@@ -79,33 +88,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _profile(args) -> int:
-    import torch
+def scan_config(args) -> "ScanConfig":
+    """The :class:`~lin_utils.scan.ScanConfig` that ``lin-utils profile`` arguments describe."""
+    from .scan import ScanConfig
 
+    return ScanConfig(model=args.model, dataset=args.dataset, split=args.split, seq_len=args.seq_len,
+                      max_tokens=args.max_tokens, batch_size=args.batch_size, dtype=args.dtype,
+                      device=args.device, seed=args.seed, add_bos=not args.no_bos,
+                      exclude_bos=args.exclude_bos, precision=args.precision, layers=args.layers)
+
+
+def _profile(args) -> int:
     import transformers
 
-    from .data import text_chunks
-    from .linearity import LinearityWarning, check_token_count, profile_model
-    from .models import hidden_size, load_model
+    from .linearity import LinearityWarning
     from .results import atomic_write_text
+    from .scan import scan_blocks
 
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        return _fail(f"--device {args.device}: CUDA is not available on this machine")
-    dtype = getattr(torch, args.dtype)
+    cfg = scan_config(args)
     transformers.utils.logging.disable_progress_bar()  # weight-loading bars; ours is enough
-    model, tokenizer = load_model(args.model, dtype=dtype, device=args.device)
-    chunks = text_chunks(args.dataset, args.split, tokenizer, args.seq_len, max_tokens=args.max_tokens, add_bos=not args.no_bos)
-    # Refuse n <= d before the forward passes, not after.
-    check_token_count(chunks.n_tokens - (len(chunks) if args.exclude_bos else 0), hidden_size(model), "profile")
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LinearityWarning)
-        acc = profile_model(
-            model, chunks.batches(args.batch_size), layers=args.layers, exclude_bos=args.exclude_bos,
-            device=args.device, progress=not args.quiet, total=chunks.n_batches(args.batch_size),
-        )
-        table = acc.result()
-    table.insert(0, "model", args.model)
+        table, acc = scan_blocks(cfg, progress=not args.quiet)
     seconds = time.perf_counter() - start
     if args.out:
         atomic_write_text(Path(args.out), table.to_csv(index=False))
@@ -113,7 +118,7 @@ def _profile(args) -> int:
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"# {args.model} on {args.dataset}/{args.split}: {acc.n_tokens} tokens, d={acc.dim}, {seconds:.1f} s"
           + (f"; wrote {args.out}" if args.out else ""))
-    for w in {str(w.message).split(": ", 1)[-1] for w in caught if issubclass(w.category, LinearityWarning)}:
+    for w in dict.fromkeys(str(w.message).split(": ", 1)[-1] for w in caught if issubclass(w.category, LinearityWarning)):
         print(f"# warning: {w}", file=sys.stderr)
     return 0
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from lin_utils.errors import DataNotFoundError
+from lin_utils.errors import DataNotFoundError, LinUtilsError, one_line
 
 __all__ = [
     "TEXT_SPLITS", "EVAL_SPLITS", "TokenChunks", "data_dir", "load_text", "load_stories",
@@ -79,9 +79,7 @@ def _hub_dataset(path: str, name: str | None = None, **kwargs: Any):
 
 
 def _short(exc: BaseException) -> str:
-    msg = (str(exc).strip().splitlines() or [""])[0]
-    msg = msg if len(msg) <= 160 else msg[:157] + "..."
-    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    return f"{type(exc).__name__}: {one_line(exc, 160)}" if str(exc).strip() else type(exc).__name__
 
 
 def _fetch(what: str, rel: Sequence[str], read_local: Callable[..., Any],
@@ -164,7 +162,10 @@ def load_text(name: str, split: str) -> str:
         path = Path(name).expanduser()
         if not path.is_file():
             raise DataNotFoundError(f"text file {path} not found")
-        return _read_text(path)
+        text = _read_text(path)
+        if not text.strip():
+            raise LinUtilsError(f"text file {path} is empty")
+        return text
     _check("text corpus name", name, tuple(TEXT_SPLITS))
     _check("split", split, TEXT_SPLITS[name], of=name)
     if name == "wikitext-2":

@@ -11,3 +11,14 @@ class DataNotFoundError(LinUtilsError, FileNotFoundError):
 
 class ModelNotFoundError(LinUtilsError, OSError):
     """A model spec resolved to nothing loadable."""
+
+
+def one_line(message, limit: int | None = 200) -> str:
+    """The first non-empty line of a message (or exception), whitespace collapsed, cut to
+    ``limit`` characters with "…" (no cut when ``limit`` is None). An exception without a message
+    gives its type name."""
+    lines = [" ".join(ln.split()) for ln in str(message).splitlines() if ln.strip()]
+    text = lines[0] if lines else (type(message).__name__ if isinstance(message, BaseException) else "")
+    if limit is not None and len(text) > limit:
+        text = text[: max(limit - 1, 0)] + "…"
+    return text

@@ -1,22 +1,26 @@
 """The computations behind the book's figures. Each returns tidy pandas tables.
 
-Notebooks call these through :func:`lin_utils.results.cached`, so a re-run with the same
-parameters loads the stored table instead of recomputing.
+Results are cached by *what was computed*, not by which notebook asked: one scan of one model
+with one :class:`~lin_utils.scan.ScanConfig` is stored once per profile (computation
+``linearity_scan``) and every figure that needs it (Figs 1 and 3) reads the same table. The
+claims page calls the same functions with ``cache_only=True`` and the parameters the profile
+selects, so it judges exactly the tables the figure pages show.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
-from .data import text_chunks
-from .linearity import profile_model, token_errors
-from .models import is_encoder, load_model, n_blocks
+from . import results
+from .scan import ScanConfig, describe_model, load_scan_inputs, scan_blocks, token_errors
 
-__all__ = ["describe_model", "gaussian_norm_quantiles", "linearity_profiles", "token_error_distribution"]
+__all__ = ["gaussian_norm_quantiles", "linearity_profiles", "scan_table", "token_error_distribution", "token_error_tables"]
+
+SCAN = "linearity_scan"
+ERRORS = "token_errors"
 
 
 def gaussian_norm_quantiles(eigenvalues: np.ndarray, q=(0.5, 0.999), draws: int = 200_000, rng=None) -> np.ndarray:
@@ -33,109 +37,98 @@ def gaussian_norm_quantiles(eigenvalues: np.ndarray, q=(0.5, 0.999), draws: int 
     return np.sqrt(np.quantile(sq, q))
 
 
-def describe_model(spec: str, model) -> dict:
-    """Labels for plots: kind (trained decoder / encoder / random init), blocks, width."""
-    trained = not spec.startswith("random:")
-    arch = "encoder" if is_encoder(model) else "decoder"
-    return dict(model=spec, kind=f"{arch}, {'trained' if trained else 'random init'}", n_blocks=n_blocks(model))
+def scan_table(cfg: ScanConfig, *, profile: str, force: bool = False, cache_only: bool = False,
+               progress: bool = True) -> pd.DataFrame | None:
+    """The per-block linearity table of one model (:func:`lin_utils.scan.scan_blocks`), cached.
+
+    Keyed by ``cfg`` alone, so any figure with the same scan parameters reuses it. With
+    ``cache_only`` nothing is computed: a missing table gives None.
+    """
+    if cache_only:
+        return results.load_table(SCAN, "blocks", cfg.key(), profile)
+    return results.cached(SCAN, "blocks", cfg.key(), lambda: scan_blocks(cfg, progress=progress)[0],
+                          profile=profile, force=force)
 
 
-def _model_and_chunks(spec, *, dataset, split, seq_len, max_tokens, dtype, device, seed):
-    """Load ``spec`` and cut the corpus into BOS-led chunks no longer than its context."""
-    model, tokenizer = load_model(spec, dtype=getattr(torch, dtype), device=device, seed=seed)
-    limit = getattr(model.config, "max_position_embeddings", None) or seq_len
-    chunks = text_chunks(dataset, split, tokenizer, min(seq_len, limit), max_tokens=max_tokens, add_bos=True)
-    return model, chunks
+def linearity_profiles(models: Sequence[str], scan: Mapping, *, profile: str, force: bool = False,
+                       cache_only: bool = False, progress: bool = True) -> pd.DataFrame | None:
+    """Figs 1 and 3: per-block linearity (with and without residual), held-out R², cosine, norms.
 
-
-def linearity_profiles(
-    models: Sequence[str],
-    *,
-    dataset: str = "tinystories",
-    split: str = "validation",
-    max_tokens: int = 16384,
-    seq_len: int = 256,
-    batch_size: int = 8,
-    exclude_bos: bool = True,
-    dtype: str = "float32",
-    device: str = "cpu",
-    seed: int = 0,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Per-block linearity (with and without residual), held-out R^2, cosine and norms.
-
-    Every chunk starts with BOS (``exclude_bos`` then drops it from the statistics).
+    Args:
+        models: model specs, in the order the figures list them.
+        scan: :class:`ScanConfig` fields shared by every model (other keys are ignored).
 
     Returns:
-        One row per (model, block): the columns of
-        :meth:`lin_utils.linearity.LinearityAccumulator.result` plus ``model``, ``kind``,
-        ``n_blocks`` and ``depth`` = block / (n_blocks - 1) in [0, 1].
+        One row per (model, block): ``model``, ``arch``, ``trained``, ``n_blocks``, the columns of
+        :meth:`lin_utils.linearity.LinearityAccumulator.result`, and ``depth`` = block /
+        (n_blocks - 1). None with ``cache_only`` when a model's table is missing.
     """
-    frames = []
-    for spec in models:
-        model, chunks = _model_and_chunks(spec, dataset=dataset, split=split, seq_len=seq_len, max_tokens=max_tokens,
-                                          dtype=dtype, device=device, seed=seed)
-        acc = profile_model(
-            model, chunks.batches(batch_size), exclude_bos=exclude_bos, device=device,
-            progress=progress, total=chunks.n_batches(batch_size),
-        )
-        df = acc.result()
-        info = describe_model(spec, model)
-        for k, v in reversed(info.items()):
-            df.insert(0, k, v)
-        df["depth"] = df.block / max(info["n_blocks"] - 1, 1)
-        frames.append(df)
+    frames = [scan_table(ScanConfig.from_params(m, scan), profile=profile, force=force,
+                         cache_only=cache_only, progress=progress) for m in models]
+    if any(f is None for f in frames):
+        return None
     return pd.concat(frames, ignore_index=True)
 
 
-def token_error_distribution(
-    models: Sequence[str],
-    *,
-    dataset: str = "tinystories",
-    split: str = "validation",
-    max_tokens: int = 16384,
-    seq_len: int = 256,
-    batch_size: int = 8,
-    exclude_bos: bool = False,
-    sample_per_block: int = 4000,
-    dtype: str = "float32",
-    device: str = "cpu",
-    seed: int = 0,
-    progress: bool = True,
-) -> dict[str, pd.DataFrame]:
-    """Fig 9: per-token relative L2 error of each block's least-squares linear map.
+def _token_error_tables(cfg: ScanConfig, sample_per_block: int, progress: bool) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(cfg.seed)
+    model, _, chunks = load_scan_inputs(cfg)
+    total = chunks.n_batches(cfg.batch_size)
+    _, acc = scan_blocks(cfg, progress=progress, model=model, chunks=chunks)
+    scores = acc.result().set_index("block")
+    gauss = {i: gaussian_norm_quantiles(np.linalg.eigvalsh(c), rng=rng) for i, c in acc.residual_covariance().items()}
+    errors = token_errors(model, chunks.batches(cfg.batch_size), acc.fitted_maps(), exclude_bos=cfg.exclude_bos,
+                          device=cfg.device, progress=progress, total=total)
+    info = describe_model(cfg.model, model)
+    summaries, samples = [], []
+    for block, grp in errors.groupby("block"):
+        e = grp.error.to_numpy()
+        pos = grp.position.to_numpy()
+        q = np.quantile(e, [0.5, 0.9, 0.99, 0.999])
+        g50, g999 = gauss[block]
+        summaries.append(dict(
+            **info, block=block, n_tokens=len(e), d=int(scores.loc[block, "d"]),
+            score=float(scores.loc[block, "score"]), mean_sq_error=float(np.mean(e**2)),
+            median=q[0], p90=q[1], p99=q[2], p999=q[3], max=float(e.max()),
+            tail_ratio=q[3] / q[0], gauss_median=g50, gauss_p999=g999, gauss_tail_ratio=g999 / g50,
+            excess_tail=(q[3] / q[0]) / (g999 / g50),
+            bos_median=float(np.median(e[pos == 0])) if (pos == 0).any() else math.nan,
+        ))
+        take = np.sort(rng.choice(len(grp), size=min(sample_per_block, len(grp)), replace=False))
+        samples.append(pd.DataFrame({"model": cfg.model, "arch": info["arch"], "trained": info["trained"],
+                                     "block": block, "position": pos[take], "is_bos": pos[take] == 0,
+                                     "error": e[take]}))
+    return {"summary": pd.DataFrame(summaries), "sample": pd.concat(samples, ignore_index=True)}
+
+
+def token_error_tables(cfg: ScanConfig, sample_per_block: int, *, profile: str, force: bool = False,
+                       cache_only: bool = False, progress: bool = True) -> dict[str, pd.DataFrame] | None:
+    """Fig 9 for one model: per-token relative L2 error of each block's least-squares map, cached.
 
     Pass 1 fits the map of every block on all tokens; pass 2 measures each token's error
-    ``||y_hat - y|| / rms_y`` (so the mean squared error equals 1 - R^2). BOS (position 0)
-    is kept by default so that its outlier errors are visible; it is flagged in ``is_bos``.
+    ``||y_hat - y|| / rms_y`` (so the mean squared error equals 1 - R²). BOS (position 0) is
+    flagged in ``is_bos``. The tail is compared with Gaussian errors of the fitted map's
+    residual covariance (Monte Carlo, seeded by ``cfg.seed``).
 
     Returns:
-        ``{"summary": one row per (model, block) with quantiles over all tokens,
+        ``{"summary": one row per block with quantiles over all tokens and the Gaussian reference,
            "sample": a uniform random sample of at most ``sample_per_block`` tokens per block}``.
     """
-    rng = np.random.default_rng(seed)
-    summaries, samples = [], []
-    for spec in models:
-        model, chunks = _model_and_chunks(spec, dataset=dataset, split=split, seq_len=seq_len, max_tokens=max_tokens,
-                                          dtype=dtype, device=device, seed=seed)
-        total = chunks.n_batches(batch_size)
-        acc = profile_model(model, chunks.batches(batch_size), exclude_bos=exclude_bos, device=device, progress=progress, total=total)
-        scores = acc.result().set_index("block")
-        gauss = {i: gaussian_norm_quantiles(np.linalg.eigvalsh(c), rng=rng) for i, c in acc.residual_covariance().items()}
-        errors = token_errors(model, chunks.batches(batch_size), acc.fitted_maps(), exclude_bos=exclude_bos, device=device, progress=progress, total=total)
-        info = describe_model(spec, model)
-        for block, grp in errors.groupby("block"):
-            e = grp.error.to_numpy()
-            q = np.quantile(e, [0.5, 0.9, 0.99, 0.999])
-            summaries.append(dict(
-                **info, block=block, n_tokens=len(e), d=int(scores.loc[block, "d"]),
-                score=float(scores.loc[block, "score"]), mean_sq_error=float(np.mean(e**2)),
-                median=q[0], p90=q[1], p99=q[2], p999=q[3], max=float(e.max()),
-                tail_ratio=q[3] / q[0], gauss_tail_ratio=gauss[block][1] / gauss[block][0],
-                excess_tail=(q[3] / q[0]) / (gauss[block][1] / gauss[block][0]), bos_median=float(np.median(e[grp.position.to_numpy() == 0])) if (grp.position == 0).any() else math.nan,
-            ))
-            take = rng.choice(len(grp), size=min(sample_per_block, len(grp)), replace=False)
-            s = grp.iloc[np.sort(take)]
-            samples.append(pd.DataFrame({"model": spec, "kind": info["kind"], "block": block, "position": s.position.to_numpy(),
-                                         "is_bos": s.position.to_numpy() == 0, "error": s.error.to_numpy()}))
-    return {"summary": pd.DataFrame(summaries), "sample": pd.concat(samples, ignore_index=True)}
+    params = {**cfg.key(), "sample_per_block": sample_per_block}
+    if cache_only:
+        tables = {t: results.load_table(ERRORS, t, params, profile) for t in ("summary", "sample")}
+        return None if any(v is None for v in tables.values()) else tables
+    return results.cached_tables(ERRORS, ["summary", "sample"], params,
+                                 lambda: _token_error_tables(cfg, sample_per_block, progress),
+                                 profile=profile, force=force)
+
+
+def token_error_distribution(models: Sequence[str], scan: Mapping, *, sample_per_block: int = 2000,
+                             profile: str, force: bool = False, cache_only: bool = False,
+                             progress: bool = True) -> dict[str, pd.DataFrame] | None:
+    """Fig 9 over several models: :func:`token_error_tables` of each, concatenated."""
+    per_model = [token_error_tables(ScanConfig.from_params(m, scan), sample_per_block, profile=profile,
+                                    force=force, cache_only=cache_only, progress=progress) for m in models]
+    if any(t is None for t in per_model):
+        return None
+    return {name: pd.concat([t[name] for t in per_model], ignore_index=True) for name in ("summary", "sample")}

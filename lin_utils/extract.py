@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import torch
 from tqdm import tqdm
 
-from .models import decoder_blocks
+from .arch import decoder_blocks
 
 __all__ = [
     "Capture", "boundaries_for_blocks", "capture", "iter_block_states", "normalize_blocks",

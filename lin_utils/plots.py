@@ -100,6 +100,13 @@ def save(fig: mpl.figure.Figure, path: str | Path, **savefig_kw) -> Path:
 # the book's figures, drawn from result tables (lin_utils.experiments)
 
 
+def model_kind(row) -> str:
+    """'decoder, trained', 'encoder, random init', ... from a row's ``arch`` and ``trained``."""
+    if "arch" not in row or "trained" not in row:
+        return ""
+    return f"{row['arch']}, {'trained' if row['trained'] else 'random init'}"
+
+
 def _x(table) -> tuple[str, str]:
     """Relative depth when the table has it (models of different depth share an axis)."""
     if "depth" in table.columns:
@@ -172,7 +179,7 @@ def block_norms(table):
 def error_tails(sample):
     """Fig 9: the long tail of the per-token relative error of the linear approximation.
 
-    ``sample``: one row per sampled token with ``model``, ``kind``, ``block``, ``error`` and
+    ``sample``: one row per sampled token with ``model``, ``arch``, ``trained``, ``block``, ``error`` and
     ``is_bos``. One panel per model: the complementary ECDF P(error > x) of every block on
     log-log axes (colour = depth), with BOS tokens marked (x) on their block's curve.
     """
@@ -193,7 +200,7 @@ def error_tails(sample):
             ax.plot(e, survival, color=c, label=f"block {block}")
             bos = g["is_bos"].to_numpy(dtype=bool)[order]
             ax.plot(e[bos], survival[bos], color=c, marker="x", linestyle="none")
-        kind = grp["kind"].iloc[0] if "kind" in grp else ""
+        kind = model_kind(grp.iloc[0])
         ax.set(xscale="log", yscale="log", xlabel="relative error (units of RMS target norm)",
                title=f"{model} ({kind})" if kind else model)
         ax.xaxis.set_minor_formatter(NullFormatter())

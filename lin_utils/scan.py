@@ -20,7 +20,10 @@ from .errors import LinUtilsError
 from .extract import iter_block_states, normalize_blocks
 from .linearity import PRECISIONS, LinearityAccumulator, LinearMap
 
-__all__ = ["DTYPES", "ScanConfig", "load_scan_inputs", "profile_model", "scan_blocks", "token_errors"]
+__all__ = [
+    "DTYPES", "ScanConfig", "describe_model", "load_scan_inputs", "profile_model", "scan_blocks",
+    "token_errors", "with_description",
+]
 
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 
@@ -119,23 +122,47 @@ def load_scan_inputs(cfg: ScanConfig):
     return model, tokenizer, chunks
 
 
-def scan_blocks(cfg: ScanConfig, *, progress: bool = True) -> tuple[pd.DataFrame, LinearityAccumulator]:
+def describe_model(spec: str, model) -> dict:
+    """Labels of a model for tables and plots: ``model``, ``arch``, ``trained``, ``n_blocks``.
+
+    ``arch`` is ``"decoder"`` or ``"encoder"``; ``trained`` is False for ``random:`` specs.
+    """
+    from .arch import is_encoder, n_blocks
+
+    return dict(model=spec, arch="encoder" if is_encoder(model) else "decoder",
+                trained=not spec.startswith("random:"), n_blocks=n_blocks(model))
+
+
+def with_description(table: pd.DataFrame, info: dict) -> pd.DataFrame:
+    """``table`` with the :func:`describe_model` columns first and ``depth`` = block / (n_blocks - 1)."""
+    table = table.copy()
+    for k, v in reversed(info.items()):
+        table.insert(0, k, v)
+    table["depth"] = table.block / max(info["n_blocks"] - 1, 1)
+    return table
+
+
+def scan_blocks(cfg: ScanConfig, *, progress: bool = True, model=None, chunks=None) -> tuple[pd.DataFrame, LinearityAccumulator]:
     """Load, check n > d before any forward pass, stream, score.
 
+    ``model`` and ``chunks`` may be passed when already loaded by :func:`load_scan_inputs`.
+
     Returns:
-        ``(table, accumulator)``: one row per scored block (the columns of
-        :meth:`LinearityAccumulator.result`) and the filled accumulator.
+        ``(table, accumulator)``: one row per scored block, with the :func:`describe_model`
+        columns, the columns of :meth:`LinearityAccumulator.result` and ``depth``; and the
+        filled accumulator.
     """
     from .arch import hidden_size
     from .linearity import check_token_count
 
-    model, _, chunks = load_scan_inputs(cfg)
+    if model is None or chunks is None:
+        model, _, chunks = load_scan_inputs(cfg)
     n = chunks.n_tokens - (len(chunks) if cfg.exclude_bos and chunks.has_bos else 0)
     check_token_count(n, hidden_size(model), f"model {cfg.model}", warn=False)
     acc = profile_model(model, chunks.batches(cfg.batch_size), layers=cfg.layers, exclude_bos=cfg.exclude_bos,
                         device=cfg.device, progress=progress, total=chunks.n_batches(cfg.batch_size),
                         precision=cfg.precision)
-    return acc.result(), acc
+    return with_description(acc.result(), describe_model(cfg.model, model)), acc
 
 
 def profile_model(

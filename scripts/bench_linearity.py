@@ -31,7 +31,7 @@ def _model():
     import torch
     import transformers
 
-    from lin_utils.models import from_config
+    from lin_utils.arch import from_config
 
     torch.manual_seed(0)
     cfg = transformers.GPT2Config(n_embd=768, n_layer=12, n_head=12, n_positions=1024, vocab_size=50257)

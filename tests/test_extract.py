@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 import torch
 
+from lin_utils.arch import from_config, tiny_config
 from lin_utils.data import text_chunks
 from lin_utils.extract import boundaries_for_blocks, iter_block_states
 from lin_utils.linearity import LinearityAccumulator, linearity_score, profile_model
-from lin_utils.models import from_config, load_model, tiny_config
+from lin_utils.models import load_model
 
 
 @pytest.fixture(scope="module")

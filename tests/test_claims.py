@@ -1,0 +1,52 @@
+"""Verdict rules on synthetic tables, and the claims table judged from exactly the profile's tables."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from tables import profile_table
+
+from lin_utils import claims
+
+
+@pytest.mark.parametrize("score, verdict", [
+    ([0.99, 0.97, 0.995], claims.REPLICATED),
+    ([0.99, 0.85, 0.95], claims.PARTLY),
+    ([0.75, 0.8, 0.7], claims.NOT_REPLICATED),
+])
+def test_fig1_score_verdicts(score, verdict):
+    assert claims.judge_score(profile_table(score, [0.5] * 3, [0.2] * 3))[1] == verdict
+
+
+def test_only_trained_decoders_are_judged():
+    t = pd.concat([profile_table([0.99] * 3, [0.4] * 3, [0.2] * 3),
+                   profile_table([0.1] * 3, [0.1] * 3, [5.0] * 3, trained=False, model="r"),
+                   profile_table([0.1] * 3, [0.1] * 3, [5.0] * 3, arch="encoder", model="e")])
+    assert claims.judge_score(t)[1] == claims.REPLICATED
+    assert claims.judge_norms(t)[1] == claims.REPLICATED
+    n = claims.fig1_numbers(t)
+    assert n["score_mean"] == pytest.approx(0.99) and n["random_score_mean"] == pytest.approx(0.1)
+    assert n["drop"] == pytest.approx(0.59)
+
+
+def test_norm_verdicts():
+    assert claims.judge_norms(profile_table([0.9] * 3, [0.5] * 3, [0.5, 0.8, 1.2]))[1] == claims.PARTLY
+    assert claims.judge_norms(profile_table([0.9] * 3, [0.5] * 3, [1.5, 0.8, 1.2]))[1] == claims.NOT_REPLICATED
+
+
+def test_claims_judge_exactly_the_tables_the_profile_selects(tmp_path, monkeypatch):
+    from lin_utils import experiments
+    from lin_utils.runner import notebook_parameters
+
+    monkeypatch.setenv("LIN_RESULTS_DIR", str(tmp_path))
+    assert (claims.claims_table("smoke").verdict == claims.NOT_RUN).all()
+    # A stray table computed with other parameters sits in the same folder; it is never judged.
+    experiments.linearity_profiles(["stories260K"], {"max_tokens": 1400, "seq_len": 128, "batch_size": 4},
+                                   profile="smoke", progress=False)
+    assert (claims.claims_table("smoke").verdict == claims.NOT_RUN).all()
+    p = notebook_parameters("fig1_linearity_profiles", "smoke")
+    table = experiments.linearity_profiles(p["models"], p, profile="smoke", progress=False)
+    t = claims.claims_table("smoke")
+    fig1 = t[t.notebook == "fig1_linearity_profiles"]
+    assert len(fig1) == 2 and (fig1.verdict != claims.NOT_RUN).all()
+    assert f"{claims.fig1_numbers(table)['score_mean']:.3f}" in fig1.iloc[0].ours
+    assert (t[t.notebook == "fig9_error_distribution"].verdict == claims.NOT_RUN).all()

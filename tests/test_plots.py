@@ -1,0 +1,77 @@
+"""The figure functions draw the table's own numbers, on synthetic tables."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+from tables import profile_table
+
+from lin_utils import plots
+
+
+def _lines_with_y(ax, y):
+    return [ln for ln in ax.lines if len(ln.get_ydata()) == len(y) and np.allclose(ln.get_ydata(), y)]
+
+
+@pytest.fixture
+def two_models():
+    return pd.concat([profile_table([0.99, 0.9, 0.95], [0.5, 0.3, 0.4], [0.3, 0.2, 0.5]),
+                      profile_table([0.91, 0.92, 0.93], [-3.0, 0.2, 0.1], [1.3, 1.1, 0.9], trained=False, model="r")])
+
+
+def test_fig1_draws_each_models_scores_and_heldout_against_depth(two_models):
+    fig = plots.linearity_profiles(two_models)
+    left, right = fig.axes[:2]
+    for model, grp in two_models.groupby("model"):
+        for ax, score, held in ((left, "score", "heldout"), (right, "score_nores", "heldout_nores")):
+            (line,) = _lines_with_y(ax, grp[score].to_numpy())
+            np.testing.assert_allclose(line.get_xdata(), grp.depth)
+            assert line.get_marker() == "o"
+            (dotted,) = _lines_with_y(ax, grp[held].to_numpy())
+            assert dotted.get_linestyle() == ":" and dotted.get_color() == line.get_color()
+    # one colour per model, the same in both panels
+    colours = {m: _lines_with_y(left, g.score.to_numpy())[0].get_color() for m, g in two_models.groupby("model")}
+    assert len(set(map(str, colours.values()))) == 2
+    assert right.get_ylim()[0] == pytest.approx(plots.Y_FLOOR)  # -3 is clipped, and said so
+    assert any("clipped" in txt.get_text() for txt in right.texts)
+    assert left.get_ylim()[0] < 0.3  # nothing clipped on the left
+
+
+def test_fig3_draws_norms_and_their_ratio(two_models):
+    fig = plots.block_norms(two_models)
+    left, right = fig.axes[:2]
+    assert left.get_yscale() == "log"
+    for _, grp in two_models.groupby("model"):
+        assert _lines_with_y(left, grp.norm_resid.to_numpy()) and _lines_with_y(left, grp.norm_block.to_numpy())
+        assert len(_lines_with_y(right, grp.norm_ratio.to_numpy())) == 1
+
+
+def test_fig9_draws_the_survival_function_of_each_block():
+    rng = np.random.default_rng(0)
+    sample = pd.DataFrame(dict(model="m", arch="decoder", trained=True, block=np.repeat([0, 1], 200),
+                               position=np.tile(np.arange(100), 4), error=rng.lognormal(size=400)))
+    sample["is_bos"] = sample.position == 0
+    fig = plots.error_tails(sample)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert "decoder, trained" in ax.get_title()
+    for block, g in sample.groupby("block"):
+        e = np.sort(g.error.to_numpy())
+        curves = [ln for ln in ax.lines if len(ln.get_xdata()) == len(e) and np.allclose(ln.get_xdata(), e)]
+        assert len(curves) == 1
+        survival = curves[0].get_ydata()
+        np.testing.assert_allclose(survival, 1 - np.arange(len(e)) / len(e))  # P(error >= e_i)
+        bos = [ln for ln in ax.lines if ln.get_marker() == "x" and ln.get_color() == curves[0].get_color()]
+        assert len(bos) == 1 and np.allclose(np.sort(bos[0].get_xdata()), np.sort(g.error[g.is_bos]))
+
+
+def test_model_kind_labels():
+    assert plots.model_kind(pd.Series(dict(arch="encoder", trained=False))) == "encoder, random init"
+    assert plots.model_kind(pd.Series(dict(model="x"))) == ""
+
+
+def test_palette_is_stable_and_colour_blind_safe():
+    a = plots.model_palette(["x", "y", "x", "z"])
+    assert list(a) == ["x", "y", "z"] and a["x"] == plots.PALETTE[0] and a["z"] == plots.PALETTE[2]
