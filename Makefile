@@ -36,4 +36,4 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_linearity.py
 
 clean:
-	rm -rf _build book/notebooks/*.ipynb
+	rm -rf _build book/notebooks/*.ipynb book/notebooks/.staging book/notebooks/.failed

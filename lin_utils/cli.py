@@ -17,6 +17,7 @@ import time
 import warnings
 from pathlib import Path
 
+from .errors import one_line
 from .linearity import PRECISIONS
 
 PROFILES = ("smoke", "cpu", "gpu", "full")
@@ -27,9 +28,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(_fail(f"{self.prog}: {message}"))
 
 
-def _fail(message: str) -> int:
-    first = str(message).strip().splitlines()[0] if str(message).strip() else "failed"
-    print(f"lin-utils: error: {first}", file=sys.stderr)
+def _fail(message) -> int:
+    print(f"lin-utils: error: {one_line(message, None) or 'failed'}", file=sys.stderr)
     return 2
 
 
@@ -124,13 +124,15 @@ def _profile(args) -> int:
 
 
 def _book(args) -> int:
-    from . import book
-
     if args.book_command == "run":
+        from .runner import run_profile
+
         only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
-        book.run_profile(args.profile, only=only, force=args.force)
+        run_profile(args.profile, only=only, force=args.force)
     else:
-        print(book.build_book())
+        from .site import build_book
+
+        print(build_book())
     return 0
 
 
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print("lin-utils: interrupted", file=sys.stderr)
         return 130
     except (LinUtilsError, ValueError, FileNotFoundError, OSError) as exc:
-        return _fail(str(exc) or type(exc).__name__)
+        return _fail(exc)
 
 
 if __name__ == "__main__":

@@ -289,7 +289,12 @@ def load_eval(name: str, split: str | None = None) -> list[dict]:
     - ``winogrande`` (``validation``=``dev``, 1267): ``{"qID", "sentence", "option1", "option2",
       "answer", "label"}`` with ``label`` (int 1/2) merged in from ``dev-labels.lst``.
 
-    Hub rows are converted to these layouts. FewGLUE subsets have no hub equivalent.
+    These are the mirror's layouts. The hub fallback returns the hub's rows as they are, which
+    for ARC (``question`` a string, ``choices = {"text": [...], "label": [...]}``) and SuperGLUE
+    (integer ``ClassLabel`` labels; MultiRC one row per answer) differ from the files; the
+    benchmarks do not go through here but through lm-eval
+    (:mod:`lin_utils.evaluate.harness`), whose task ``process_docs`` convert the mirror's rows to
+    the hub's layout. FewGLUE subsets have no hub equivalent.
     """
     _check("eval set name", name, tuple(EVAL_SPLITS))
     split = EVAL_SPLITS[name][0] if split is None else split
@@ -301,12 +306,12 @@ def load_eval(name: str, split: str | None = None) -> list[dict]:
         local, hub_split = _ARC_SPLITS[split]
         return _fetch(what, [f"{name}/{cfg}-{local}.jsonl"], _read_jsonl,
                       f"allenai/ai2_arc ({cfg})",
-                      lambda: [_arc_from_hub(r) for r in
+                      lambda: [dict(r) for r in
                                _hub_dataset("allenai/ai2_arc", cfg, split=hub_split)])
     if name in _SG_DIRS:
         fname = _SG_SPLITS[split]
         return _fetch(what, [f"superglue/{_SG_DIRS[name]}/{fname}.jsonl"], _read_jsonl,
-                      f"aps/super_glue ({name})", lambda: _superglue_from_hub(name, fname))
+                      f"aps/super_glue ({name})", lambda: _superglue_hub_rows(name, fname))
     if name == "xstorycloze-en":
         return _fetch(what, [f"xstorycloze-en/en_{split}.jsonl"], _read_jsonl,
                       "juletxara/xstory_cloze (en)",
@@ -338,43 +343,10 @@ def _with_labels(jsonl: Path, labels: Path) -> list[dict]:
     return [{**r, "label": y} for r, y in zip(rows, labs)]
 
 
-def _arc_from_hub(r: dict) -> dict:
-    ch = r["choices"]
-    return {"id": r["id"], "answerKey": r["answerKey"],
-            "question": {"stem": r["question"],
-                         "choices": [{"text": t, "label": lab}
-                                     for t, lab in zip(ch["text"], ch["label"])]}}
-
-
-def _superglue_from_hub(task: str, fname: str) -> list[dict]:
+def _superglue_hub_rows(task: str, fname: str) -> list[dict]:
     if fname != "val":
         raise LookupError("the FewGLUE 32-example subsets are not an aps/super_glue split")
-    ds = _hub_dataset("aps/super_glue", task, split="validation")
-    names = ds.features["label"].names
-    rows = [dict(r) for r in ds]
-    for r in rows:  # decode ClassLabel ints to the official files' label values
-        if task in ("boolq", "wic", "wsc"):
-            r["label"] = names[r["label"]].lower()  # "true" / "false" as in val.jsonl
-        elif task in ("cb", "rte"):
-            r["label"] = names[r["label"]]
-    if task == "wsc":
-        keys = ("span1_index", "span2_index", "span1_text", "span2_text")
-        return [{"text": r["text"], "target": {k: r[k] for k in keys},
-                 "idx": r["idx"], "label": r["label"]} for r in rows]
-    if task == "multirc":  # HF has one row per answer; regroup into passages
-        out: dict[int, dict] = {}
-        for r in rows:
-            i = r["idx"]
-            p = out.setdefault(i["paragraph"], {"idx": i["paragraph"],
-                                                "passage": {"text": r["paragraph"],
-                                                            "questions": []}})
-            qs = p["passage"]["questions"]
-            if not qs or qs[-1]["idx"] != i["question"]:
-                qs.append({"question": r["question"], "answers": [], "idx": i["question"]})
-            qs[-1]["answers"].append({"text": r["answer"], "idx": i["answer"],
-                                      "label": r["label"]})
-        return list(out.values())
-    return rows
+    return [dict(r) for r in _hub_dataset("aps/super_glue", task, split="validation")]
 
 
 # ----------------------------------------------------------------------------------------------

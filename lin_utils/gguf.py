@@ -131,9 +131,11 @@ def _gguf_tensor(t) -> np.ndarray:
 
 
 def unpermute_rope(w: np.ndarray, n_heads: int) -> np.ndarray:
-    """ggml's interleaved RoPE pairs -> HF's rotate-half halves (inverse of HF's ``permute``).
+    """ggml's interleaved RoPE pairs -> HF's rotate-half halves, per head.
 
-    ``w`` is a q or k projection, shape ``(n_heads * head_dim, in_features)``.
+    ``w`` is a q or k projection, shape ``(n_heads * head_dim, in_features)``. This is the
+    ``permute`` of HF's ``convert_llama_weights_to_hf.py`` and the inverse of the ``permute`` of
+    llama.cpp's ``convert_hf_to_gguf.py``.
     """
     rows, cols = w.shape
     hd = rows // n_heads

@@ -1,66 +1,75 @@
-"""Result cache keyed by parameters, with provenance and atomic writes.
+"""Result cache keyed by computation and parameters, with provenance and verified, atomic writes.
 
 Every expensive number in the book goes through :func:`cached`::
 
-    df = cached("fig1_linearity_profiles", "scores", params, lambda: compute_scores(...),
+    df = cached("linearity_scan", "blocks", params, lambda: compute_scores(...),
                 profile=profile, force=force)
 
-A computation that yields several tables at once goes through :func:`cached_tables`, and a reader
-that does not know the producer's parameters (the claims notebook) uses :func:`load_latest`.
+The first argument names the *computation* (what was computed), not the notebook that asked for
+it: two figures that need the same scan with the same parameters share one stored table. A
+computation that yields several tables at once goes through :func:`cached_tables`. A reader finds
+a table by the same computation, table name and parameters; there is deliberately no "newest
+table" lookup.
 
 A table is a tidy pandas DataFrame stored as CSV (diffable; the cpu profile's tables are committed)
 next to a JSON sidecar holding its provenance: the parameters, git commit, package versions,
-hardware, wall time, timestamp, profile, and the column dtypes used to restore the table on load.
+hardware (no absolute path of the machine), wall time, timestamp, profile, the column dtypes used
+to restore the table on load, the row count and the sha256 of the CSV.
 
 Layout::
 
-    <results_root>/<profile>/<notebook>/<table>-<hash>.csv
-    <results_root>/<profile>/<notebook>/<table>-<hash>.json
+    <results_root>/<profile>/<computation>/<table>-<hash>.csv
+    <results_root>/<profile>/<computation>/<table>-<hash>.json
 
 ``hash`` is :func:`param_hash` of the parameters: the first 12 hex digits of the sha256 of their
 canonical JSON (sorted keys, no whitespace). Change any parameter and you get a new file; the old
 one stays until someone deletes it.
 
-Writes are atomic: each file is written to a temporary file in the same directory and moved into
-place with ``os.replace``. The JSON sidecar is moved last and acts as the commit marker: a table
-counts as present only when both files exist.
+Writes are atomic: each file is written to a hidden temporary file in the same directory (mode
+0644) and moved into place with ``os.replace``; the JSON sidecar is moved last. Loads are
+verified: a table counts as present only when both files exist, the sidecar parses, and the CSV's
+sha256 and row count match the sidecar. Anything else is a cache miss with a one-line
+:class:`CacheWarning` naming the file (so :func:`cached` recomputes it), never wrong data.
+Temporary files left behind by a killed writer are removed when their folder is next written.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import io
 import json
 import math
 import os
 import platform
 import re
 import subprocess
-import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
-from lin_utils.errors import LinUtilsError
+from lin_utils.errors import LinUtilsError, one_line
+from lin_utils.paths import REPO_ROOT, results_root
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the sidecar records the CSV's sha256 and is verified on load
 HASH_CHARS = 12
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _VERSIONED_PACKAGES = ("torch", "transformers", "numpy", "pandas")
+FILE_MODE = 0o644
+STALE_TMP_S = 15 * 60  # a temp file this old belongs to a writer that was killed
+_TMP_RE = re.compile(r"^\..+\.tmp$")
+
+
+class CacheWarning(UserWarning):
+    """A stored table failed verification and is treated as absent (it will be recomputed)."""
 
 
 # -------------------------------------------------------------------------------------------------
 # keys and paths
-
-
-def results_root() -> Path:
-    """The cache root: ``$LIN_RESULTS_DIR`` if set, else ``<repo>/data/results``."""
-    env = os.environ.get("LIN_RESULTS_DIR")
-    return Path(env).expanduser() if env else REPO_ROOT / "data" / "results"
 
 
 def _canonical(value: Any) -> Any:
@@ -116,14 +125,17 @@ def _check_name(kind: str, name: str) -> str:
 
 
 def table_paths(
-    notebook: str, table: str, params: dict, profile: str, root: Path | str | None = None
+    computation: str, table: str, params: dict, profile: str, root: Path | str | None = None
 ) -> tuple[Path, Path]:
-    """The (csv, json) paths where a table with these parameters lives."""
-    _check_name("notebook", notebook)
+    """The (csv, json) paths where a table of ``computation`` with these parameters lives.
+
+    ``computation`` names what was computed (e.g. ``linearity_scan``), not the notebook asking.
+    """
+    _check_name("computation", computation)
     _check_name("table", table)
     _check_name("profile", profile)
     folder = Path(root) if root is not None else results_root()
-    stem = folder / profile / notebook / f"{table}-{param_hash(params)}"
+    stem = folder / profile / computation / f"{table}-{param_hash(params)}"
     return stem.with_suffix(".csv"), stem.with_suffix(".json")
 
 
@@ -188,8 +200,24 @@ def _torch_info() -> dict:
     return info
 
 
+def _blas_info() -> list[dict]:
+    """The BLAS/OpenMP libraries loaded in this process with their thread counts (no paths)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    keep = ("user_api", "internal_api", "version", "num_threads", "threading_layer")
+    try:
+        return [{k: lib.get(k) for k in keep if k in lib} for lib in threadpool_info()]
+    except Exception:  # threadpoolctl inspects native libraries; never fail a save over it
+        return []
+
+
 def provenance() -> dict:
-    """Where and with what a result is being computed: git, package versions, hardware."""
+    """Where and with what a result is being computed: git, package versions, hardware.
+
+    Holds no absolute path of the machine (no interpreter path, no library locations).
+    """
     import lin_utils
 
     versions = {"python": platform.python_version()}
@@ -204,8 +232,8 @@ def provenance() -> dict:
             "cpu_model": _cpu_model(),
             "cpu_count": os.cpu_count(),
             "torch": _torch_info(),
+            "blas": _blas_info(),
         },
-        "python_executable": sys.executable,
     }
 
 
@@ -214,9 +242,14 @@ def provenance() -> dict:
 
 
 def _write_temp(path: Path, text: str) -> Path:
-    """Write ``text`` to a temp file next to ``path`` and return the temp path (not yet moved)."""
+    """Write ``text`` to a temp file next to ``path`` and return the temp path (not yet moved).
+
+    The temp file gets mode 0644 (``mkstemp`` creates 0600), so the moved file is readable as
+    any other result file.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
@@ -243,6 +276,18 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
+def _remove_stale_temps(folder: Path, max_age_s: float = STALE_TMP_S) -> list[Path]:
+    """Delete hidden ``.*.tmp`` files in ``folder`` older than ``max_age_s`` (a killed writer's)."""
+    removed = []
+    now = time.time()
+    for entry in folder.iterdir() if folder.is_dir() else []:
+        try:
+            if _TMP_RE.match(entry.name) and entry.is_file() and now - entry.stat().st_mtime > max_age_s:
+                entry.unlink()
+                removed.append(entry)
+        except OSError:
+            pass  # another writer removed or replaced it meanwhile
+    return removed
 
 
 def _tidy(df: pd.DataFrame) -> pd.DataFrame:
@@ -256,7 +301,7 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
 
 def _stage_table(
     df: pd.DataFrame,
-    notebook: str,
+    computation: str,
     table: str,
     params: dict,
     profile: str,
@@ -267,31 +312,34 @@ def _stage_table(
     """Write a table and its sidecar to temp files; return (temp, final) pairs, sidecar last."""
     if not isinstance(df, pd.DataFrame):
         raise LinUtilsError(
-            f"table {notebook}/{table}: expected a pandas DataFrame, got {type(df).__name__}"
+            f"table {computation}/{table}: expected a pandas DataFrame, got {type(df).__name__}"
         )
-    csv_path, json_path = table_paths(notebook, table, params, profile, root)
+    csv_path, json_path = table_paths(computation, table, params, profile, root)
     df = _tidy(df)
     if len(set(map(str, df.columns))) != len(df.columns):
-        raise LinUtilsError(f"table {notebook}/{table} has duplicate column names: {list(df.columns)}")
+        raise LinUtilsError(f"table {computation}/{table} has duplicate column names: {list(df.columns)}")
+    csv_text = df.to_csv(index=False, lineterminator="\n")
 
     meta = {
         "format": FORMAT_VERSION,
-        "notebook": notebook,
+        "computation": computation,
         "table": table,
         "profile": profile,
         "param_hash": param_hash(params),
         "params": _canonical(params),
         "rows": len(df),
+        "sha256": hashlib.sha256(csv_text.encode("utf-8")).hexdigest(),
         "columns": {str(c): str(t) for c, t in df.dtypes.items()},
         "wall_time_s": None if wall_time_s is None else round(float(wall_time_s), 3),
         "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "run_id": os.environ.get(RUN_ID_ENV),
         **provenance(),
         "extra": extra,
     }
     meta_text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
-    csv_text = df.to_csv(index=False, lineterminator="\n")
 
     csv_path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(csv_path.parent)
     tmp_csv = _write_temp(csv_path, csv_text)
     try:
         tmp_json = _write_temp(json_path, meta_text)
@@ -314,7 +362,7 @@ def _discard(staged: list[tuple[Path, Path]]) -> None:
 
 def save_table(
     df: pd.DataFrame,
-    notebook: str,
+    computation: str,
     table: str,
     params: dict,
     profile: str,
@@ -327,8 +375,9 @@ def save_table(
 
     A meaningful (named or non-default) index is stored as columns. ``extra`` is an optional
     JSON-serializable dict kept under ``"extra"`` in the sidecar (e.g. the device a notebook used).
+    ``computation`` names what was computed, not the notebook that computed it.
     """
-    staged = _stage_table(df, notebook, table, params, profile, wall_time_s, root, extra)
+    staged = _stage_table(df, computation, table, params, profile, wall_time_s, root, extra)
     _commit(staged)
     return staged[0][1]
 
@@ -347,20 +396,55 @@ def _restore_dtypes(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     return df
 
 
+def _miss(path: Path, reason: str) -> None:
+    warnings.warn(f"result cache: {path}: {one_line(reason)}; treated as missing",
+                  CacheWarning, stacklevel=3)
+    return None
+
+
+def _read_sidecar(json_path: Path) -> dict | None:
+    """The parsed sidecar, or None (with a warning) when it is unreadable or not a mapping."""
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return _miss(json_path, f"unreadable sidecar ({type(e).__name__}: {one_line(e, 80)})")
+    if not isinstance(meta, dict) or not meta:
+        return _miss(json_path, "empty sidecar")
+    return meta
+
+
 def load_table(
-    notebook: str, table: str, params: dict, profile: str, root: Path | str | None = None
+    computation: str, table: str, params: dict, profile: str, root: Path | str | None = None
 ) -> pd.DataFrame | None:
-    """Load a stored table, or return None when it is not in the cache.
+    """Load a stored table of ``computation``, or return None when it is not (validly) cached.
+
+    The CSV must match the sidecar's sha256 and row count, and the sidecar must parse; otherwise
+    a one-line :class:`CacheWarning` names the file and None is returned (a cache miss), so a
+    truncated or hand-edited table is recomputed rather than read.
 
     Numbers come back as numbers, and every column gets the dtype recorded in the sidecar.
     In string columns only an empty cell reads as missing (the text "NA" stays "NA").
     """
-    csv_path, json_path = table_paths(notebook, table, params, profile, root)
-    if not (csv_path.exists() and json_path.exists()):
+    csv_path, json_path = table_paths(computation, table, params, profile, root)
+    if not json_path.exists():
         return None
-    columns: dict[str, str] = json.loads(json_path.read_text(encoding="utf-8")).get("columns", {})
+    meta = _read_sidecar(json_path)
+    if meta is None:
+        return None
+    try:
+        data = csv_path.read_bytes()
+    except OSError as e:
+        return _miss(csv_path, f"table unreadable ({type(e).__name__})")
+    want_hash, want_rows = meta.get("sha256"), meta.get("rows")
+    if not isinstance(want_hash, str) or not isinstance(want_rows, int):
+        return _miss(json_path, "sidecar records no sha256 or row count (written by an older version)")
+    if hashlib.sha256(data).hexdigest() != want_hash:
+        return _miss(csv_path, "content does not match the sha256 in its sidecar")
+    columns = meta.get("columns")
+    if not isinstance(columns, dict):
+        return _miss(json_path, "sidecar records no column dtypes")
     if not columns:
-        return pd.DataFrame()
+        return pd.DataFrame() if want_rows == 0 else _miss(csv_path, "no columns but rows")
     text_cols = {
         name: str
         for name, dtype in columns.items()
@@ -368,27 +452,58 @@ def load_table(
     }
     # pandas >= 3 parses floats exactly by default and deprecates the option
     exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
-    df = pd.read_csv(
-        csv_path, dtype=text_cols or None, keep_default_na=False, na_values=[""], **exact
-    )
-    return _restore_dtypes(df, columns)
+    try:
+        df = pd.read_csv(
+            io.BytesIO(data), dtype=text_cols or None, keep_default_na=False, na_values=[""],
+            **exact,
+        )
+        df = _restore_dtypes(df, columns)
+    except (ValueError, TypeError, pd.errors.ParserError) as e:
+        return _miss(csv_path, f"unparsable ({type(e).__name__}: {one_line(e, 80)})")
+    if len(df) != want_rows:
+        return _miss(csv_path, f"{len(df)} rows, its sidecar says {want_rows}")
+    return df
 
 
 def load_provenance(
-    notebook: str, table: str, params: dict, profile: str, root: Path | str | None = None
+    computation: str, table: str, params: dict, profile: str, root: Path | str | None = None
 ) -> dict:
-    """The JSON sidecar of a stored table. Raises LinUtilsError when the table is not stored."""
-    csv_path, json_path = table_paths(notebook, table, params, profile, root)
+    """The JSON sidecar of a stored table. Raises LinUtilsError when it is missing or unreadable."""
+    csv_path, json_path = table_paths(computation, table, params, profile, root)
     if not json_path.exists():
         raise LinUtilsError(
-            f"no stored result for {notebook}/{table} with these parameters "
+            f"no stored result for {computation}/{table} with these parameters "
             f"(profile {profile}): {json_path} does not exist"
         )
-    return json.loads(json_path.read_text(encoding="utf-8"))
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise LinUtilsError(f"unreadable sidecar {json_path}: {one_line(e)}") from None
+    if not isinstance(meta, dict):
+        raise LinUtilsError(f"unreadable sidecar {json_path}: not a JSON object")
+    return meta
+
+
+RUN_ID_ENV = "LIN_RUN_ID"
+
+
+def _written_this_run(computation: str, table: str, params: dict, profile: str, root) -> bool:
+    """Whether the stored table was computed during the current ``lin-utils book run``.
+
+    The runner sets ``$LIN_RUN_ID`` for the notebooks of one run; under ``force`` a table that
+    an earlier notebook of the same run already recomputed (Fig 1's scans, read again by Fig 3)
+    is fresh and is not computed twice.
+    """
+    run_id = os.environ.get(RUN_ID_ENV)
+    if not run_id:
+        return False
+    _, json_path = table_paths(computation, table, params, profile, root)
+    meta = _read_sidecar(json_path) if json_path.exists() else None
+    return bool(meta) and meta.get("run_id") == run_id
 
 
 def cached(
-    notebook: str,
+    computation: str,
     table: str,
     params: dict,
     compute: Callable[[], pd.DataFrame],
@@ -398,15 +513,17 @@ def cached(
     root: Path | str | None = None,
     extra: dict | None = None,
 ) -> pd.DataFrame:
-    """Return the stored table for these parameters, computing and storing it if needed.
+    """Return the stored table of ``computation`` for these parameters, computing it if needed.
 
-    When the table is stored and ``force`` is false, it is loaded and ``compute`` is not called.
-    Otherwise ``compute()`` is timed, its DataFrame saved atomically with provenance, and the
-    table read back from disk, so a fresh computation and a later cache hit give identical frames.
-    If ``compute`` raises, nothing is written and the previous stored table (if any) is kept.
+    When the table is stored, verifies (see :func:`load_table`) and ``force`` is false, it is
+    loaded and ``compute`` is not called. Under ``force`` a table already recomputed in the same
+    run (``$LIN_RUN_ID``, set by the runner) is loaded too. Otherwise ``compute()`` is timed, its DataFrame saved
+    atomically with provenance, and the table read back from disk, so a fresh computation and a
+    later cache hit give identical frames. If ``compute`` raises, nothing is written and the
+    previous stored table (if any) is kept.
     """
-    if not force:
-        df = load_table(notebook, table, params, profile, root)
+    if not force or _written_this_run(computation, table, params, profile, root):
+        df = load_table(computation, table, params, profile, root)
         if df is not None:
             return df
     start = time.perf_counter()
@@ -414,16 +531,17 @@ def cached(
     wall = time.perf_counter() - start
     if not isinstance(df, pd.DataFrame):
         raise LinUtilsError(
-            f"compute() for {notebook}/{table} returned {type(df).__name__}, expected a DataFrame"
+            f"compute() for {computation}/{table} returned {type(df).__name__}, expected a DataFrame"
         )
-    save_table(df, notebook, table, params, profile, wall, root, extra=extra)
-    loaded = load_table(notebook, table, params, profile, root)
-    assert loaded is not None
+    save_table(df, computation, table, params, profile, wall, root, extra=extra)
+    loaded = load_table(computation, table, params, profile, root)
+    if loaded is None:
+        raise LinUtilsError(f"table {computation}/{table} did not verify right after it was written")
     return loaded
 
 
 def cached_tables(
-    notebook: str,
+    computation: str,
     tables: list[str],
     params: dict,
     compute: Callable[[], dict[str, pd.DataFrame]],
@@ -436,12 +554,13 @@ def cached_tables(
     """Like :func:`cached` for a computation that yields several tables at once.
 
     ``compute()`` returns ``{table_name: DataFrame}`` with exactly the names in ``tables``.
-    The tables are loaded when all of them are stored (and not ``force``); otherwise all are
-    recomputed, and written only once every one of them is staged, each with the same wall time.
+    The tables are loaded when all of them are stored and verify (and not ``force``); otherwise
+    all are recomputed, and written only once every one of them is staged, each with the same
+    wall time.
     """
     tables = list(tables)
-    if not force:
-        loaded = {t: load_table(notebook, t, params, profile, root) for t in tables}
+    if not force or all(_written_this_run(computation, t, params, profile, root) for t in tables):
+        loaded = {t: load_table(computation, t, params, profile, root) for t in tables}
         if all(df is not None for df in loaded.values()):
             return loaded
     start = time.perf_counter()
@@ -449,38 +568,17 @@ def cached_tables(
     wall = time.perf_counter() - start
     if not isinstance(out, dict) or set(out) != set(tables):
         got = sorted(out) if isinstance(out, dict) else type(out).__name__
-        raise LinUtilsError(f"compute() for {notebook} returned {got}, expected tables {tables}")
+        raise LinUtilsError(f"compute() for {computation} returned {got}, expected tables {tables}")
     staged: list[tuple[Path, Path]] = []
     try:
         for t in tables:
-            staged += _stage_table(out[t], notebook, t, params, profile, wall, root, extra)
+            staged += _stage_table(out[t], computation, t, params, profile, wall, root, extra)
     except BaseException:
         _discard(staged)
         raise
     _commit(staged)
-    return {t: load_table(notebook, t, params, profile, root) for t in tables}
-
-
-def load_latest(
-    notebook: str, table: str, *, profile: str, root: Path | str | None = None
-) -> pd.DataFrame | None:
-    """The most recently computed version of a table, whatever its parameters (None if none).
-
-    For readers that do not know the producer's parameters, such as the claims notebook.
-    "Most recent" is the sidecar's timestamp (then the file's modification time).
-    """
-    _check_name("notebook", notebook)
-    _check_name("table", table)
-    _check_name("profile", profile)
-    folder = (Path(root) if root is not None else results_root()) / profile / notebook
-    pattern = re.compile(rf"^{re.escape(table)}-[0-9a-f]{{{HASH_CHARS}}}\.json$")
-    candidates = []
-    for path in folder.glob(f"{table}-*.json") if folder.is_dir() else []:
-        if not pattern.match(path.name) or not path.with_suffix(".csv").exists():
-            continue
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        candidates.append((meta.get("timestamp") or "", path.stat().st_mtime, meta))
-    if not candidates:
-        return None
-    meta = max(candidates, key=lambda c: (c[0], c[1]))[2]
-    return load_table(notebook, table, meta["params"], profile, root)
+    back = {t: load_table(computation, t, params, profile, root) for t in tables}
+    bad = [t for t, df in back.items() if df is None]
+    if bad:
+        raise LinUtilsError(f"table(s) {', '.join(bad)} of {computation} did not verify right after they were written")
+    return back

@@ -6,8 +6,9 @@ import torch
 from lin_utils.arch import from_config, tiny_config
 from lin_utils.data import text_chunks
 from lin_utils.extract import boundaries_for_blocks, iter_block_states
-from lin_utils.linearity import LinearityAccumulator, linearity_score, profile_model
+from lin_utils.linearity import LinearityAccumulator, linearity_score
 from lin_utils.models import load_model
+from lin_utils.scan import profile_model
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +54,46 @@ def test_padding_and_bos_are_masked():
 
 @pytest.mark.parametrize("family", ["gpt2", "opt", "gpt_neox", "bloom", "qwen2", "phi", "gemma", "mistral", "bert"])
 def test_every_family_yields_all_boundaries(family):
+    from lin_utils.arch import decoder_blocks
+
     model = from_config(tiny_config(family))
     ids = torch.randint(3, 500, (2, 16))
-    states, mask = next(iter_block_states(model, [(ids, torch.ones_like(ids))], progress=False))
+    attn = torch.ones_like(ids)
+    states, mask = next(iter_block_states(model, [(ids, attn)], progress=False))
     L = model.config.num_hidden_layers
     assert sorted(states) == list(range(L + 1))
     assert all(s.shape == (2, 16, model.config.hidden_size) for s in states.values())
     assert mask.all()
+    # Values: HF entries 0..L-1 (embedding output, raw block outputs), bit for bit ...
+    raw = []
+    hook = decoder_blocks(model)[-1].register_forward_hook(
+        lambda _m, _i, out: raw.append(out[0] if isinstance(out, tuple) else out))
+    try:
+        with torch.no_grad():
+            hf = model(input_ids=ids, attention_mask=attn, output_hidden_states=True).hidden_states
+    finally:
+        hook.remove()
+    assert len(hf) == L + 1
+    for b in range(L):
+        assert torch.equal(states[b], hf[b]), b
+    # ... boundary L is the last block's raw output, and HF's last entry is its final norm of that.
+    assert len(raw) == 1 and torch.equal(states[L], raw[0])
+    # Each family's final norm, which HF applies to its last hidden_states entry (BERT has none).
+    final_norm = {
+        "gpt2": "transformer.ln_f", "opt": "model.decoder.final_layer_norm",
+        "gpt_neox": "gpt_neox.final_layer_norm", "bloom": "transformer.ln_f", "qwen2": "model.norm",
+        "phi": "model.final_layernorm", "gemma": "model.norm", "mistral": "model.norm", "bert": None,
+    }[family]
+    if final_norm is None:
+        assert torch.equal(hf[L], states[L])
+    else:
+        norm = model
+        for attr in final_norm.split("."):
+            norm = getattr(norm, attr)
+        assert isinstance(norm, torch.nn.Module) and "norm" in type(norm).__name__.lower()
+        with torch.no_grad():
+            assert torch.equal(norm(states[L]), hf[L])
+        assert not torch.equal(states[L], hf[L])
 
 
 def test_streaming_equals_exact_on_real_stories260k_states(stories):

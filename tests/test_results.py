@@ -1,6 +1,11 @@
-"""The result cache: round trips, keys, cache hits, force, atomic writes, provenance."""
+"""The result cache: round trips, keys, cache hits, force, verification, atomic writes, provenance."""
 
+import json
 import os
+import stat
+import sys
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +64,8 @@ def test_param_hash_is_stable_and_sensitive():
     assert results.canonical_json(PARAMS) == (
         '{"exclude_bos":true,"max_tokens":4096,"models":["stories260K","random-init"]}'
     )
+    assert h == "4499216c5a14"  # pinned: a new hash function would orphan every stored result
+    assert results.param_hash({}) == "44136fa355b3"
     assert h == results.param_hash(dict(reversed(list(PARAMS.items()))))  # key order is irrelevant
     assert h == results.param_hash({**PARAMS, "models": ("stories260K", "random-init")})
     assert results.param_hash({"p": Path("/a/b")}) == results.param_hash({"p": "/a/b"})
@@ -81,7 +88,7 @@ def test_unserializable_params_are_refused():
 
 
 def test_names_with_slashes_are_refused(tmp_path):
-    with pytest.raises(LinUtilsError, match="invalid notebook name"):
+    with pytest.raises(LinUtilsError, match="invalid computation name"):
         results.table_paths("../fig1", "scores", PARAMS, "smoke", root=tmp_path)
     with pytest.raises(LinUtilsError, match="invalid profile name"):
         results.table_paths("fig1", "scores", PARAMS, "a/b", root=tmp_path)
@@ -166,9 +173,11 @@ def test_provenance_fields(tmp_path):
     meta = results.load_provenance("fig1", "scores", PARAMS, "smoke", root=tmp_path)
     assert meta["params"] == PARAMS
     assert meta["param_hash"] == results.param_hash(PARAMS)
-    assert meta["profile"] == "smoke" and meta["notebook"] == "fig1" and meta["table"] == "scores"
+    assert meta["profile"] == "smoke" and meta["computation"] == "fig1" and meta["table"] == "scores"
     assert meta["wall_time_s"] >= 0 and meta["timestamp"].endswith("+00:00")
     assert meta["rows"] == 1 and meta["columns"] == {"x": "float64"}
+    csv = results.table_paths("fig1", "scores", PARAMS, "smoke", root=tmp_path)[0]
+    assert meta["sha256"] == __import__("hashlib").sha256(csv.read_bytes()).hexdigest()
     assert set(meta["git"]) == {"commit", "dirty"}
     assert set(meta["versions"]) >= {"python", "torch", "transformers", "numpy", "pandas", "lin_utils"}
     assert meta["versions"]["pandas"] == pd.__version__
@@ -176,6 +185,28 @@ def test_provenance_fields(tmp_path):
     assert hw["cpu_count"] >= 1 and hw["platform"] and hw["cpu_model"]
     assert hw["torch"]["device"] in ("cpu", "cuda")
     assert meta["extra"] == {"device": "cpu"}
+    assert isinstance(hw["blas"], list)
+
+
+def test_provenance_holds_no_absolute_path_of_the_machine(tmp_path):
+    results.cached("fig1", "scores", {"n": 1}, lambda: pd.DataFrame({"x": [1.0]}),
+                   profile="smoke", root=tmp_path)
+    text = results.table_paths("fig1", "scores", {"n": 1}, "smoke", root=tmp_path)[1].read_text()
+    local = {sys.executable, sys.prefix, sys.base_prefix, str(Path.home()), str(results.REPO_ROOT),
+             str(tmp_path)}
+    assert not [p for p in local if p in text]
+
+    def strings(node):
+        if isinstance(node, dict):
+            for v in node.values():
+                yield from strings(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from strings(v)
+        elif isinstance(node, str):
+            yield node
+
+    assert not [s for s in strings(json.loads(text)) if s.startswith("/") or ":\\" in s]
 
 
 def test_results_root_from_environment(tmp_path, monkeypatch):
@@ -185,6 +216,92 @@ def test_results_root_from_environment(tmp_path, monkeypatch):
     assert (tmp_path / "elsewhere" / "smoke" / "fig1" / f"t-{results.param_hash({})}.csv").exists()
     monkeypatch.delenv("LIN_RESULTS_DIR")
     assert results.results_root() == results.REPO_ROOT / "data" / "results"
+
+
+def _stored(tmp_path, value=1.0, params=PARAMS):
+    """Store a three-row table; return (compute calls, csv path, json path)."""
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"layer": [0, 1, 2], "score": [value, value / 2, value / 4]})
+
+    results.cached("fig1", "scores", params, compute, profile="smoke", root=tmp_path)
+    csv, sidecar = results.table_paths("fig1", "scores", params, "smoke", root=tmp_path)
+    return compute, calls, csv, sidecar
+
+
+def _recomputes(tmp_path, compute, calls, path) -> pd.DataFrame:
+    """``cached`` warns once (naming ``path``) and recomputes."""
+    with pytest.warns(results.CacheWarning) as caught:
+        df = results.cached("fig1", "scores", PARAMS, compute, profile="smoke", root=tmp_path)
+    messages = [str(w.message) for w in caught if issubclass(w.category, results.CacheWarning)]
+    assert len(messages) == 1 and "\n" not in messages[0] and str(path) in messages[0]
+    assert len(calls) == 2
+    return df
+
+
+def test_truncated_csv_is_a_miss_and_recomputed(tmp_path):
+    compute, calls, csv, sidecar = _stored(tmp_path)
+    meta_before = json.loads(sidecar.read_text())
+    csv.write_text(csv.read_text().splitlines(keepends=True)[0] + "0,1.0\n")  # a row and a half lost
+    with pytest.warns(results.CacheWarning, match="does not match the sha256"):
+        assert results.load_table("fig1", "scores", PARAMS, "smoke", root=tmp_path) is None
+    df = _recomputes(tmp_path, compute, calls, csv)
+    assert len(df) == 3
+    assert json.loads(sidecar.read_text())["sha256"] == meta_before["sha256"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # verifies again: no warning
+        pd.testing.assert_frame_equal(results.load_table("fig1", "scores", PARAMS, "smoke", root=tmp_path), df)
+
+
+def test_rows_must_match_the_sidecar(tmp_path):
+    compute, calls, csv, sidecar = _stored(tmp_path)
+    meta = json.loads(sidecar.read_text())
+    meta["rows"] = 4  # e.g. a CSV and sidecar from two different writes that hash alike
+    sidecar.write_text(json.dumps(meta))
+    with pytest.warns(results.CacheWarning, match="3 rows, its sidecar says 4"):
+        assert results.load_table("fig1", "scores", PARAMS, "smoke", root=tmp_path) is None
+
+
+@pytest.mark.parametrize("sidecar_text", ["{}", "", "{not json", "[1, 2]", '{"rows": 3}'])
+def test_empty_or_unparsable_sidecar_is_a_miss(tmp_path, sidecar_text):
+    compute, calls, csv, sidecar = _stored(tmp_path)
+    sidecar.write_text(sidecar_text)
+    df = _recomputes(tmp_path, compute, calls, sidecar)
+    assert df["layer"].tolist() == [0, 1, 2]
+    assert json.loads(sidecar.read_text())["rows"] == 3  # rewritten
+
+
+def test_missing_csv_with_a_sidecar_is_a_miss(tmp_path):
+    compute, calls, csv, sidecar = _stored(tmp_path)
+    csv.unlink()
+    _recomputes(tmp_path, compute, calls, csv)
+    assert csv.exists()
+
+
+def test_result_files_are_0644(tmp_path):
+    _, _, csv, sidecar = _stored(tmp_path)
+    assert stat.S_IMODE(csv.stat().st_mode) == 0o644
+    assert stat.S_IMODE(sidecar.stat().st_mode) == 0o644
+    out = results.atomic_write_text(tmp_path / "plain.txt", "x")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+def test_stale_temp_files_are_removed_when_the_folder_is_next_written(tmp_path):
+    _, _, csv, _ = _stored(tmp_path)
+    folder = csv.parent
+    stale = folder / f".{csv.name}.k1ll3d_x.tmp"
+    fresh = folder / ".scores-0123.json.abcd1234.tmp"  # a concurrent writer's, just created
+    stale.write_text("half a tab")
+    fresh.write_text("being written")
+    old = time.time() - results.STALE_TMP_S - 60
+    os.utime(stale, (old, old))
+    keep = folder / ".notes"  # not ours
+    keep.write_text("x")
+    os.utime(keep, (old, old))
+    results.save_table(pd.DataFrame({"v": [1]}), "fig1", "other", {}, "smoke", root=tmp_path)
+    assert not stale.exists() and fresh.exists() and keep.exists()
 
 
 def test_cached_tables_computes_once_and_writes_all_or_nothing(tmp_path):
@@ -215,22 +332,48 @@ def test_cached_tables_computes_once_and_writes_all_or_nothing(tmp_path):
     assert {p: p.read_bytes() for p in _all_files(tmp_path)} == before  # no temp files, no change
 
 
-def test_load_latest_picks_the_newest_parameters(tmp_path):
-    assert results.load_latest("fig1", "scores", profile="smoke", root=tmp_path) is None
-    results.save_table(pd.DataFrame({"v": [1]}), "fig1", "scores", {"n": 1}, "smoke", root=tmp_path)
-    results.save_table(pd.DataFrame({"v": [9]}), "fig1", "scores-extra", {"n": 3}, "smoke",
-                       root=tmp_path)  # a table whose name extends "scores" is another table
-    latest = results.load_latest("fig1", "scores", profile="smoke", root=tmp_path)
-    assert latest["v"].tolist() == [1]
-    csv = results.save_table(pd.DataFrame({"v": [2]}), "fig1", "scores", {"n": 2}, "smoke",
-                             root=tmp_path)
-    os.utime(csv.with_suffix(".json"), (2e9, 2e9))  # same-second timestamps: mtime decides
-    assert results.load_latest("fig1", "scores", profile="smoke", root=tmp_path)["v"].tolist() == [2]
-
-
 def test_atomic_write_text(tmp_path):
     target = tmp_path / "sub" / "out.csv"
     assert results.atomic_write_text(target, "a,b\n1,2\n") == target
     assert target.read_text() == "a,b\n1,2\n"
+    inode = target.stat().st_ino
     results.atomic_write_text(target, "new\n")
     assert target.read_text() == "new\n" and _all_files(tmp_path) == [target]
+    assert target.stat().st_ino != inode  # a new file moved into place, not rewritten in place
+
+    # a write that fails halfway (a lone surrogate cannot be encoded) leaves the old content;
+    # a plain open(target, "w").write(...) would already have truncated it
+    with pytest.raises(UnicodeEncodeError):
+        results.atomic_write_text(target, "partial " * 10_000 + "\ud800")
+    assert target.read_text() == "new\n" and _all_files(tmp_path) == [target]
+
+    # the final rename fails (a folder is in the way): no temp file is left behind
+    blocked = tmp_path / "blocked"
+    (blocked / "inside").mkdir(parents=True)
+    with pytest.raises(OSError):
+        results.atomic_write_text(blocked, "x")
+    assert blocked.is_dir() and _all_files(tmp_path) == [target]
+
+
+def test_force_recomputes_once_per_run(tmp_path, monkeypatch):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"x": [len(calls)]})
+
+    monkeypatch.delenv(results.RUN_ID_ENV, raising=False)
+    results.cached("c", "t", {"a": 1}, compute, profile="p", root=tmp_path)
+    results.cached("c", "t", {"a": 1}, compute, profile="p", root=tmp_path, force=True)
+    assert len(calls) == 2  # outside a run, force always recomputes
+    monkeypatch.setenv(results.RUN_ID_ENV, "run-1")
+    first = results.cached("c", "t", {"a": 1}, compute, profile="p", root=tmp_path, force=True)
+    again = results.cached("c", "t", {"a": 1}, compute, profile="p", root=tmp_path, force=True)
+    assert len(calls) == 3 and first.x.tolist() == again.x.tolist() == [3]  # Fig 3 reuses Fig 1's fresh scan
+    monkeypatch.setenv(results.RUN_ID_ENV, "run-2")
+    results.cached("c", "t", {"a": 1}, compute, profile="p", root=tmp_path, force=True)
+    assert len(calls) == 4  # a new run recomputes
+    tables = lambda: {"u": compute(), "v": compute()}  # noqa: E731
+    results.cached_tables("c", ["u", "v"], {"a": 1}, tables, profile="p", root=tmp_path, force=True)
+    results.cached_tables("c", ["u", "v"], {"a": 1}, tables, profile="p", root=tmp_path, force=True)
+    assert len(calls) == 6

@@ -1,8 +1,10 @@
 """CI's end-to-end run: the whole smoke profile, forced, then the strict book build.
 
 Runs the real notebooks with papermill into a temporary copy of the book tree and a temporary
-result cache, so the repository's executed pages and committed results are left alone.
+result cache, so the repository's executed pages and committed results are left alone. MathJax
+comes from the user cache (lin_utils.site.ensure_mathjax), not the source tree.
 """
+import json
 import os
 import re
 import shutil
@@ -12,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from lin_utils import book
+from lin_utils import runner, site
 
-ROOT = Path(__file__).resolve().parents[1]
-FIGURE_PAGES = ["fig1_linearity_profiles", "fig3_block_norms", "fig9_error_distribution"]
+ROOT = Path(__file__).resolve().parents[2]
+FIGURE_PAGES = sorted(p.stem for p in (ROOT / "notebooks").glob("fig*.ipynb"))
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +25,12 @@ def smoke_book(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("smoke")
     shutil.copy(ROOT / "_config.yml", tmp / "_config.yml")
     shutil.copytree(ROOT / "book", tmp / "book", ignore=shutil.ignore_patterns("notebooks", "_mathjax"))
-    if (ROOT / "book" / "_mathjax").exists():  # vendored once per checkout; reuse it
-        (tmp / "book" / "_mathjax").symlink_to(ROOT / "book" / "_mathjax")
     saved = os.environ.get("LIN_RESULTS_DIR")
     os.environ["LIN_RESULTS_DIR"] = str(tmp / "results")
     try:
         lines = []
-        records = book.run_profile("smoke", force=True, book_dir=tmp / "book", cwd=ROOT, log=lines.append)
-        html = book.build_book(root=tmp, out_dir=tmp / "_build" / "html", log=lines.append)
+        records = runner.run_profile("smoke", force=True, book_dir=tmp / "book", cwd=ROOT, log=lines.append)
+        html = site.build_book(root=tmp, out_dir=tmp / "_build" / "html", log=lines.append)
     finally:
         if saved is None:
             os.environ.pop("LIN_RESULTS_DIR")
@@ -41,13 +41,17 @@ def smoke_book(tmp_path_factory):
 
 def test_every_notebook_ran_and_logged_its_wall_time(smoke_book):
     tmp, records, _, lines = smoke_book
-    assert [r.name for r in records] == book.run_order(book.NOTEBOOKS)
+    assert [r.name for r in records] == runner.run_order()
+    assert records[-1].name == "claims" and set(FIGURE_PAGES) <= {r.name for r in records}
     for r in records:
         assert any(re.search(rf"{r.name} done in [0-9.]+ s", line) for line in lines)
-    # every figure computed a fresh table with provenance under the temporary cache
-    for name in FIGURE_PAGES:
-        sidecars = list((tmp / "results" / "smoke" / name).glob("*.json"))
-        assert sidecars, name
+        assert site.page_profile(tmp / "book" / "notebooks" / f"{r.name}.ipynb") == "smoke"
+    # the figures computed fresh tables with provenance under the temporary cache
+    sidecars = list((tmp / "results" / "smoke").rglob("*.json"))
+    assert sidecars
+    for path in sidecars:
+        meta = json.loads(path.read_text())
+        assert meta["profile"] == "smoke" and len(meta["sha256"]) == 64, path
 
 
 @pytest.mark.parametrize("page", FIGURE_PAGES)
@@ -114,8 +118,9 @@ def test_missing_dataset_shows_the_loaders_error_with_the_notebook_name(tmp_path
     (tmp_path / "book").mkdir()
     lines = []
     with pytest.raises(LinUtilsError) as err:
-        book.run_profile("nodata", only=["fig1_linearity_profiles"], force=True, profiles_dir=profiles,
-                         book_dir=tmp_path / "book", cwd=ROOT, log=lines.append)
+        runner.run_profile("nodata", only=["fig1_linearity_profiles"], force=True, profiles_dir=profiles,
+                           book_dir=tmp_path / "book", toc=ROOT / "book" / "_toc.yml", cwd=ROOT,
+                           log=lines.append)
     msg = str(err.value)
     assert "fig1_linearity_profiles" in msg and "DataNotFoundError" in msg and str(empty) in msg
     assert any("FAILED" in line and "fig1_linearity_profiles" in line for line in lines)

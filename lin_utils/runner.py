@@ -1,0 +1,518 @@
+"""Run the book's notebooks with papermill for one profile.
+
+A *profile* (smoke, cpu, gpu, full) is one YAML file ``profiles/<profile>.yaml`` with one section
+per notebook, named after the notebook's file stem; each section maps parameter names to values::
+
+    fig1_linearity_profiles:
+      models: [stories260K]
+      max_tokens: 4096
+    claims: {}            # empty or missing section: the notebook's own defaults
+
+Top-level keys starting with ``_`` are ignored (use them for YAML anchors shared by sections).
+Every parameter must be declared in the notebook's ``parameters``-tagged cell, and its value must
+have the type of the declared default (an int is fine for a float; a ``None`` default takes
+anything); model specs (parameters ``models`` and ``model``) are checked with
+:func:`lin_utils.models.validate_spec`. On top of its section every notebook receives ``profile``
+and ``force`` (recompute cached results), so each notebook must declare those two as well.
+``LIN_PROFILE`` is set in the kernel's environment.
+
+Which notebooks run, and in which order, comes from the book's table of contents
+(``book/_toc.yml``, see :mod:`lin_utils.site`): ``glob: book/notebooks/fig*`` runs every
+``notebooks/fig*.ipynb``, sorted. ``only`` runs just the named ones (still in that order) without
+their predecessors, whose results are read from the cache.
+
+All notebooks of a run execute into a staging folder next to ``book/notebooks/``; only when every
+one succeeded are they moved to ``book/notebooks/<name>.ipynb``, the executed copies that the book
+renders, each recording its profile in its metadata. A failure or Ctrl-C leaves the previous
+executed copies untouched and removes the staging folder (a failing notebook's partial output is
+kept as ``book/notebooks/.failed/<name>.ipynb``).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from lin_utils import paths, site
+from lin_utils.errors import LinUtilsError, one_line
+
+INJECTED = ("profile", "force")  # parameters every notebook gets from the runner
+KERNEL = "python3"  # jupyter_client starts it with this interpreter (sys.executable)
+MODEL_PARAMETERS = ("models", "model")  # checked with lin_utils.models.validate_spec
+_NO_DEFAULT = object()  # a default that is not a Python literal
+
+
+@dataclass
+class RunRecord:
+    """One executed notebook: where its executed copy is and how long it took."""
+
+    name: str
+    output: Path
+    wall_time_s: float
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+# -------------------------------------------------------------------------------------------------
+# profiles, notebooks, run order
+
+
+def available_profiles(profiles_dir: Path | str | None = None) -> list[str]:
+    """Profile names: the stems of ``*.yaml`` files in the profiles folder."""
+    folder = Path(profiles_dir) if profiles_dir is not None else paths.profiles_dir()
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def load_profile(profile: str, profiles_dir: Path | str | None = None) -> dict[str, dict]:
+    """Read ``<profiles_dir>/<profile>.yaml`` into ``{notebook: {param: value}}``."""
+    folder = Path(profiles_dir) if profiles_dir is not None else paths.profiles_dir()
+    valid = available_profiles(folder)
+    if profile not in valid:
+        raise LinUtilsError(
+            f"unknown profile {profile!r}; valid profiles: {', '.join(valid) or '(none found)'}"
+            f" (in {folder})"
+        )
+    path = folder / f"{profile}.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise LinUtilsError(f"{path} is not valid YAML: {one_line(e, None)}") from None
+    if not isinstance(raw, dict):
+        raise LinUtilsError(f"{path} must be a mapping of notebook name -> parameters")
+    sections: dict[str, dict] = {}
+    for name, section in raw.items():
+        if str(name).startswith("_"):
+            continue
+        if section is None:
+            section = {}
+        if not isinstance(section, dict):
+            raise LinUtilsError(f"{path}: section {name!r} must be a mapping of parameters")
+        sections[str(name)] = section
+    return sections
+
+
+def run_order(
+    only: list[str] | None = None,
+    *,
+    toc: Path | str | None = None,
+    notebooks_dir: Path | str | None = None,
+) -> list[str]:
+    """The notebooks of the book in table-of-contents order, restricted to ``only``.
+
+    ``toc`` defaults to ``book/_toc.yml``; its globs are expanded against the source notebooks
+    ``notebooks_dir/*.ipynb`` (default ``notebooks/``). ``only`` selects notebooks without
+    pulling in the ones before them: those are expected to have run before, and their results
+    are read from the result cache.
+    """
+    toc = Path(toc) if toc is not None else paths.book_dir() / "_toc.yml"
+    folder = Path(notebooks_dir) if notebooks_dir is not None else paths.notebooks_dir()
+    sources = sorted(p.stem for p in folder.glob("*.ipynb"))
+    order = site.toc_notebooks(site.read_toc(toc), sources, where=f" {toc}")
+    if only is None:
+        return order
+    unknown = [n for n in only if n not in order]
+    if unknown:
+        raise LinUtilsError(
+            f"unknown notebook(s) {', '.join(map(repr, unknown))}; valid: {', '.join(order)}"
+        )
+    return [n for n in order if n in set(only)]
+
+
+def declared_parameters(notebook: Path | str) -> dict[str, dict]:
+    """Parameters declared in the notebook's ``parameters``-tagged cell (papermill's view)."""
+    import papermill
+
+    return papermill.inspect_notebook(str(notebook))
+
+
+def _defaults(declared: dict[str, dict]) -> dict[str, Any]:
+    """Each declared parameter's default as a Python value (``_NO_DEFAULT`` if not a literal)."""
+    out = {}
+    for name, info in declared.items():
+        try:
+            out[name] = ast.literal_eval(str(info.get("default")))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            out[name] = _NO_DEFAULT
+    return out
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """Whether a profile value has the type of the notebook's default."""
+    if default is None or default is _NO_DEFAULT:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def _check_specs(key: str, value: Any, where: str) -> None:
+    """Run ``lin_utils.models.validate_spec`` on a model parameter (if that function exists).
+
+    ``zoo:`` models may be trained earlier in the same run, so for them only the syntax counts.
+    """
+    from lin_utils import models
+
+    validate = getattr(models, "validate_spec", None)
+    if validate is None:
+        return
+    for spec in value if isinstance(value, (list, tuple)) else [value]:
+        try:
+            validate(spec)
+        except ValueError as e:
+            raise LinUtilsError(f"{where}: parameter {key!r}: {one_line(e, None)}") from None
+        except LinUtilsError as e:
+            if isinstance(spec, str) and "zoo:" in spec:
+                continue
+            raise LinUtilsError(f"{where}: parameter {key!r}: {one_line(e, None)}") from None
+
+
+def _check_section(
+    name: str, source: Path, section: dict, profile: str
+) -> dict[str, Any]:
+    """Validate a profile section against the notebook; return the notebook's defaults."""
+    if not source.exists():
+        raise LinUtilsError(f"notebook {name}: source {source} does not exist")
+    declared = declared_parameters(source)
+    if not declared:
+        raise LinUtilsError(f"notebook {name}: no cell tagged 'parameters' in {source}")
+    missing = [p for p in INJECTED if p not in declared]
+    if missing:
+        raise LinUtilsError(
+            f"notebook {name} must declare {', '.join(missing)} in its parameters cell "
+            f"(the runner injects {', '.join(INJECTED)})"
+        )
+    defaults = _defaults(declared)
+    where = f"profile {profile}, notebook {name}"
+    for key, value in section.items():
+        if key in INJECTED:
+            raise LinUtilsError(
+                f"profile {profile}: section {name} sets {key!r}, which the runner injects itself"
+            )
+        if key not in declared:
+            raise LinUtilsError(
+                f"profile {profile}: parameter {key!r} is not declared by notebook {name} "
+                f"(declared: {', '.join(sorted(declared))})"
+            )
+        if not _fits(value, defaults[key]):
+            raise LinUtilsError(
+                f"{where}: parameter {key!r} must be {_type_name(defaults[key])} like its default "
+                f"{defaults[key]!r}, got {_type_name(value)} {value!r}"
+            )
+        if key in MODEL_PARAMETERS and value is not None:
+            _check_specs(key, value, where)
+    return defaults
+
+
+def notebook_parameters(
+    name: str,
+    profile: str,
+    *,
+    force: bool = False,
+    profiles_dir: Path | str | None = None,
+    notebooks_dir: Path | str | None = None,
+) -> dict[str, Any]:
+    """The parameters notebook ``name`` runs with under ``profile``.
+
+    The notebook's declared defaults (``ast.literal_eval`` of its ``parameters`` cell), overridden
+    by the profile's section, plus ``profile`` and ``force``. This is how other code (the claims)
+    knows which tables a profile selects. The section is validated as for a run.
+    """
+    folder = Path(notebooks_dir) if notebooks_dir is not None else paths.notebooks_dir()
+    section = load_profile(profile, profiles_dir).get(name, {})
+    defaults = _check_section(name, folder / f"{name}.ipynb", section, profile)
+    unresolved = [k for k, v in defaults.items() if v is _NO_DEFAULT and k not in section and k not in INJECTED]
+    if unresolved:
+        raise LinUtilsError(
+            f"notebook {name}: the default of {', '.join(map(repr, unresolved))} is not a Python "
+            "literal, so its value is only known by running the notebook"
+        )
+    merged = {k: v for k, v in defaults.items() if v is not _NO_DEFAULT}
+    return {**merged, **section, "profile": profile, "force": bool(force)}
+
+
+def as_list(value: Any, name: str) -> list:
+    """``value`` as a list: a list (or tuple) as is, or JSON/YAML text of a list.
+
+    For notebooks, whose list parameters arrive as text when papermill is run by hand with
+    ``-p models '["stories260K"]'``. Anything else raises a one-line LinUtilsError.
+    """
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)  # JSON is YAML
+        except yaml.YAMLError:
+            parsed = None
+        if isinstance(parsed, list):
+            return parsed
+    raise LinUtilsError(
+        f"parameter {name!r} must be a list, got {type(value).__name__} {one_line(repr(value), 80)}"
+        f" (with papermill use -y \"{name}: [a, b]\")"
+    )
+
+
+def _failed_cell(source: Path, error) -> str:
+    """Describe the failing cell as 'cell N of M (In [k]: first line)', N counted in the source.
+
+    papermill's ``cell_index`` counts cells of the executed notebook, which has one extra cell,
+    the injected parameters, right after the ``parameters`` cell.
+    """
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    injected_at = tagged[0] + 1 if tagged else 0
+    index = error.cell_index
+    if index == injected_at:
+        where = "the injected-parameters cell"
+    else:
+        src_index = index - 1 if index > injected_at else index
+        where = f"cell {src_index + 1} of {len(nb.cells)}"
+    return f"{where} (In [{error.exec_count}]: {one_line(error.source, 60)})"
+
+
+# -------------------------------------------------------------------------------------------------
+# executing
+
+
+def _tracking_kernel_manager(started: list, ipc_dir: str):
+    """An AsyncKernelManager class that records its instances, so Ctrl-C can kill the kernel.
+
+    The kernel talks over Unix sockets in ``ipc_dir`` rather than unencrypted localhost TCP
+    (which also makes every kernel log a warning on stderr).
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class TrackedKernelManager(AsyncKernelManager):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", os.path.join(ipc_dir, "kernel"))
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    return TrackedKernelManager
+
+
+def _kill_kernels(managers: list) -> None:
+    """SIGKILL the kernels (and their process groups; jupyter starts each in its own session)."""
+    for km in managers:
+        provisioner = getattr(km, "provisioner", None)
+        process = getattr(provisioner, "process", None)
+        pgid = getattr(provisioner, "pgid", None)
+        try:
+            if pgid and pgid != os.getpgrp():
+                os.killpg(pgid, signal.SIGKILL)
+            elif process is not None:
+                process.kill()
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+
+
+def _execute(source: Path, output: Path, params: dict, cwd: Path) -> None:
+    """papermill.execute_notebook in a worker thread, so that Ctrl-C reaches this thread.
+
+    In the main thread nbclient would take SIGINT over (it shuts the kernel down and the run goes
+    on as a failed cell); here KeyboardInterrupt is raised in the caller, after the kernel is
+    killed and the worker has finished.
+    """
+    import logging
+
+    import papermill
+
+    managers: list = []
+    outcome: dict[str, BaseException] = {}
+    ipc_dir = tempfile.mkdtemp(prefix="lin-kernel-")  # short: Unix socket paths are limited
+
+    def work() -> None:
+        try:
+            papermill.execute_notebook(
+                str(source), str(output), parameters=params, kernel_name=KERNEL, cwd=str(cwd),
+                progress_bar=False, log_output=False,
+                kernel_manager_class=_tracking_kernel_manager(managers, ipc_dir),
+            )
+        except BaseException as e:  # handed to the caller
+            outcome["error"] = e
+
+    worker = threading.Thread(target=work, name=f"papermill-{source.stem}", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        # the worker's failure after the kill is expected: keep its log messages quiet
+        quiet = [logging.getLogger(n) for n in ("papermill", "nbclient", "traitlets", "asyncio")]
+        levels = [lg.level for lg in quiet]
+        for lg in quiet:
+            lg.setLevel(logging.CRITICAL + 1)
+        try:
+            _kill_kernels(managers)
+            worker.join(30)
+        finally:
+            for lg, level in zip(quiet, levels):
+                lg.setLevel(level)
+        raise
+    finally:
+        if not worker.is_alive():
+            shutil.rmtree(ipc_dir, ignore_errors=True)
+    if "error" in outcome:
+        raise outcome["error"]
+
+
+@contextmanager
+def _deferred_sigint():
+    """Hold Ctrl-C while files are swapped into place; raise it afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _mark_page(path: Path, profile: str, force: bool) -> None:
+    """Record the profile in the executed notebook's metadata (papermill's stays as well)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata[site.PAGE_METADATA] = {"profile": profile, "force": bool(force)}
+    nbformat.write(nb, path)
+
+
+def run_profile(
+    profile: str,
+    only: list[str] | None = None,
+    force: bool = False,
+    log: Callable[[str], Any] = print,
+    *,
+    profiles_dir: Path | str | None = None,
+    notebooks_dir: Path | str | None = None,
+    book_dir: Path | str | None = None,
+    toc: Path | str | None = None,
+    cwd: Path | str | None = None,
+) -> list[RunRecord]:
+    """Execute the notebooks of a profile in table-of-contents order; one record per notebook.
+
+    Everything is validated before the first notebook starts: the profile name, the section
+    names, every parameter against the notebook's ``parameters`` cell (name and type), model
+    specs, and ``only``. The first failing notebook stops the run with a one-line LinUtilsError
+    naming the notebook, the cell and the exception (``ename: evalue``); no executed copy in
+    ``book/notebooks/`` changes unless the whole run succeeded.
+
+    The overrides default to the repository's ``profiles/``, ``notebooks/``, ``book/``,
+    ``<book_dir>/_toc.yml`` and the repository root (the kernel's working directory).
+    """
+    from papermill.exceptions import PapermillExecutionError
+
+    notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else paths.notebooks_dir()
+    book_dir = Path(book_dir) if book_dir is not None else paths.book_dir()
+    toc = Path(toc) if toc is not None else book_dir / "_toc.yml"
+    cwd = Path(cwd) if cwd is not None else paths.REPO_ROOT
+
+    sections = load_profile(profile, profiles_dir)
+    everything = run_order(toc=toc, notebooks_dir=notebooks_dir)
+    unknown = [name for name in sections if name not in everything]
+    if unknown:
+        raise LinUtilsError(
+            f"profile {profile} has section(s) for unknown notebook(s) {', '.join(unknown)}; "
+            f"notebooks: {', '.join(everything)}"
+        )
+    order = run_order(only, toc=toc, notebooks_dir=notebooks_dir)
+    plan = []
+    for name in order:
+        source = notebooks_dir / f"{name}.ipynb"
+        section = sections.get(name, {})
+        _check_section(name, source, section, profile)
+        plan.append((name, source, {**section, "profile": profile, "force": bool(force)}))
+
+    out_dir = book_dir / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    log(f"profile {profile}: running {len(plan)} notebook(s): {', '.join(order)}"
+        + (" (force)" if force else ""))
+
+    records: list[RunRecord] = []
+    # The kernel inherits this environment. Notebooks show no progress bars (the run log has the
+    # wall times), and tqdm's "IProgress not found" warning would otherwise land in the book.
+    kernel_env = {"LIN_PROFILE": profile, "LIN_RUN_ID": uuid.uuid4().hex, "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                  "PYTHONWARNINGS": "ignore:IProgress not found"}
+    previous_env = {k: os.environ.get(k) for k in kernel_env}
+    os.environ.update(kernel_env)
+    try:
+        for i, (name, source, params) in enumerate(plan, 1):
+            staged = staging / f"{name}.ipynb"
+            log(f"[{i}/{len(plan)}] {name} ...")
+            start = time.perf_counter()
+            try:
+                _execute(source, staged, params, cwd)
+            except PapermillExecutionError as e:
+                if e.ename == "KeyboardInterrupt":
+                    raise KeyboardInterrupt from None
+                kept = _keep_failed(staged, out_dir)
+                log(f"[{i}/{len(plan)}] {name} FAILED after {time.perf_counter() - start:.1f} s"
+                    + (f"; partial output: {kept}" if kept else ""))
+                raise LinUtilsError(
+                    f"notebook {name} failed at {_failed_cell(source, e)}: "
+                    f"{e.ename}: {one_line(e.evalue, None)}"
+                ) from None
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # kernel died, timeout, unreadable notebook...
+                kept = _keep_failed(staged, out_dir)
+                log(f"[{i}/{len(plan)}] {name} FAILED after {time.perf_counter() - start:.1f} s"
+                    + (f"; partial output: {kept}" if kept else ""))
+                raise LinUtilsError(
+                    f"notebook {name} failed: {type(e).__name__}: {one_line(e, None)}"
+                ) from e
+            _mark_page(staged, profile, force)
+            wall = time.perf_counter() - start
+            log(f"[{i}/{len(plan)}] {name} done in {wall:.1f} s")
+            records.append(RunRecord(name, out_dir / f"{name}.ipynb", wall, params))
+        with _deferred_sigint():
+            for record in records:
+                os.replace(staging / f"{record.name}.ipynb", record.output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        for k, v in previous_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    total = sum(r.wall_time_s for r in records)
+    log(f"profile {profile}: {len(records)} notebook(s) done in {total:.1f} s -> {out_dir}")
+    return records
+
+
+def _keep_failed(staged: Path, out_dir: Path) -> Path | None:
+    """Move a failed notebook's partial output to ``<out_dir>/.failed/`` for inspection."""
+    if not staged.exists():
+        return None
+    target = out_dir / ".failed" / staged.name
+    target.parent.mkdir(exist_ok=True)
+    os.replace(staged, target)
+    return target

@@ -1,0 +1,179 @@
+"""Checkpoints: log-spaced model snapshots (for Fig 2), resume states, atomic folder writes.
+
+A run folder holds::
+
+    checkpoints/step-000000/   HF model + tokenizer + ckpt.json   (log-spaced steps, kept)
+    state-000064/              model.safetensors, optimizer.pt, rng.pt, state.json (latest only)
+    final/                     HF model + tokenizer + meta.json   (present = the run is complete)
+
+Every folder is written under a temporary name in the same parent and renamed into place with
+``os.replace``, so a reader (or a resumed run) sees either nothing or a complete folder. An old
+resume state is first renamed to a ``.trash-`` name and then deleted, so a kill during deletion
+never leaves a half-deleted folder under a ``state-`` name.
+
+Step ``s`` means "after ``s`` optimizer steps": step 0 holds the initial weights.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["log_spaced_steps", "atomic_dir", "save_hf", "list_checkpoints", "save_state",
+           "latest_state", "load_state", "clean_tmp", "rng_state", "set_rng_state"]
+
+_STATE = re.compile(r"^state-(\d+)$")
+_CKPT = re.compile(r"^step-(\d+)$")
+
+
+def log_spaced_steps(total_steps: int, per_octave: int = 1) -> list[int]:
+    """Checkpoint steps 0, 1, 2, 4, 8, ... below ``total_steps``, and ``total_steps`` itself.
+
+    ``per_octave > 1`` adds geometrically spaced steps between powers of two (rounded, deduped).
+    """
+    if total_steps < 0:
+        raise ValueError(f"total_steps must be >= 0, got {total_steps}")
+    steps = {0, total_steps}
+    k = 0
+    while 2 ** k < total_steps:
+        for j in range(per_octave):
+            s = round(2 ** (k + j / per_octave))
+            if s < total_steps:
+                steps.add(s)
+        k += 1
+    return sorted(steps)
+
+
+@contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a temporary folder next to ``final``; on success rename it to ``final``.
+
+    ``final`` must not exist yet (a complete folder is never overwritten).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def clean_tmp(run_dir: Path) -> None:
+    """Remove temporary and trash folders that a killed run left behind."""
+    for parent in (run_dir, run_dir / "checkpoints"):
+        if parent.is_dir():
+            for p in parent.iterdir():
+                if p.name.startswith((".tmp-", ".trash-")):
+                    shutil.rmtree(p, ignore_errors=True)
+
+
+def save_hf(model, tokenizer, final: Path, meta: dict, meta_name: str) -> None:
+    """Write ``model`` (fp32 safetensors) and ``tokenizer`` as a Hugging Face folder, atomically."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar per checkpoint
+    try:
+        with atomic_dir(final) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            (tmp / meta_name).write_text(json.dumps(meta, indent=1))
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, int, Path]]:
+    """``(step, tokens_seen, path)`` of the complete log-spaced checkpoints, by step."""
+    out = []
+    root = Path(run_dir) / "checkpoints"
+    if root.is_dir():
+        for p in root.iterdir():
+            m = _CKPT.match(p.name)
+            if m and (p / "ckpt.json").is_file():
+                info = json.loads((p / "ckpt.json").read_text())
+                out.append((int(m.group(1)), int(info["tokens_seen"]), p))
+    return sorted(out)
+
+
+def rng_state() -> dict:
+    out = {"python": random.getstate(), "numpy": np.random.get_state(),
+           "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_state(run_dir: Path, step: int, model, optimizer, extra: dict) -> Path:
+    """Write the resume state after ``step`` steps, then drop older ones."""
+    from safetensors.torch import save_file
+
+    run_dir = Path(run_dir)
+    final = run_dir / f"state-{step:06d}"
+    if final.exists():
+        return final
+    with atomic_dir(final) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
+                  str(tmp / "model.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(rng_state(), tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step, **extra}))
+    for p in run_dir.iterdir():
+        m = _STATE.match(p.name)
+        if m and int(m.group(1)) != step:
+            trash = run_dir / f".trash-{p.name}-{os.getpid()}"
+            os.replace(p, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+    return final
+
+
+def latest_state(run_dir: Path) -> Path | None:
+    """The resume state with the highest step, or None."""
+    best = None
+    if Path(run_dir).is_dir():
+        for p in Path(run_dir).iterdir():
+            m = _STATE.match(p.name)
+            if m and (best is None or int(m.group(1)) > best[0]):
+                best = (int(m.group(1)), p)
+    return None if best is None else best[1]
+
+
+def load_state(path: Path, model, optimizer) -> dict:
+    """Load a resume state into ``model`` and ``optimizer``, restore the RNGs; return state.json."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    device = next(model.parameters()).device
+    model.load_state_dict(load_file(str(path / "model.safetensors"), device=str(device)))
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=True))
+    set_rng_state(torch.load(path / "rng.pt", weights_only=False))
+    return json.loads((path / "state.json").read_text())
+
+
+def remove_states(run_dir: Path) -> None:
+    """Delete every resume state (once ``final/`` exists they are not needed)."""
+    for p in Path(run_dir).iterdir():
+        if _STATE.match(p.name):
+            trash = Path(run_dir) / f".trash-{p.name}-{os.getpid()}"
+            os.replace(p, trash)
+            shutil.rmtree(trash, ignore_errors=True)

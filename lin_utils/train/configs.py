@@ -1,0 +1,201 @@
+"""Model shapes by name, and the one dataclass that says how a model is trained.
+
+Model sizes (Mistral architecture: RMSNorm, SwiGLU MLP, rotary positions, grouped-query
+attention, untied input and output embeddings, no biases, no sliding window):
+
+=================  ======  ======  =====  ========  =======  ======================================
+name               d       blocks  heads  kv heads  MLP      parameters
+=================  ======  ======  =====  ========  =======  ======================================
+``mistral-150m``   768     12      12     4         3072     152,980,224 at vocab 32,000
+``mistral-650m``   1280    24      20     4         5120     648,213,760 at vocab 32,000
+``gpu-small``      512     8       8      4         1536     33,563,136 at vocab 8,192
+``cpu-large``      192     8       6      2         512      3,935,424 at vocab 2,048
+``cpu-small``      128     4       4      2         384      1,311,872 at vocab 2,048
+``smoke-large``    48      4       4      2         128      150,960 at vocab 512
+``smoke-small``    32      2       2      1         64       51,360 at vocab 512
+=================  ======  ======  =====  ========  =======  ======================================
+
+The paper trains "150M" and "650M" Mistral models on TinyStories without giving shapes. The two
+``mistral-*`` sizes are standard choices: GPT-2-small's width and depth (d=768, 12 blocks) and a
+d=1280, 24-block model, both with 64-dimensional heads, 4 key/value heads (GQA) and a 4·d SwiGLU
+MLP; at Mistral's own vocabulary of 32,000 they have the exact parameter counts above
+(``tests/test_train.py`` recomputes every number in this table). Head dimension is 32 for the cpu
+sizes, 16 for the smoke sizes, 64 otherwise.
+
+:class:`TrainConfig` holds everything that determines a model's weights (architecture,
+tokenizer, data, token budget, optimizer, schedule, seed, regularizer) plus a few fields that do
+not (evaluation and checkpoint cadence); :meth:`TrainConfig.key` hashes only the former, so the
+zoo rebuilds a model exactly when its weights would change.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+__all__ = ["SIZES", "TrainConfig", "zoo_config", "count_parameters", "TRAIN_CODE_VERSION"]
+
+#: bumped whenever the training loop changes what weights a given config produces
+TRAIN_CODE_VERSION = 1
+
+#: architecture of each named size: width, blocks, heads, key/value heads, MLP width
+SIZES: dict[str, dict[str, int]] = {
+    "smoke-small": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        num_key_value_heads=1, intermediate_size=64),
+    "smoke-large": dict(hidden_size=48, num_hidden_layers=4, num_attention_heads=4,
+                        num_key_value_heads=2, intermediate_size=128),
+    "cpu-small": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
+                      num_key_value_heads=2, intermediate_size=384),
+    "cpu-large": dict(hidden_size=192, num_hidden_layers=8, num_attention_heads=6,
+                      num_key_value_heads=2, intermediate_size=512),
+    "gpu-small": dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8,
+                      num_key_value_heads=4, intermediate_size=1536),
+    "mistral-150m": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                         num_key_value_heads=4, intermediate_size=3072),
+    "mistral-650m": dict(hidden_size=1280, num_hidden_layers=24, num_attention_heads=20,
+                         num_key_value_heads=4, intermediate_size=5120),
+}
+
+# Special-token ids of every tokenizer trained by lin_utils.train.tokenizer.
+PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
+
+
+def zoo_config(size: str, vocab_size: int, *, max_position_embeddings: int = 2048):
+    """A ``transformers.MistralConfig`` for a named size (see the table in the module docstring).
+
+    Untied embeddings, no sliding window, rotary base 10,000, initializer std 0.02, pad/BOS/EOS
+    ids 0/1/2 (those of :func:`lin_utils.train.tokenizer.train_tokenizer`).
+    """
+    import transformers
+
+    if size not in SIZES:
+        raise ValueError(f"unknown model size {size!r}; expected one of {', '.join(SIZES)}")
+    if vocab_size < 3:
+        raise ValueError(f"vocab_size must be >= 3 (pad, BOS, EOS), got {vocab_size}")
+    return transformers.MistralConfig(
+        vocab_size=vocab_size, max_position_embeddings=max_position_embeddings,
+        sliding_window=None, tie_word_embeddings=False, rope_theta=10_000.0,
+        initializer_range=0.02, rms_norm_eps=1e-5, hidden_act="silu",
+        attention_dropout=0.0, use_cache=False,
+        pad_token_id=PAD_ID, bos_token_id=BOS_ID, eos_token_id=EOS_ID, **SIZES[size])
+
+
+def count_parameters(size: str, vocab_size: int) -> int:
+    """Exact parameter count of a named size, from a model built on the meta device (no memory)."""
+    import torch
+    import transformers
+
+    with torch.device("meta"):
+        model = transformers.MistralForCausalLM(zoo_config(size, vocab_size))
+    return sum(p.numel() for p in model.parameters())
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one model is pretrained on TinyStories.
+
+    Weight-determining fields (hashed by :meth:`key`): ``size`` and ``vocab_size`` (the
+    architecture), ``tokenizer_stories`` (how many training stories the BPE is trained on; None =
+    all), ``data_stories`` (how many training stories form the token stream; None = all),
+    ``seq_len``, ``batch_size`` (rows per optimizer step, all processes together),
+    ``micro_batch_size`` (rows per forward pass; None = the whole batch), ``max_tokens`` (token
+    budget; the run takes ``max_tokens // (batch_size * seq_len)`` steps), ``lr``,
+    ``min_lr_ratio``, ``warmup_steps``, ``weight_decay``, ``betas``, ``grad_clip``, ``seed``,
+    ``regularizer`` (``"none"``, ``"cosine"`` or ``"mse"``), ``reg_lambda``, ``reg_boundaries``
+    (None = all boundaries ``0..L``; see :mod:`lin_utils.train.regularizers`) and ``precision``
+    (``"fp32"``, or ``"bf16"``: bf16 autocast around fp32 master weights).
+
+    Cadence fields (not hashed): ``eval_every`` (steps between validation losses; 0 = only at
+    the end), ``val_tokens`` (validation tokens per evaluation), ``log_every`` and
+    ``state_every_s`` (seconds between resume states, besides those at every log-spaced
+    checkpoint), and ``num_threads`` (torch CPU threads during the run; None = leave as is). The
+    thread count can change the last bits of the weights (the order of float reductions), as the
+    device can, but not what the model learns, so like the device it is not hashed.
+    """
+
+    size: str = "smoke-small"
+    vocab_size: int = 512
+    tokenizer_stories: int | None = None
+    data_stories: int | None = None
+    seq_len: int = 64
+    batch_size: int = 8
+    micro_batch_size: int | None = None
+    max_tokens: int = 16_384
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 5
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    seed: int = 0
+    regularizer: str = "none"
+    reg_lambda: float = 0.0
+    reg_boundaries: tuple[int, ...] | None = None
+    precision: str = "fp32"
+    # --- cadence only: never changes the weights ---
+    eval_every: int = field(default=0, metadata={"cadence": True})
+    val_tokens: int = field(default=8192, metadata={"cadence": True})
+    log_every: int = field(default=10, metadata={"cadence": True})
+    state_every_s: float = field(default=300.0, metadata={"cadence": True})
+    num_threads: int | None = field(default=None, metadata={"cadence": True})
+
+    def __post_init__(self):
+        if self.size not in SIZES:
+            raise ValueError(f"unknown model size {self.size!r}; expected one of {', '.join(SIZES)}")
+        if self.regularizer not in ("none", "cosine", "mse"):
+            raise ValueError(f"regularizer must be 'none', 'cosine' or 'mse', got {self.regularizer!r}")
+        if self.regularizer == "none" and self.reg_lambda != 0:
+            raise ValueError("reg_lambda must be 0 without a regularizer")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if self.steps < 1:
+            raise ValueError(f"max_tokens={self.max_tokens} is less than one step of "
+                             f"{self.batch_size}x{self.seq_len} tokens")
+        mb = self.micro_batch_size
+        if mb is not None and (mb < 1 or self.batch_size % mb):
+            raise ValueError(f"micro_batch_size {mb} must divide batch_size {self.batch_size}")
+        if self.reg_boundaries is not None:
+            object.__setattr__(self, "reg_boundaries", tuple(self.reg_boundaries))
+        object.__setattr__(self, "betas", tuple(self.betas))
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps of the run."""
+        return self.max_tokens // (self.batch_size * self.seq_len)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.seq_len
+
+    def weight_fields(self) -> dict:
+        """The fields that determine the weights, plus the training-code version."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if not f.metadata.get("cadence")}
+        out["betas"] = list(out["betas"])
+        if out["reg_boundaries"] is not None:
+            out["reg_boundaries"] = list(out["reg_boundaries"])
+        out["architecture"] = SIZES[self.size]
+        out["train_code_version"] = TRAIN_CODE_VERSION
+        return out
+
+    def key(self) -> str:
+        """sha256 (hex, 16 chars) of :meth:`weight_fields` together with the tokenizer and data
+        identities."""
+        from .tokenizer import TokenizerSpec, data_identity
+
+        blob = {"train": self.weight_fields(),
+                "tokenizer": TokenizerSpec(self.vocab_size, self.tokenizer_stories).identity(),
+                "data": data_identity(self.data_stories)}
+        text = json.dumps(blob, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(d["betas"])
+        if d["reg_boundaries"] is not None:
+            d["reg_boundaries"] = list(d["reg_boundaries"])
+        return d
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)

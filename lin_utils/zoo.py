@@ -1,0 +1,250 @@
+"""The model zoo: named pretrained models, kept outside git and rebuilt on demand.
+
+Each profile (smoke, cpu, gpu) declares two sizes × four variants, eight models::
+
+    {profile}-{small|large}-{baseline|cos0.5|mse0.5|mse2.0}
+
+``baseline`` has no regularizer; ``cos0.5`` adds 0.5·Σ(1 − cos) and ``mse0.5`` / ``mse2.0`` add
+λ·Σ‖Δ‖² over consecutive block boundaries (:mod:`lin_utils.train.regularizers`). Within a size
+the four share tokenizer, data, token budget, schedule and seed, and differ only in the
+regularizer. A model lives in ``$LIN_CACHE/zoo/<key>/`` (default ``~/.cache/lin_utils``), where
+``key`` hashes everything that determines its weights (:meth:`TrainConfig.key`: architecture,
+tokenizer identity, data, token budget, batch, schedule, optimizer, seed, regularizer, λ,
+precision, training-code version) and nothing else, so renaming an entry or changing how often it
+is evaluated reuses the model, and changing any of those retrains it.
+
+=========  ===============  =======  ==============  ========  ================================
+profile    sizes            vocab    rows × seq_len  tokens    steps (small / large)
+=========  ===============  =======  ==============  ========  ================================
+smoke      smoke-small /    512      8 × 64          24,576    48 / 48
+           smoke-large
+cpu        cpu-small /      2,048    16 × 256        2.0M /    488 / 244
+           cpu-large                                 1.0M
+gpu        gpu-small /      8,192    64 × 512        20.0M     610 / 610
+           mistral-150m
+=========  ===============  =======  ==============  ========  ================================
+
+**The cpu budget** (measured on this project's 2-core AMD EPYC machine with torch 2.13 CPU,
+``scripts/bench_train.py`` and whole runs of the zoo): cpu-small trains at about 11,000
+tokens/s and cpu-large at about 4,000 (regularized runs a few percent slower). Eight models:
+4 × 2.0M / 11,000 ≈ 730 s, plus 4 × 1.0M / 4,000 ≈ 1,000 s, plus the one-off BPE training and
+tokenization of the 25 MB corpus (≈ 60 s) and the evaluations and checkpoints (≈ 10 s a model):
+≈ 30 minutes, half the 60-minute allowance, which leaves room for a machine shared with other
+jobs. The smoke zoo (tokenizer on 2,000 stories, eight models of 48 steps) trains in about 15 s.
+The gpu budget is an estimate (no GPU was measured): 20M tokens at ≥ 100k tokens/s is ≤ 200 s a
+model in bf16.
+
+Public API: :func:`names`, :func:`entry`, :func:`key`, :func:`run_dir`, :func:`resolve`,
+:func:`checkpoints`, :func:`train`, :func:`train_profile`, :func:`status`. From a shell:
+``python -m lin_utils.zoo train NAME`` (or ``PROFILE``), also under ``torchrun``.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ModelNotFoundError
+from .paths import cache_dir
+from .train.configs import TrainConfig
+
+__all__ = ["ZooEntry", "ENTRIES", "PROFILES", "names", "entry", "key", "zoo_dir", "run_dir",
+           "resolve", "checkpoints", "train", "train_profile", "status"]
+
+PROFILES = ("smoke", "cpu", "gpu")
+VARIANTS = {"baseline": ("none", 0.0), "cos0.5": ("cosine", 0.5),
+            "mse0.5": ("mse", 0.5), "mse2.0": ("mse", 2.0)}
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A named zoo model: its profile and the training config that determines its weights."""
+
+    name: str
+    profile: str
+    variant: str
+    config: TrainConfig
+
+
+# One base config per (profile, size); the variants only set the regularizer.
+_SMOKE = dict(vocab_size=512, tokenizer_stories=2000, data_stories=2000, seq_len=64, batch_size=8,
+              max_tokens=48 * 8 * 64, lr=3e-3, warmup_steps=4, val_tokens=2048, log_every=8,
+              precision="fp32", num_threads=1)
+_CPU = dict(vocab_size=2048, seq_len=256, batch_size=16, warmup_steps=20, val_tokens=16_384,
+            log_every=10, precision="fp32")
+_GPU = dict(vocab_size=8192, seq_len=512, batch_size=64, max_tokens=20_000_000, warmup_steps=60,
+            val_tokens=65_536, eval_every=100, log_every=20, precision="bf16")
+_BASES: dict[tuple[str, str], TrainConfig] = {
+    ("smoke", "small"): TrainConfig(size="smoke-small", **_SMOKE),
+    ("smoke", "large"): TrainConfig(size="smoke-large", **_SMOKE),
+    ("cpu", "small"): TrainConfig(size="cpu-small", max_tokens=2_000_000, lr=2e-3, **_CPU),
+    ("cpu", "large"): TrainConfig(size="cpu-large", max_tokens=1_000_000, lr=2e-3, **_CPU),
+    ("gpu", "small"): TrainConfig(size="gpu-small", lr=1e-3, **_GPU),
+    ("gpu", "large"): TrainConfig(size="mistral-150m", lr=6e-4, **_GPU),
+}
+
+
+def _build() -> dict[str, ZooEntry]:
+    out = {}
+    for (profile, size), base in _BASES.items():
+        for variant, (reg, lam) in VARIANTS.items():
+            name = f"{profile}-{size}-{variant}"
+            out[name] = ZooEntry(name, profile, variant, base.replace(regularizer=reg, reg_lambda=lam))
+    return out
+
+
+#: every zoo entry by name
+ENTRIES: dict[str, ZooEntry] = _build()
+
+
+def names(profile: str | None = None) -> list[str]:
+    """Entry names, all or of one profile, in registry order."""
+    if profile is not None and profile not in PROFILES:
+        raise ValueError(f"unknown zoo profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    return [n for n, e in ENTRIES.items() if profile is None or e.profile == profile]
+
+
+def entry(name: str | ZooEntry) -> ZooEntry:
+    """The entry called ``name``; :class:`ModelNotFoundError` for an unknown name."""
+    if isinstance(name, ZooEntry):
+        return name
+    try:
+        return ENTRIES[name]
+    except KeyError:
+        raise ModelNotFoundError(f"unknown zoo model {name!r}; known: {', '.join(names())}") from None
+
+
+def key(name: str | ZooEntry) -> str:
+    """The entry's weight key (see :meth:`TrainConfig.key`)."""
+    return entry(name).config.key()
+
+
+def zoo_dir() -> Path:
+    """``$LIN_CACHE/zoo`` (default ``~/.cache/lin_utils/zoo``)."""
+    return cache_dir() / "zoo"
+
+
+def run_dir(name: str | ZooEntry) -> Path:
+    """The entry's run folder ``<zoo>/<key>/`` (checkpoints, resume state, ``final/``)."""
+    return zoo_dir() / key(name)
+
+
+def _how_to_train(e: ZooEntry) -> str:
+    return (f"train it with `lin-utils book run --profile {e.profile} --only model_zoo` "
+            f"or `python -m lin_utils.zoo train {e.name}`")
+
+
+def resolve(name: str) -> Path:
+    """The saved HF model folder of a trained entry (final weights + tokenizer).
+
+    Loadable with ``AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)`` and
+    ``PreTrainedTokenizerFast.from_pretrained(path)``. Raises :class:`ModelNotFoundError` with a
+    one-line message saying how to train it when it is not trained yet.
+    """
+    e = entry(name)
+    final = run_dir(e) / "final"
+    if not (final / "meta.json").is_file():
+        raise ModelNotFoundError(f"zoo model {e.name!r} is not trained yet; {_how_to_train(e)}")
+    return final
+
+
+def checkpoints(name: str) -> list[tuple[int, int, Path]]:
+    """``(step, tokens_seen, path)`` of the entry's log-spaced checkpoints (Fig 2), by step.
+
+    Each path is a HF model folder like :func:`resolve`'s; step 0 holds the initial weights.
+    Available as soon as training has written them; raises :class:`ModelNotFoundError` when
+    there are none.
+    """
+    from .train.checkpoints import list_checkpoints
+
+    e = entry(name)
+    found = list_checkpoints(run_dir(e))
+    if not found:
+        raise ModelNotFoundError(f"zoo model {e.name!r} has no checkpoints yet; {_how_to_train(e)}")
+    return found
+
+
+@contextmanager
+def _lock(folder: Path):
+    """An exclusive lock on ``folder/.lock``, so two processes never train the same entry."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def train(name: str, *, progress: bool = True, device: str | None = None) -> Path:
+    """Train the entry if it is missing (resuming an interrupted run); return :func:`resolve`."""
+    from .train.loop import train as train_loop
+
+    e = entry(name)
+    folder = run_dir(e)
+    if (folder / "final" / "meta.json").is_file():
+        return folder / "final"
+    import os
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    with (_lock(folder) if not distributed else _nolock()):
+        (folder / "entry.json").parent.mkdir(parents=True, exist_ok=True)
+        (folder / "entry.json").write_text(json.dumps({"name": e.name, "profile": e.profile,
+                                                       "variant": e.variant}, indent=1))
+        train_loop(e.config, folder, progress=progress, device=device)
+    return resolve(e.name)
+
+
+@contextmanager
+def _nolock():
+    yield
+
+
+def train_profile(profile: str, *, progress: bool = True, device: str | None = None) -> dict[str, Path]:
+    """Train every missing entry of ``profile``; ``{name: resolve(name)}``."""
+    return {n: train(n, progress=progress, device=device) for n in names(profile)}
+
+
+def status(profile: str | None = None) -> list[dict]:
+    """One row per entry: name, profile, size, regularizer, λ, tokens, key, trained?, path."""
+    rows = []
+    for n in names(profile):
+        e = ENTRIES[n]
+        final = run_dir(e) / "final"
+        rows.append({"name": n, "profile": e.profile, "size": e.config.size,
+                     "regularizer": e.config.regularizer, "lambda": e.config.reg_lambda,
+                     "tokens": e.config.steps * e.config.tokens_per_step, "key": e.config.key(),
+                     "trained": (final / "meta.json").is_file(), "path": str(final)})
+    return rows
+
+
+def _main(argv: list[str]) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m lin_utils.zoo", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train a zoo entry, or every entry of a profile")
+    t.add_argument("target", help="an entry name or a profile (smoke, cpu, gpu)")
+    t.add_argument("--device", default=None)
+    t.add_argument("--no-progress", action="store_true")
+    s = sub.add_parser("status", help="which entries are trained")
+    s.add_argument("profile", nargs="?", default=None)
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "status":
+            for r in status(args.profile):
+                print(f"{r['name']:24s} {r['key']}  {'trained' if r['trained'] else 'missing'}")
+            return 0
+        targets = names(args.target) if args.target in PROFILES else [entry(args.target).name]
+        for n in targets:
+            print(train(n, progress=not args.no_progress, device=args.device))
+    except (ModelNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
