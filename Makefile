@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: book run build test bench venv clean
+.PHONY: book run build test bench verify venv clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ run: $(STAMP)
 
 build: $(STAMP)
 	$(BIN)/lin-utils book build
+
+# Re-run the notebooks of $(PROFILE) (or ONLY=name,name) in a scratch folder; compare with the committed tables.
+verify: $(STAMP)
+	$(BIN)/lin-utils book verify --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

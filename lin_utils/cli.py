@@ -4,9 +4,11 @@
         --seq-len T --batch-size B --dtype float32 --device cpu --precision float64] [--out profile.csv] [--exclude-bos]
     lin-utils book run --profile {smoke,cpu,gpu,full} [--only NAMES] [--force]
     lin-utils book build
+    lin-utils book verify --profile {smoke,cpu,gpu,full} [--only NAMES] [--keep DIR]
 
 Bad arguments, an unknown model or a missing dataset give a one-line message on stderr and
-exit code 2; no traceback.
+exit code 2; no traceback. ``book verify`` exits 0 when every re-computed table matches the
+committed one within tolerance, 1 when one differs or has no committed counterpart.
 """
 from __future__ import annotations
 
@@ -85,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only", default=None, help="comma-separated notebook names")
     r.add_argument("--force", action="store_true", help="recompute cached results")
     bsub.add_parser("build", help="render the executed notebooks with Jupyter Book (warnings are errors)")
+    v = bsub.add_parser("verify", help="re-run notebooks in a scratch folder; compare their tables with the committed ones",
+                        description="Recompute the tables of the selected notebooks (forced, in a scratch result "
+                                    "folder and book folder) and compare each with the committed table of the same "
+                                    "computation and parameters under $LIN_RESULTS_DIR (default data/results), "
+                                    "within the tolerances of lin_utils.verify. Exit 0 only if all agree.")
+    v.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
+    v.add_argument("--only", default=None, help="comma-separated notebook names")
+    v.add_argument("--keep", default=None, help="keep the re-computed tables and notebooks in this (new or empty) folder")
     return parser
 
 
@@ -129,6 +139,12 @@ def _book(args) -> int:
 
         only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
         run_profile(args.profile, only=only, force=args.force)
+    elif args.book_command == "verify":
+        from .verify import report, verify_profile
+
+        only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+        checks = verify_profile(args.profile, only=only, keep=args.keep)
+        return report(checks, args.profile)
     else:
         from .site import build_book
 

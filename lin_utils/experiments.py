@@ -21,6 +21,7 @@ __all__ = ["gaussian_norm_quantiles", "linearity_profiles", "scan_table", "token
 
 SCAN = "linearity_scan"
 ERRORS = "token_errors"
+ERRORS_VERSION = 2  # 2: gauss_median / gauss_p999 in units of rms_y, like the errors (1: raw units)
 
 
 def gaussian_norm_quantiles(eigenvalues: np.ndarray, q=(0.5, 0.999), draws: int = 200_000, rng=None) -> np.ndarray:
@@ -76,8 +77,11 @@ def _token_error_tables(cfg: ScanConfig, sample_per_block: int, progress: bool) 
     total = chunks.n_batches(cfg.batch_size)
     _, acc = scan_blocks(cfg, progress=progress, model=model, chunks=chunks)
     scores = acc.result().set_index("block")
-    gauss = {i: gaussian_norm_quantiles(np.linalg.eigvalsh(c), rng=rng) for i, c in acc.residual_covariance().items()}
-    errors = token_errors(model, chunks.batches(cfg.batch_size), acc.fitted_maps(), exclude_bos=cfg.exclude_bos,
+    maps = acc.fitted_maps()
+    # in the errors' unit (rms_y of the block's target), so that the reference can be drawn next to them
+    gauss = {i: gaussian_norm_quantiles(np.linalg.eigvalsh(c), rng=rng) / maps[i].rms_y
+             for i, c in acc.residual_covariance().items()}
+    errors = token_errors(model, chunks.batches(cfg.batch_size), maps, exclude_bos=cfg.exclude_bos,
                           device=cfg.device, progress=progress, total=total)
     info = describe_model(cfg.model, model)
     summaries, samples = [], []
@@ -108,13 +112,13 @@ def token_error_tables(cfg: ScanConfig, sample_per_block: int, *, profile: str, 
     Pass 1 fits the map of every block on all tokens; pass 2 measures each token's error
     ``||y_hat - y|| / rms_y`` (so the mean squared error equals 1 - R²). BOS (position 0) is
     flagged in ``is_bos``. The tail is compared with Gaussian errors of the fitted map's
-    residual covariance (Monte Carlo, seeded by ``cfg.seed``).
+    residual covariance (Monte Carlo, seeded by ``cfg.seed``), in the same unit as the errors.
 
     Returns:
         ``{"summary": one row per block with quantiles over all tokens and the Gaussian reference,
            "sample": a uniform random sample of at most ``sample_per_block`` tokens per block}``.
     """
-    params = {**cfg.key(), "sample_per_block": sample_per_block}
+    params = {**cfg.key(), "sample_per_block": sample_per_block, "version": ERRORS_VERSION}
     if cache_only:
         tables = {t: results.load_table(ERRORS, t, params, profile) for t in ("summary", "sample")}
         return None if any(v is None for v in tables.values()) else tables

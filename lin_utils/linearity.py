@@ -27,12 +27,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.linalg
-import scipy.linalg.blas
 import torch
 
 from .errors import LinUtilsError
@@ -205,45 +205,51 @@ class LinearMap:
 
 
 class _Moments:
-    """Float64 sufficient statistics of one token subset (one half of the held-out split)."""
+    """Float64 sufficient statistics of one token subset (one half of the held-out split).
 
-    def __init__(self):
-        self.n = 0
-        self.s: dict[int, np.ndarray] = {}  # boundary -> sum_t h_t, (d,)
-        self.G: dict[int, np.ndarray] = {}  # boundary -> sum_t h_t h_t^T, (d, d)
-        self.C: dict[int, np.ndarray] = {}  # block i -> sum_t h_i,t h_{i+1},t^T, (d, d)
+    ``n`` counts the tokens; ``stats`` is one dict of named tensors (or numpy arrays after
+    :meth:`numpy`), every statistic of every boundary stacked along the first axis:
 
-    def add(self, other: "_Moments") -> None:
-        self.n += other.n
-        for mine, theirs in ((self.s, other.s), (self.G, other.G), (self.C, other.C)):
-            for k, v in theirs.items():
-                _acc(mine, k, v)
+    * ``"s"`` (K, d): sum_t x_t per boundary,
+    * ``"G"`` (K, d, d): sum_t x_t x_t^T per boundary,
+    * ``"C"`` (P, d, d): sum_t x_{i,t} x_{i+1,t}^T per scored block i,
+
+    where x = h - ref is the state less the accumulator's per-boundary reference (zero in
+    float64 precision). ``row`` maps a boundary to its row of s and G, ``pair`` a block to its
+    row of C. Every centered quantity is independent of the reference.
+    """
+
+    NAMES = ("s", "G", "C")
+
+    def __init__(self, n: int, stats: dict, row: dict[int, int], pair: dict[int, int]):
+        self.n = n
+        self.stats = stats
+        self.row, self.pair = row, pair
+
+    def sum(self, b: int):
+        return self.stats["s"][self.row[b]]
+
+    def gram(self, b: int):
+        return self.stats["G"][self.row[b]]
+
+    def cross(self, i: int):
+        return self.stats["C"][self.pair[i]]
 
     def numpy(self) -> "_Moments":
         """A float64 numpy copy (statistics stay on the states' device while streaming)."""
-        out = _Moments()
-        out.n = self.n
-        for mine, theirs in ((out.s, self.s), (out.G, self.G), (out.C, self.C)):
-            for k, v in theirs.items():
-                mine[k] = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.array(v)
-        return out
+        return _Moments(self.n, {k: v.detach().cpu().numpy() for k, v in self.stats.items()}, self.row, self.pair)
 
     def plus(self, other: "_Moments") -> "_Moments":
-        """A new _Moments holding the sum of two numpy-backed ones (see :meth:`numpy`)."""
-        out = _Moments()
-        out.n = self.n + other.n
-        for res, a, b in ((out.s, self.s, other.s), (out.G, self.G, other.G), (out.C, self.C, other.C)):
-            for k in a.keys() | b.keys():
-                res[k] = a.get(k, 0) + b.get(k, 0)
-        return out
+        """A new _Moments holding the sum of two with the same reference (numpy or torch)."""
+        return _Moments(self.n + other.n, {k: v + other.stats[k] for k, v in self.stats.items()}, self.row, self.pair)
 
     def centered(self, i: int) -> tuple[np.ndarray, np.ndarray, float, float, float]:
         """Centered (Gxx, Gxy, tr Gyy, tr Gxx, tr Gxy) for block i (boundary i -> i+1)."""
         n = self.n
-        mx, my = self.s[i] / n, self.s[i + 1] / n
-        Gxx = self.G[i] - n * np.outer(mx, mx)
-        Gxy = self.C[i] - n * np.outer(mx, my)
-        tyy = np.trace(self.G[i + 1]) - n * my @ my
+        mx, my = self.sum(i) / n, self.sum(i + 1) / n
+        Gxx = self.gram(i) - n * np.outer(mx, mx)
+        Gxy = self.cross(i) - n * np.outer(mx, my)
+        tyy = np.trace(self.gram(i + 1)) - n * my @ my
         return Gxx, Gxy, float(tyy), float(np.trace(Gxx)), float(np.trace(Gxy))
 
 
@@ -259,6 +265,20 @@ class LinearityAccumulator:
     batch to half 0, row 1 to half 1, ...). Each half's map is scored on the other half
     (2-fold cross-validation) and the errors are pooled.
 
+    ``precision`` chooses how each batch's Gram products are formed; the statistics are float64
+    sums either way and everything after them (solves, scores) is float64:
+
+    * ``"float64"``: the reference. Products of float64 states.
+    * ``"mixed"``: float32 products (full IEEE float32, never TF32), 1.7-2x faster on a CPU and
+      much more on GPUs with slow float64. Three things keep it within about 1e-7 of float64 on
+      every score (see ``tests/test_linearity.py``): the states are shifted by a per-boundary
+      reference mean taken from the first batch, so large activation means do not cancel;
+      the diagonals of every product (which the traces in the scores are made of) are summed
+      in float64 from float32 products; and the cross product of a block is formed as
+      x_i^T x_i + x_i^T (x_{i+1} - x_i), so its rounding scales with the block's update rather
+      than with the residual stream. Per-token norms and cosines are float32 per token, summed
+      in float64 (about 1e-7 relative).
+
     Memory is O(L d^2) and does not grow with the number of tokens.
     """
 
@@ -268,30 +288,84 @@ class LinearityAccumulator:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.precision = precision
         self.only = None if blocks is None else set(blocks)
-        self.halves = (_Moments(), _Moments())
         self.boundaries: list[int] | None = None
-        self._rows = 0
-        # Per-token statistics that need no split (sums over all counted tokens).
-        self.norm_sum: dict[int, float] = {}  # boundary -> sum ||h||
-        self.delta_norm_sum: dict[int, float] = {}  # block -> sum ||h_{i+1} - h_i||
-        self.cos_sum: dict[int, float] = {}  # block -> sum cos(h_i, h_{i+1})
         self.dim: int | None = None
+        self.halves: tuple[_Moments, _Moments] | None = None
+        # Per-token sums that need no split, over all counted tokens (float64 tensors):
+        # "norm" (K,) sum ||h||; "delta" (P,) sum ||h_{i+1} - h_i||; "cos" (P,) sum cos(h_i, h_{i+1}).
+        self.token_sums: dict[str, torch.Tensor] = {}
+        self.ref: torch.Tensor | None = None  # (K, d) float64 reference means (mixed); None = 0
+        self._rows = 0
+
+    # --- bookkeeping -----------------------------------------------------------------------
 
     @property
     def n_tokens(self) -> int:
-        return self.halves[0].n + self.halves[1].n
+        return 0 if self.halves is None else self.halves[0].n + self.halves[1].n
+
+    @property
+    def blocks(self) -> list[int]:
+        """Blocks whose input and output boundaries were both seen (and that were asked for)."""
+        return [] if self.halves is None else list(self.halves[0].pair)
+
+    def _slots(self) -> list[tuple[dict, str]]:
+        """Every summed statistic as (store, name), in one fixed order.
+
+        The one flatten of the statistics: :meth:`merge`, :meth:`all_reduce`, :attr:`nbytes` and
+        the reference shift walk this list (token counts are handled beside it).
+        """
+        slots = [(h.stats, k) for h in self.halves for k in _Moments.NAMES]
+        return slots + [(self.token_sums, k) for k in ("norm", "delta", "cos")]
 
     @property
     def nbytes(self) -> int:
         """Memory held by the statistics: O(L d^2), whatever the number of tokens."""
-        return sum(v.numel() * v.element_size() if isinstance(v, torch.Tensor) else v.nbytes
-                   for h in self.halves for store in (h.s, h.G, h.C) for v in store.values())
+        if self.halves is None:
+            return 0
+        extra = [] if self.ref is None else [self.ref]
+        return sum(v.numel() * v.element_size() for v in [s[k] for s, k in self._slots()] + extra)
 
-    @property
-    def blocks(self) -> list[int]:
-        """Blocks whose input and output boundaries were both seen."""
-        b = set(self.boundaries or [])
-        return [i for i in sorted(b) if i + 1 in b and (self.only is None or i in self.only)]
+    def _start(self, keys: list[int], d: int, device) -> None:
+        """Allocate zero statistics for boundaries ``keys`` of width ``d``."""
+        self.boundaries, self.dim = keys, d
+        row = {b: k for k, b in enumerate(keys)}
+        blocks = [b for b in keys if b + 1 in row and (self.only is None or b in self.only)]
+        pair = {i: p for p, i in enumerate(blocks)}
+        K, P = len(keys), len(blocks)
+        f64 = dict(dtype=torch.float64, device=device)
+        self.halves = tuple(
+            _Moments(0, {"s": torch.zeros(K, d, **f64), "G": torch.zeros(K, d, d, **f64), "C": torch.zeros(P, d, d, **f64)}, row, pair)
+            for _ in range(2)
+        )
+        self.token_sums = {"norm": torch.zeros(K, **f64), "delta": torch.zeros(P, **f64), "cos": torch.zeros(P, **f64)}
+
+    def _shift(self, new_ref: torch.Tensor | None) -> None:
+        """Re-express the statistics around another reference (None = 0), in float64, in place.
+
+        With x' = x + delta (delta = old ref - new ref): s' = s + n delta,
+        G' = G + s delta^T + delta s^T + n delta delta^T, and for block i (rows a, b)
+        C' = C + s_a delta_b^T + delta_a s_b^T + n delta_a delta_b^T.
+        """
+        old, new = self.ref, new_ref
+        if old is None and new is None:
+            return
+        if old is not None and new is not None and torch.equal(old, new.to(old.device)):
+            return
+        device = self.halves[0].stats["s"].device
+        zero = torch.zeros(len(self.boundaries), self.dim, dtype=torch.float64, device=device)
+        delta = (zero if old is None else old.to(device)) - (zero if new is None else new.to(device))
+        rows = self.halves[0].row
+        a = torch.tensor([rows[i] for i in self.blocks], dtype=torch.long, device=device)  # input rows of the blocks
+        for h in self.halves:
+            s, G, C, n = h.stats["s"], h.stats["G"], h.stats["C"], h.n
+            if len(a):
+                sa, sb, da, db = s[a], s[a + 1], delta[a], delta[a + 1]
+                C += sa[:, :, None] * db[:, None, :] + da[:, :, None] * (sb + n * db)[:, None, :]
+            G += s[:, :, None] * delta[:, None, :] + delta[:, :, None] * (s + n * delta)[:, None, :]
+            s += n * delta
+        self.ref = None if new is None else new.to(device)
+
+    # --- streaming -------------------------------------------------------------------------
 
     def update(self, states: Mapping[int, torch.Tensor] | Sequence[torch.Tensor], mask: torch.Tensor | None = None) -> "LinearityAccumulator":
         """Add one batch.
@@ -307,71 +381,147 @@ class LinearityAccumulator:
         keys = sorted(states)
         if not keys:
             raise ValueError("states is empty")
-        if self.boundaries is None:
-            self.boundaries = keys
-        elif keys != self.boundaries:
+        if self.boundaries is not None and keys != self.boundaries:
             raise ValueError(f"states has boundaries {keys}, but this accumulator was started with {self.boundaries}")
         first = states[keys[0]]
         if first.ndim != 3:
             raise ValueError(f"states must be (B, T, d) tensors, got shape {tuple(first.shape)}")
         B, T, d = first.shape
-        if self.dim is None:
-            self.dim = d
+        if self.dim is not None and d != self.dim:
+            raise ValueError(f"boundary {keys[0]}: expected width {self.dim}, got {d}")
         if mask is None:
             mask = torch.ones(B, T, dtype=torch.bool, device=first.device)
         mask = mask.to(first.device).bool()
         if mask.shape != (B, T):
             raise ValueError(f"mask must have shape {(B, T)}, got {tuple(mask.shape)}")
         for b in keys:
-            if tuple(states[b].shape) != (B, T, self.dim):
-                raise ValueError(f"boundary {b}: expected shape {(B, T, self.dim)}, got {tuple(states[b].shape)}")
+            if tuple(states[b].shape) != (B, T, d):
+                raise ValueError(f"boundary {b}: expected shape {(B, T, d)}, got {tuple(states[b].shape)}")
+        if self.boundaries is None:
+            self._start(keys, d, first.device)
 
         half_of_row = (torch.arange(B, device=first.device) + self._rows) % 2
         self._rows += B
         # Flat indices of the counted tokens of each half, shared by every boundary.
         half_idx = [torch.nonzero((mask & (half_of_row == h)[:, None]).reshape(-1)).squeeze(1) for h in (0, 1)]
+        flats = [states[b].reshape(B * T, d) for b in keys]
+        mixed = self.precision == "mixed"
+        if mixed and self.ref is None and sum(i.numel() for i in half_idx):
+            ref = _reference(flats, torch.cat(half_idx))
+            bad = ~torch.isfinite(ref).all(1)
+            if bool(bad.any()):
+                b = keys[int(torch.nonzero(bad)[0])]
+                raise ValueError(f"boundary {b} (input of block {b}, output of block {b - 1}) contains NaN or Inf")
+            self._shift(ref)
+        ref32 = None if self.ref is None else self.ref.to(torch.float32)
+        work = torch.float32 if mixed else torch.float64
+        ops = _NumpyOps if first.device.type == "cpu" else _TorchOps
+        mom0 = self.halves[0]
+        pairs = [(mom0.row[i], p) for i, p in mom0.pair.items()]  # (row of the block's input, row in C)
+        K = len(keys)
         for h, idx in enumerate(half_idx):
-            self.halves[h].n += int(idx.numel())
-
-        # Per half: float64 (n_h, d) tokens of the previous boundary and their norms.
-        prev: list = [None, None]
-        prev_norm: list = [None, None]
-        for b in keys:
-            have_prev = prev[0] is not None and (b - 1) in states and (self.only is None or b - 1 in self.only)
-            flat = states[b].reshape(B * T, self.dim)
-            for h, idx in enumerate(half_idx):
-                x = flat.index_select(0, idx).to(torch.float64)
-                if not torch.isfinite(x).all():
-                    raise ValueError(f"boundary {b} (input of block {b}, output of block {b - 1}) contains NaN or Inf")
-                norm = x.norm(dim=1)
-                self.norm_sum[b] = self.norm_sum.get(b, 0.0) + float(norm.sum())
-                mom = self.halves[h]
-                _acc(mom.s, b, x.sum(0))
-                _acc(mom.G, b, _gram(x))
-                if have_prev:
-                    _acc(mom.C, b - 1, prev[h].T @ x)
-                    delta = float((x - prev[h]).norm(dim=1).sum())
-                    cos = float(((prev[h] * x).sum(1) / (prev_norm[h] * norm).clamp_min(1e-12)).sum())
-                    self.delta_norm_sum[b - 1] = self.delta_norm_sum.get(b - 1, 0.0) + delta
-                    self.cos_sum[b - 1] = self.cos_sum.get(b - 1, 0.0) + cos
-                prev[h], prev_norm[h] = x, norm
+            n = int(idx.numel())
+            if n == 0:
+                continue
+            self.halves[h].n += n
+            # Boundaries go in groups (rows lo..hi-1; consecutive groups share a row), so that the
+            # stacked states of a group take about 64 MB on a CPU and 1 GB on a GPU.
+            budget = (2**30 if first.device.type == "cuda" else 2**26) // (n * d * (torch.finfo(work).bits // 8))
+            g = max(2, min(K, budget))
+            lo = 0
+            while True:
+                hi = min(K, lo + g)
+                S = ops.gather(flats[lo:hi], idx, work)  # (hi - lo, n, d), this group's own copy
+                group_pairs = [(a - lo, q) for a, q in pairs if lo <= a < hi - 1]
+                self._add(ops, h, S, lo, 0 if lo == 0 else 1, group_pairs, None if ref32 is None else ref32[lo:hi], keys)
+                if hi == K:
+                    break
+                lo = hi - 1
         return self
 
+    def _add(self, ops, h: int, S: torch.Tensor, lo: int, skip: int, pairs: list[tuple[int, int]], ref32, keys) -> None:
+        """Add half ``h``'s tokens at boundary rows lo.. (S: (g, n, d) unshifted states).
+
+        The first ``skip`` rows of S were added by the previous group; they only serve as the
+        input of a block here.
+        """
+        mom, stats, sums = self.halves[h], self.halves[h].stats, self.token_sums
+        f64 = torch.float64
+        own = slice(lo + skip, lo + len(S))
+        # Per-token statistics, from the unshifted states.
+        norm = ops.rowdot(S, S).sqrt()  # (g, n)
+        sums["norm"][own] += norm[skip:].sum(1, dtype=f64)
+        if pairs:
+            a, b = _index([k for k, _ in pairs]), _index([k + 1 for k, _ in pairs])
+            q = slice(pairs[0][1], pairs[-1][1] + 1)  # a group's blocks are consecutive rows of C
+            X0, X1 = S[a], S[b]
+            du = ops.sub(X1, X0)
+            sums["delta"][q] += ops.rowdot(du, du).sqrt().sum(1, dtype=f64)
+            del du
+            cos = ops.rowdot(X0, X1) / (norm[a] * norm[b]).clamp_min(1e-12)
+            sums["cos"][q] += cos.sum(1, dtype=f64)
+        if ref32 is not None:
+            ops.sub_(S, ref32[:, None, :])  # x = h - ref
+        s = ops.colsum64(S)  # (g, d)
+        bad = ~torch.isfinite(s).all(1)
+        if bool(bad.any()):
+            k = keys[lo + int(torch.nonzero(bad)[0])]
+            raise ValueError(f"boundary {k} (input of block {k}, output of block {k - 1}) contains NaN or Inf")
+        stats["s"][own] += s[skip:]
+        with _ieee_float32(S.device):
+            top, bottom = _gram_parts(S)
+            _add_gram(ops, stats["G"][own], top[skip:], bottom[skip:])
+            if not pairs:
+                pass
+            elif S.dtype == f64:
+                ops.add_(stats["C"][q], torch.bmm(S[a].transpose(1, 2), S[b]))
+            else:
+                X0 = S[a]
+                D = ops.sub(S[b], X0)  # the block's update: its rounding scales with it, not with the stream
+                _add_gram(ops, stats["C"][q], top[a], bottom[a])
+                Cd = torch.bmm(X0.transpose(1, 2), D)
+                ops.add_(stats["C"][q], Cd)
+        if S.dtype == f64:
+            return
+        # The diagonals (which every trace in the scores is made of) summed in float64.
+        sq = ops.colsum64(S, S)
+        _set_diagonal(stats["G"][own], sq[skip:], top[skip:], bottom[skip:])
+        if pairs:
+            _set_diagonal(stats["C"][q], sq[a] + ops.colsum64(X0, D), top[a], bottom[a], Cd)
+
     def merge(self, other: "LinearityAccumulator") -> "LinearityAccumulator":
-        """Add another accumulator's statistics into this one (in place); returns self."""
+        """Add another accumulator's statistics into this one (in place); returns self.
+
+        The two may use different reference means (and precisions): ``other``'s statistics are
+        re-expressed around this one's reference in float64 first.
+        """
         if other.boundaries is None:
             return self
         if self.boundaries is None:
-            self.boundaries, self.dim, self.only = list(other.boundaries), other.dim, other.only
-        elif other.boundaries != self.boundaries or other.dim != self.dim:
-            raise ValueError("cannot merge accumulators over different boundaries or widths")
-        for mine, theirs in zip(self.halves, other.halves):
-            mine.add(theirs)
-        for mine, theirs in ((self.norm_sum, other.norm_sum), (self.delta_norm_sum, other.delta_norm_sum), (self.cos_sum, other.cos_sum)):
-            for k, v in theirs.items():
-                mine[k] = mine.get(k, 0.0) + v
+            self.only = other.only
+            self._start(list(other.boundaries), other.dim, other.halves[0].stats["s"].device)
+        elif other.boundaries != self.boundaries or other.dim != self.dim or other.blocks != self.blocks:
+            raise ValueError("cannot merge accumulators over different boundaries, blocks or widths")
+        target = self.ref
+        if target is None and self.precision == "mixed" and self.n_tokens == 0:
+            target = other.ref
+        self._shift(target)
+        theirs = other._copy()
+        theirs._shift(target)
+        for (mine, k), (their, _) in zip(self._slots(), theirs._slots()):
+            mine[k] += their[k].to(mine[k].device)
+        for mine, their in zip(self.halves, theirs.halves):
+            mine.n += their.n
         self._rows += other._rows
         return self
+
+    def _copy(self) -> "LinearityAccumulator":
+        out = LinearityAccumulator(self.only, self.precision)
+        out.boundaries, out.dim, out._rows = list(self.boundaries), self.dim, self._rows
+        out.halves = tuple(_Moments(h.n, {k: v.clone() for k, v in h.stats.items()}, h.row, h.pair) for h in self.halves)
+        out.token_sums = {k: v.clone() for k, v in self.token_sums.items()}
+        out.ref = None if self.ref is None else self.ref.clone()
+        return out
 
     def all_reduce(self, group=None) -> "LinearityAccumulator":
         """Sum the statistics over every rank of a ``torch.distributed`` group, in place.
@@ -379,34 +529,35 @@ class LinearityAccumulator:
         Each rank streams its own shard of the tokens (e.g. under ``torchrun`` or ``accelerate``),
         then every rank calls this; afterwards each holds the statistics of all tokens and
         :meth:`result` gives the same table everywhere. All ranks must have scored the same
-        boundaries. One ``all_reduce`` of a flat float64 buffer (gloo or NCCL).
+        boundaries. Rank 0's reference means are broadcast and every rank re-expresses its
+        statistics around them (float64); then one ``all_reduce`` of a flat float64 buffer
+        (gloo or NCCL).
         """
         import torch.distributed as dist
 
         if self.boundaries is None:
             raise ValueError("all_reduce before any update(): every rank must score at least one batch")
-        parts = []  # (dict, key) slots in a fixed order shared by every rank
-        for h in self.halves:
-            parts += [(h.s, b) for b in sorted(h.s)] + [(h.G, b) for b in sorted(h.G)] + [(h.C, b) for b in sorted(h.C)]
-        ref = parts[0][0][parts[0][1]]
-        scalars = [self.halves[0].n, self.halves[1].n, self._rows]
-        scalars += [self.norm_sum[k] for k in sorted(self.norm_sum)]
-        scalars += [self.delta_norm_sum[k] for k in sorted(self.delta_norm_sum)]
-        scalars += [self.cos_sum[k] for k in sorted(self.cos_sum)]
-        flat = torch.cat([torch.tensor(scalars, dtype=torch.float64, device=ref.device)]
-                         + [store[k].reshape(-1).to(ref.device) for store, k in parts])
+        device = self.halves[0].stats["s"].device
+        src = 0 if group is None else dist.get_global_rank(group, 0)
+        ref = torch.zeros(len(self.boundaries) * self.dim + 1, dtype=torch.float64, device=device)
+        if self.ref is not None:
+            ref[0] = 1.0
+            ref[1:] = self.ref.reshape(-1)
+        dist.broadcast(ref, src=src, group=group)
+        self._shift(ref[1:].reshape(len(self.boundaries), self.dim).clone() if ref[0] > 0 else None)
+        slots = self._slots()
+        counts = torch.tensor([self.halves[0].n, self.halves[1].n, self._rows], dtype=torch.float64, device=device)
+        flat = torch.cat([counts] + [store[k].reshape(-1) for store, k in slots])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group)
-        it = iter(flat[: len(scalars)].tolist())
-        self.halves[0].n, self.halves[1].n, self._rows = (int(round(next(it))) for _ in range(3))
-        for store in (self.norm_sum, self.delta_norm_sum, self.cos_sum):
-            for k in sorted(store):
-                store[k] = next(it)
-        offset = len(scalars)
-        for store, k in parts:
+        self.halves[0].n, self.halves[1].n, self._rows = (int(round(c)) for c in flat[:3].tolist())
+        offset = 3
+        for store, k in slots:
             size = store[k].numel()
-            store[k] = flat[offset: offset + size].reshape(store[k].shape).to(store[k].device)
+            store[k] = flat[offset: offset + size].reshape(store[k].shape).clone()
             offset += size
         return self
+
+    # --- results ---------------------------------------------------------------------------
 
     def _numpy_halves(self) -> list[_Moments]:
         return [h.numpy() for h in self.halves]
@@ -416,19 +567,28 @@ class LinearityAccumulator:
         a, b = halves if halves is not None else self._numpy_halves()
         return a.plus(b)
 
+    def _mean(self, total: _Moments, b: int) -> np.ndarray:
+        """Token mean of boundary b (reference added back)."""
+        mean = total.sum(b) / total.n
+        return mean if self.ref is None else mean + self.ref[total.row[b]].cpu().numpy()
+
+    def _token_sums(self) -> dict[str, np.ndarray]:
+        return {k: v.cpu().numpy() for k, v in self.token_sums.items()}
+
+    def _require_blocks(self) -> None:
+        if not self.blocks:
+            raise ValueError("no block has both its input and output boundary; call update() first")
+
     def fitted_maps(self) -> dict[int, LinearMap]:
         """The least-squares affine map of every block, fitted on all counted tokens."""
+        self._require_blocks()
         total = self._total()
         maps = {}
         check_token_count(total.n, self.dim, f"blocks {self.blocks}")
         for i in self.blocks:
             Gxx, Gxy, tyy, _, _ = total.centered(i)
-            maps[i] = LinearMap(
-                A=_solve_psd(Gxx, Gxy),
-                mu_x=total.s[i] / total.n,
-                mu_y=total.s[i + 1] / total.n,
-                rms_y=math.sqrt(tyy / total.n),
-            )
+            maps[i] = LinearMap(A=_solve_psd(Gxx, Gxy), mu_x=self._mean(total, i), mu_y=self._mean(total, i + 1),
+                                rms_y=math.sqrt(tyy / total.n))
         return maps
 
     def residual_covariance(self) -> dict[int, np.ndarray]:
@@ -437,12 +597,13 @@ class LinearityAccumulator:
         ``(Gyy - Gxy^T A) / n`` on centered statistics: the reference for asking whether the
         per-token errors are heavier-tailed than Gaussian errors of the same covariance.
         """
+        self._require_blocks()
         total = self._total()
         out = {}
         for i in self.blocks:
             Gxx, Gxy, _, _, _ = total.centered(i)
-            my = total.s[i + 1] / total.n
-            Gyy = total.G[i + 1] - total.n * np.outer(my, my)
+            my = total.sum(i + 1) / total.n
+            Gyy = total.gram(i + 1) - total.n * np.outer(my, my)
             R = Gyy - Gxy.T @ _solve_psd(Gxx, Gxy)
             out[i] = (R + R.T) / (2 * total.n)
         return out
@@ -459,10 +620,10 @@ class LinearityAccumulator:
             norm_resid: mean ||h_i||, norm_block: mean ||h_{i+1} - h_i||, norm_ratio,
             note: a warning text when n < 10 d.
         """
-        if not self.blocks:
-            raise ValueError("no block has both its input and output boundary; call update() first")
+        self._require_blocks()
         halves = self._numpy_halves()
         total, n, d = self._total(halves), self.n_tokens, self.dim
+        sums = self._token_sums()
         rows = []
         note = check_token_count(n, d, f"blocks {self.blocks}")
         for i in self.blocks:
@@ -472,6 +633,7 @@ class LinearityAccumulator:
             sst_nores = tyy - 2 * txy + txx
             cross = Gxy / math.sqrt(txx * tyy)
             held, held_nores = self._heldout(i, halves)
+            norm_x, norm_dx = sums["norm"][total.row[i]], sums["delta"][total.pair[i]]
             rows.append(
                 dict(
                     block=i,
@@ -483,10 +645,10 @@ class LinearityAccumulator:
                     heldout=held,
                     heldout_nores=held_nores,
                     procrustes=_nuclear_norm(cross),
-                    cosine=self.cos_sum[i] / n,
-                    norm_resid=self.norm_sum[i] / n,
-                    norm_block=self.delta_norm_sum[i] / n,
-                    norm_ratio=self.delta_norm_sum[i] / self.norm_sum[i],
+                    cosine=sums["cos"][total.pair[i]] / n,
+                    norm_resid=norm_x / n,
+                    norm_block=norm_dx / n,
+                    norm_ratio=norm_dx / norm_x,
                     note=note or "",
                 )
             )
@@ -500,12 +662,12 @@ class LinearityAccumulator:
         for fit, test in ((halves[0], halves[1]), (halves[1], halves[0])):
             Gxx_f, Gxy_f, _, _, _ = fit.centered(i)
             A = _solve_psd(Gxx_f, Gxy_f)
-            mx, my = fit.s[i] / fit.n, fit.s[i + 1] / fit.n
+            mx, my = fit.sum(i) / fit.n, fit.sum(i + 1) / fit.n
             # Test statistics re-centered on the *fit* means: X~ = X_t - mx, Y~ = Y_t - my.
-            nt, sx, sy = test.n, test.s[i], test.s[i + 1]
-            Gxx = test.G[i] - np.outer(sx, mx) - np.outer(mx, sx) + nt * np.outer(mx, mx)
-            Gxy = test.C[i] - np.outer(sx, my) - np.outer(mx, sy) + nt * np.outer(mx, my)
-            tyy = np.trace(test.G[i + 1]) - 2 * sy @ my + nt * my @ my
+            nt, sx, sy = test.n, test.sum(i), test.sum(i + 1)
+            Gxx = test.gram(i) - np.outer(sx, mx) - np.outer(mx, sx) + nt * np.outer(mx, mx)
+            Gxy = test.cross(i) - np.outer(sx, my) - np.outer(mx, sy) + nt * np.outer(mx, my)
+            tyy = np.trace(test.gram(i + 1)) - 2 * sy @ my + nt * my @ my
             sse += float(tyy - 2 * np.sum(A * Gxy) + np.sum(A * (Gxx @ A)))
             _, _, tyy_c, txx_c, txy_c = test.centered(i)
             sst += tyy_c
@@ -513,17 +675,144 @@ class LinearityAccumulator:
         return 1 - sse / sst, 1 - sse / sst_nores
 
 
-def _gram(x: torch.Tensor) -> torch.Tensor:
-    """x^T x for (n, d) float64 x. On the CPU, BLAS syrk computes one triangle: half the flops."""
-    if x.device.type != "cpu":
-        return x.T @ x
-    upper = scipy.linalg.blas.dsyrk(1.0, x.numpy().T, trans=0)  # x.numpy().T is Fortran-ordered: no copy
-    return torch.from_numpy(upper + np.triu(upper, 1).T)
+def _reference(flats: list[torch.Tensor], idx: torch.Tensor) -> torch.Tensor:
+    """(K, d) float64 means of the tokens ``idx`` at each boundary, rounded to float32 values.
+
+    Rounded so that the reference itself is exact in float32 and float64 alike.
+    """
+    return torch.stack([f.index_select(0, idx).to(torch.float64).mean(0) for f in flats]).to(torch.float32).to(torch.float64)
 
 
-def _acc(store: dict, key: int, value: torch.Tensor) -> None:
-    """store[key] += value, keeping the first value's device (shards may come from other devices)."""
-    if key in store:
-        store[key] += value.to(store[key].device)
-    else:
-        store[key] = value.clone()
+def _index(rows: list[int]):
+    """A slice when ``rows`` are consecutive (a view, no copy), else a list for fancy indexing."""
+    if rows == list(range(rows[0], rows[0] + len(rows))):
+        return slice(rows[0], rows[0] + len(rows))
+    return rows
+
+
+def _gram_parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x^T x of each (n, d) slice of x (g, n, d), in x's dtype, as two parts.
+
+    ``top`` (g, h, d) holds rows 0..h-1 and ``bottom`` (g, d-h, d-h) the lower-right block; the
+    lower-left block is the transpose of top's right part. 3/4 of the flops of a full product.
+    """
+    h = x.shape[-1] // 2 if x.shape[-1] >= 128 else x.shape[-1]
+    top = torch.bmm(x[:, :, :h].transpose(1, 2), x)
+    bottom = torch.bmm(x[:, :, h:].transpose(1, 2), x[:, :, h:])
+    return top, bottom
+
+
+def _add_gram(ops, acc: torch.Tensor, top: torch.Tensor, bottom: torch.Tensor) -> None:
+    """acc (g, d, d) float64 += the Gram matrices given by :func:`_gram_parts`."""
+    h = top.shape[1]
+    ops.add_(acc[:, :h], top)
+    if h < acc.shape[-1]:
+        ops.add_(acc[:, h:, :h], top[:, :, h:].transpose(1, 2))
+        ops.add_(acc[:, h:, h:], bottom)
+
+
+def _set_diagonal(acc: torch.Tensor, exact: torch.Tensor, top: torch.Tensor, bottom: torch.Tensor, extra=None) -> None:
+    """Replace the float32 diagonal just added into ``acc`` by ``exact`` (float64 sums).
+
+    ``top``/``bottom`` (and ``extra``, a full (g, d, d) product) are what was added.
+    """
+    h = top.shape[1]
+    added = torch.cat([top[:, :, :h].diagonal(dim1=1, dim2=2), bottom.diagonal(dim1=1, dim2=2)], 1).to(torch.float64)
+    if extra is not None:
+        added = added + extra.diagonal(dim1=1, dim2=2).to(torch.float64)
+    acc.diagonal(dim1=1, dim2=2).add_(exact - added)
+
+
+class _TorchOps:
+    """The O(n d) operations of an update, in torch (any device)."""
+
+    @staticmethod
+    def gather(flats: list[torch.Tensor], idx: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        return torch.stack([f.detach().index_select(0, idx) for f in flats]).to(dtype)
+
+    @staticmethod
+    def rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a * b).sum(-1)
+
+    @staticmethod
+    def colsum64(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+        """Sums over tokens (axis 1) of a (or a * b), accumulated in float64."""
+        return (a if b is None else a * b).sum(1, dtype=torch.float64)
+
+    @staticmethod
+    def sub(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a - b
+
+    @staticmethod
+    def sub_(a: torch.Tensor, b: torch.Tensor) -> None:
+        a.sub_(b)
+
+    @staticmethod
+    def add_(acc: torch.Tensor, v: torch.Tensor) -> None:
+        acc.add_(v)
+
+
+class _NumpyOps(_TorchOps):
+    """The same on the CPU through numpy, on the tensors' own memory.
+
+    Single-threaded numpy loops here run 5-10x faster than torch's parallel ones on a small
+    shared machine, and numpy sums float32 data in float64 without a float64 copy.
+    """
+
+    @staticmethod
+    def gather(flats, idx, dtype):
+        rows = idx.numpy()
+        out = np.empty((len(flats), len(rows), flats[0].shape[1]), dtype=np.float32 if dtype == torch.float32 else np.float64)
+        for j, f in enumerate(flats):
+            f = f.detach()
+            if f.dtype not in (torch.float32, torch.float64):
+                f = f.to(dtype)
+            f = f.numpy()
+            if f.dtype == out.dtype:
+                np.take(f, rows, axis=0, out=out[j])
+            else:
+                out[j] = f[rows]
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def rowdot(a, b):
+        return torch.from_numpy(np.einsum("gnd,gnd->gn", a.numpy(), b.numpy()))
+
+    @staticmethod
+    def colsum64(a, b=None):
+        if b is None:
+            return torch.from_numpy(np.add.reduce(a.numpy(), axis=1, dtype=np.float64))
+        return torch.from_numpy(np.einsum("gnd,gnd->gd", a.numpy(), b.numpy(), dtype=np.float64))
+
+    @staticmethod
+    def sub(a, b):
+        return torch.from_numpy(np.subtract(a.numpy(), b.numpy()))
+
+    @staticmethod
+    def sub_(a, b):
+        an = a.numpy()
+        np.subtract(an, b.numpy(), out=an)
+
+    @staticmethod
+    def add_(acc, v):
+        an = acc.numpy()
+        np.add(an, v.numpy(), out=an)
+
+
+@contextmanager
+def _ieee_float32(device: torch.device):
+    """Full float32 matrix products on CUDA (no TF32) for the duration."""
+    if device.type != "cuda" or _ALLOW_TF32:
+        yield
+        return
+    matmul = torch.backends.cuda.matmul
+    old = matmul.allow_tf32
+    matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        matmul.allow_tf32 = old
+
+
+# TF32 (10-bit mantissa products) loses the fidelity of "mixed"; a switch for measuring that.
+_ALLOW_TF32 = False

@@ -194,6 +194,19 @@ def _minilm_dir() -> Path | None:
     return d if (d / "config.json").is_file() else None
 
 
+def _zoo_checkpoint(name: str, step: str, spec: str) -> Path:
+    """The folder of the log-spaced checkpoint ``zoo:NAME@STEP`` (Fig 2)."""
+    from .zoo import checkpoints
+
+    if not step.isdigit():
+        raise ValueError(f"spec {spec!r}: the checkpoint after '@' must be a step number")
+    found = {s: p for s, _, p in checkpoints(name)}
+    if int(step) not in found:
+        raise ModelNotFoundError(f"model spec {spec!r}: no checkpoint at step {step} "
+                                 f"(saved: {', '.join(map(str, sorted(found)))})")
+    return Path(found[int(step)])
+
+
 def _zoo_dir(spec: str) -> Path:
     name = spec[len(_ZOO_PREFIX):].strip()
     if not name or any(c.isspace() for c in name):
@@ -204,7 +217,10 @@ def _zoo_dir(spec: str) -> Path:
         if exc.name not in ("lin_utils.zoo", f"{__package__}.zoo"):
             raise
         raise ModelNotFoundError(f"model spec {spec!r}: lin_utils.zoo is not available") from exc
+    name, _, step = name.partition("@")
     try:
+        if step:
+            return _zoo_checkpoint(name, step, spec)
         return Path(resolve(name))
     except ModelNotFoundError as exc:
         msg = one_line(exc)

@@ -1,5 +1,12 @@
 """One figure style for the whole book, and the figures drawn from result tables.
 
+Figures are drawn for a page's text column: :data:`FIG_WIDTH` inches wide at :data:`FONT_SIZE`
+points, so that shown at the column's width (about 700 px) the labels read at about the size
+of the text. Panels that share an axis are stacked rather than squeezed side by side.
+
+A model has one colour everywhere (:func:`model_colour`): the models of the profiles have fixed
+colours, any other model a colour picked by a stable hash of its name.
+
 Notebooks call :func:`apply_style` once, make axes with :func:`new_figure`, colour models with
 :func:`model_palette` and write files with :func:`save`::
 
@@ -12,7 +19,7 @@ Notebooks call :func:`apply_style` once, make axes with :func:`new_figure`, colo
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 from pathlib import Path
 from typing import Iterable
 
@@ -20,13 +27,26 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-# Colour-blind safe and stable: the n-th model of a figure always gets the n-th colour.
+# Colour-blind safe (seaborn's "colorblind", after Okabe & Ito). Grey (7) is kept for references
+# such as the chance level, never for a model.
 PALETTE = sns.color_palette("colorblind", 10)
-PANEL_SIZE = (4.0, 3.0)  # inches per subplot (width, height)
-FONT_SIZE = 9
+GREY = PALETTE[7]
+MODEL_SLOTS = [0, 1, 2, 3, 4, 5, 6, 8, 9]  # palette entries models may take
+# One colour per model, everywhere. Chosen so that the models of each profile (smoke/cpu, gpu,
+# full) get distinct colours; models not listed get a colour by a stable hash of their name.
+MODEL_COLOURS = {
+    "stories260K": 0, "random:stories260K": 1, "minilm": 2, "random:minilm": 3,
+    "gpt2": 4, "gpt2-medium": 5, "facebook/opt-125m": 6, "facebook/opt-350m": 8,
+    "EleutherAI/pythia-160m": 9, "random:gpt2": 1,
+    "gpt2-large": 5, "gpt2-xl": 0, "facebook/opt-1.3b": 8, "facebook/opt-2.7b": 9,
+    "meta-llama/Llama-2-7b-hf": 3, "EleutherAI/pythia-1.4b": 2, "bigscience/bloom-560m": 1,
+}
+FIG_WIDTH = 7.0  # inches: a figure shown at the text column's width
+PANEL_SIZE = (FIG_WIDTH, 3.0)  # inches per panel (width, height); panels stack
+FONT_SIZE = 11
 
 _RC = {
-    "figure.dpi": 110,
+    "figure.dpi": 100,
     "savefig.dpi": 200,
     "savefig.bbox": "tight",
     "font.size": FONT_SIZE,
@@ -37,8 +57,8 @@ _RC = {
     "legend.fontsize": FONT_SIZE - 1,
     "legend.title_fontsize": FONT_SIZE - 1,
     "legend.frameon": False,
-    "lines.linewidth": 1.5,
-    "lines.markersize": 4,
+    "lines.linewidth": 1.8,
+    "lines.markersize": 5,
     "axes.spines.top": False,
     "axes.spines.right": False,
 }
@@ -78,14 +98,35 @@ def new_figure(
     )
 
 
+def _hash_slot(name: str) -> int:
+    return int(hashlib.sha256(name.encode("utf-8")).hexdigest(), 16) % len(MODEL_SLOTS)
+
+
+def model_colour(name: str) -> tuple[float, float, float]:
+    """The colour of model ``name`` on every page: fixed for :data:`MODEL_COLOURS`, else by hash."""
+    slot = MODEL_COLOURS.get(name)
+    return PALETTE[slot if slot is not None else MODEL_SLOTS[_hash_slot(name)]]
+
+
 def model_palette(names: Iterable[str]) -> dict[str, tuple[float, float, float]]:
     """Map model names to colours, in the given order (duplicates ignored).
 
-    Pass the same full list of models to every figure so a model keeps its colour across figures.
-    Beyond 10 models the colours repeat.
+    Each model gets :func:`model_colour`, the same on every page. Only when two models of one
+    figure would share a colour does the later one (known models first, then the others by name)
+    move to the next free colour, so a figure never shows two models alike; beyond
+    ``len(MODEL_SLOTS)`` models colours repeat.
     """
     unique = list(dict.fromkeys(names))
-    return dict(zip(unique, itertools.cycle(PALETTE)))
+    order = [n for n in unique if n in MODEL_COLOURS] + sorted(n for n in unique if n not in MODEL_COLOURS)
+    taken: dict[str, int] = {}
+    for name in order:
+        slot = MODEL_COLOURS[name] if name in MODEL_COLOURS else MODEL_SLOTS[_hash_slot(name)]
+        if slot in taken.values() and len(taken) < len(MODEL_SLOTS):
+            start = MODEL_SLOTS.index(slot)
+            free = [MODEL_SLOTS[(start + k) % len(MODEL_SLOTS)] for k in range(len(MODEL_SLOTS))]
+            slot = next(x for x in free if x not in taken.values())
+        taken[name] = slot
+    return {name: PALETTE[taken[name]] for name in unique}
 
 
 def save(fig: mpl.figure.Figure, path: str | Path, **savefig_kw) -> Path:
@@ -115,12 +156,12 @@ def _x(table) -> tuple[str, str]:
 
 
 def _legend(fig, colors: dict, styles: dict[str, dict]) -> None:
-    """One legend to the right of the panels: a line per model (colour), then per measure (style)."""
+    """One legend below the panels: a line per model (colour), then per measure (style)."""
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=c, label=m) for m, c in colors.items()]
     handles += [Line2D([], [], label=lab, **{"color": "0.3", **kw}) for lab, kw in styles.items()]
-    fig.legend(handles=handles, loc="outside right upper")
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)))
 
 
 Y_FLOOR = -0.25  # lowest score drawn in Fig 1
@@ -133,24 +174,27 @@ def linearity_profiles(table):
     ``heldout_nores`` and ``chance`` (see :func:`lin_utils.experiments.linearity_profiles`).
     Solid: in-sample score; dotted: held-out R^2; grey band: chance level d/(n-1).
     """
-    fig, axes = new_figure(ncols=2, sharex=True, panel_size=(5.0, 3.8))
+    fig, axes = new_figure(nrows=2, sharex=True)
     colors = model_palette(table["model"])
     x, xlabel = _x(table)
-    panels = [("score", "heldout", "with residual"), ("score_nores", "heldout_nores", "without residual")]
+    panels = [("score", "heldout", r"with the residual: $X = h_i,\ Y = h_{i+1}$"),
+              ("score_nores", "heldout_nores", r"without the residual: $X = h_i,\ Y = h_{i+1} - h_i$")]
     for ax, (score, heldout, title) in zip(axes, panels):
         for model, grp in table.groupby("model", sort=False):
             grp = grp.sort_values(x)
             c = colors[model]
-            ax.fill_between(grp[x], 0, grp["chance"], color="0.5", alpha=0.15, linewidth=0)
+            ax.fill_between(grp[x], 0, grp["chance"], color=GREY, alpha=0.2, linewidth=0)
             ax.plot(grp[x], grp[score], color=c, marker="o")
             ax.plot(grp[x], grp[heldout], color=c, linestyle=":")
-        ax.set(title=title, xlabel=xlabel, ylabel="linearity score (R²)")
+        ax.set(title=title, ylabel="linearity score (R²)")
         low = table[[score, heldout]].min().min()
         if low < Y_FLOOR:  # a held-out R² far below 0 (overfitting at small n) would flatten the rest
             ax.set_ylim(Y_FLOOR, 1.02)
-            ax.text(0.02, 0.02, f"clipped: lowest value {low:.3g}", transform=ax.transAxes, fontsize=7, color="0.3")
+            ax.text(0.01, 0.03, f"clipped: lowest value {low:.3g}", transform=ax.transAxes,
+                    fontsize=FONT_SIZE - 2, color="0.3")
+    axes[-1].set_xlabel(xlabel)
     _legend(fig, colors, {"in-sample": dict(marker="o"), "held-out": dict(linestyle=":"),
-                          "chance d/(n−1)": dict(linewidth=6, alpha=0.3, color="0.5")})
+                          "chance d/(n−1)": dict(linewidth=8, alpha=0.35, color=GREY)})
     return fig
 
 
@@ -160,7 +204,7 @@ def block_norms(table):
     ``table``: one row per (model, block) with ``norm_resid`` (mean ||h_i||), ``norm_block``
     (mean ||h_{i+1} - h_i||) and ``norm_ratio``.
     """
-    fig, (left, right) = new_figure(ncols=2, sharex=True)
+    fig, (left, right) = new_figure(nrows=2, sharex=True)
     colors = model_palette(table["model"])
     x, xlabel = _x(table)
     for model, grp in table.groupby("model", sort=False):
@@ -169,41 +213,78 @@ def block_norms(table):
         left.plot(grp[x], grp["norm_resid"], color=c, marker="o")
         left.plot(grp[x], grp["norm_block"], color=c, marker="s", linestyle="--")
         right.plot(grp[x], grp["norm_ratio"], color=c, marker="o")
-    left.set(yscale="log", title="mean norms", xlabel=xlabel, ylabel="L2 norm")
-    right.set(title="block output / residual stream", xlabel=xlabel, ylabel="norm ratio")
-    _legend(fig, colors, {"residual stream ‖h_i‖": dict(marker="o"),
-                          "block output ‖Δh‖": dict(marker="s", linestyle="--")})
+    left.set(yscale="log", title="mean norm per token", ylabel="L2 norm")
+    right.axhline(1.0, color="0.35", linewidth=1.2, linestyle="--", zorder=1.5)
+    right.set(title="block output / residual stream (1 = as large as the stream)", xlabel=xlabel,
+              ylabel="norm ratio")
+    _legend(fig, colors, {r"residual stream $\|h_i\|$": dict(marker="o"),
+                          r"block output $\|h_{i+1} - h_i\|$": dict(marker="s", linestyle="--")})
     return fig
 
 
-def error_tails(sample):
+def error_tails(sample, summary=None):
     """Fig 9: the long tail of the per-token relative error of the linear approximation.
 
-    ``sample``: one row per sampled token with ``model``, ``arch``, ``trained``, ``block``, ``error`` and
-    ``is_bos``. One panel per model: the complementary ECDF P(error > x) of every block on
-    log-log axes (colour = depth), with BOS tokens marked (x) on their block's curve.
+    ``sample``: one row per sampled token with ``model``, ``arch``, ``trained``, ``block``, ``error``
+    and ``is_bos``. One panel per model (stacked): the complementary ECDF P(error > x) of every
+    block on log-log axes (colour = block, see the colour bar), with BOS tokens marked (x) on their
+    block's curve.
+
+    ``summary`` (optional; one row per model and block with ``median``, ``p999``,
+    ``gauss_median`` and ``gauss_p999``, all in the errors' unit) adds the reference the claim is
+    judged by: for each block, where Gaussian errors of the same covariance would put their
+    median (at P = 0.5) and their 99.9th percentile (at P = 0.001), as open circles, next to the
+    observed 99.9th percentile over all tokens (filled diamonds). A tail heavier than Gaussian
+    puts the diamond to the right of the circle on the dashed 1-in-1000 line.
     """
     import numpy as np
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     models = list(dict.fromkeys(sample["model"]))
-    fig, axes = new_figure(ncols=len(models), squeeze=False, sharey=True)
-    for ax, model in zip(axes[0], models):
+    fig, axes = new_figure(nrows=len(models), squeeze=False, sharex=True,
+                           panel_size=(FIG_WIDTH, 4.2 if len(models) == 1 else 3.2))
+    axes = axes[:, 0]
+    n_colours = max(int(sample["block"].max()) + 1, 2)
+    cmap = ListedColormap(mpl.colormaps["viridis"](np.linspace(0, 0.88, n_colours)))
+    norm = BoundaryNorm(np.arange(n_colours + 1) - 0.5, n_colours)
+    floor = 1.0
+    for ax, model in zip(axes, models):
         grp = sample[sample["model"] == model]
-        blocks = sorted(grp["block"].unique())
-        cmap = mpl.colormaps["viridis"]
-        for j, (block, g) in enumerate(grp.groupby("block")):
+        for block, g in grp.groupby("block"):
             order = np.argsort(g["error"].to_numpy(dtype=float), kind="stable")
             e = g["error"].to_numpy(dtype=float)[order]
             survival = 1.0 - np.arange(len(e)) / len(e)  # P(error >= e_i), > 0 for log axes
-            c = cmap(j / max(len(blocks) - 1, 1))
-            ax.plot(e, survival, color=c, label=f"block {block}")
+            floor = min(floor, survival[-1])
+            c = cmap(norm(block))
+            ax.plot(e, survival, color=c)
             bos = g["is_bos"].to_numpy(dtype=bool)[order]
             ax.plot(e[bos], survival[bos], color=c, marker="x", linestyle="none")
+        if summary is not None:
+            ref = summary[summary["model"] == model]
+            for row in ref.itertuples():
+                c = cmap(norm(row.block))
+                ax.plot([row.gauss_median, row.gauss_p999], [0.5, 1e-3], color=c, marker="o",
+                        markerfacecolor="white", markersize=6, linestyle="none")
+                ax.plot([row.p999], [1e-3], color=c, marker="D", markersize=6, linestyle="none")
+            floor = min(floor, 1e-3)
+            ax.axhline(1e-3, color=GREY, linewidth=1, linestyle="--", zorder=0)
         kind = model_kind(grp.iloc[0])
-        ax.set(xscale="log", yscale="log", xlabel="relative error (units of RMS target norm)",
+        ax.set(xscale="log", yscale="log", ylabel="P(error > x)", ylim=(floor * 0.5, 1.5),
                title=f"{model} ({kind})" if kind else model)
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.legend(fontsize=7, title="x = BOS token", title_fontsize=7)
-    axes[0][0].set_ylabel("P(error > x)")
+    axes[-1].set_xlabel("relative error of the token (units of the RMS target norm)")
+    bar = fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=list(axes), label="block",
+                       aspect=30 * len(axes), pad=0.02)
+    bar.set_ticks(range(n_colours) if n_colours <= 12 else np.linspace(0, n_colours - 1, 6).round())
+    handles = [Line2D([], [], color="0.3", label="sampled tokens"),
+               Line2D([], [], color="0.3", marker="x", linestyle="none", label="BOS token")]
+    if summary is not None:
+        handles += [Line2D([], [], color="0.3", marker="D", linestyle="none", label="p99.9, all tokens"),
+                    Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linestyle="none",
+                           label="Gaussian errors, same covariance:\nmedian and p99.9")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)))
     return fig

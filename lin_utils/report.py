@@ -1,12 +1,22 @@
-"""Numbers and tables that the book's text shows, computed from result tables.
+"""Numbers and tables that the book's text shows, computed from result tables, and the pieces
+every page shares.
 
 Notebooks glue these values (myst-nb ``glue``) so that every number in their prose is read
-from results, never typed in.
+from results, never typed in. A figure page ends its code with one call, :func:`figure_page`:
+it glues the figure, the numbers, a compact summary table and the full table for the page's
+prose to place, and shows how to re-run the page with links to its result tables
+(:func:`reproduce`). :func:`claims_page` and :func:`landing_page` do the same for the claims
+page and the book's landing page.
 """
 from __future__ import annotations
 
+import html
+import json
 import numbers
+import os
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import claims
@@ -75,3 +85,403 @@ def show_claims(table: pd.DataFrame):
     colours = {claims.REPLICATED: "#d4edda", claims.PARTLY: "#fff3cd", claims.NOT_REPLICATED: "#f8d7da", claims.NOT_RUN: "#e2e3e5"}
     styled = table.style.hide(axis="index").map(lambda v: f"background-color: {colours.get(v, '')}", subset=["verdict"])
     display(styled)
+
+
+# -------------------------------------------------------------------------------------------------
+# Summary tables: a few rows a reader needs (one per model), formatted for the text column. Each
+# carries its column formats in ``attrs["formats"]`` for :func:`md_table`.
+
+
+def _kind(grp: pd.DataFrame) -> str:
+    row = grp.iloc[0]
+    if "arch" not in grp or "trained" not in grp:
+        return ""
+    return f"{'trained' if row['trained'] else 'random'} {row['arch']}"
+
+
+def _model_cell(model: str, kind: str) -> str:
+    """A model's name with its kind in small type below it (one table column for both)."""
+    return f"{model}<br><small>{html.escape(kind)}</small>" if kind else model
+
+
+def _per_model(table: pd.DataFrame, columns, formats: dict) -> pd.DataFrame:
+    rows = [{"model": _model_cell(model, _kind(grp)), **columns(grp)} for model, grp in table.groupby("model", sort=False)]
+    out = pd.DataFrame(rows)
+    out.attrs["formats"] = formats
+    return out
+
+
+def fig1_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model: tokens n, width d, chance d/(n−1), mean score with and without the residual."""
+    return _per_model(table, lambda g: {
+        "n": g.n_tokens.min(), "d": g.d.max(), "chance": g.chance.max(),
+        "with residual": g.score.mean(), "without": g.score_nores.mean(),
+        "without, held out": g.heldout_nores.mean(),
+    }, {"n": ",d", "d": ",d"})
+
+
+def fig3_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model: the block-output / residual-stream norm ratio over blocks, and the mean cosine."""
+    return _per_model(table, lambda g: {
+        "ratio, median": g.norm_ratio.median(), "min": g.norm_ratio.min(), "max": g.norm_ratio.max(),
+        "blocks below 1": float((g.norm_ratio < 1).mean()), "mean cosine": g.cosine.mean(),
+    }, {"ratio, median": ".2f", "min": ".2f", "max": ".2f", "blocks below 1": ".0%", "mean cosine": ".3f"})
+
+
+def fig9_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per model (medians over blocks): the error's median, its tail p99.9 / median, the Gaussian's."""
+    return _per_model(summary, lambda g: {
+        "tokens": g.n_tokens.min(), "median error": g["median"].median(),
+        "tail p99.9/median": g.tail_ratio.median(), "Gaussian tail": g.gauss_tail_ratio.median(),
+        "excess": g.excess_tail.median(),
+    }, {"tokens": ",d", "median error": ".3f", "tail p99.9/median": ".2f", "Gaussian tail": ".2f",
+        "excess": ".2f"})
+
+
+# -------------------------------------------------------------------------------------------------
+# Page pieces. Every figure page is one pattern (README, "How to add a figure"): its prose places
+# the glued figure, numbers and tables; its code cell ends with one call to figure_page.
+
+FIGURE, SUMMARY, TABLE = "figure", "summary", "table"  # the glue keys every figure page places
+FIGURE_DPI = 200  # 7 in -> 1400 px, shown at the column's ~700 px: sharp on high-density screens
+THUMB_WIDTH = 600  # px, the landing page's thumbnails
+VERDICT_COLOURS = {claims.REPLICATED: "#cde8d4", claims.PARTLY: "#fbeab4",
+                   claims.NOT_REPLICATED: "#f5ccd0", claims.NOT_RUN: "#e2e3e5"}
+
+
+def _cell_text(value, spec=None) -> str:
+    """One table cell as text: ``spec`` a format spec or a function; blanks for missing values."""
+    try:
+        if pd.isna(value):
+            return "—"
+    except (TypeError, ValueError):
+        pass
+    if callable(spec):
+        return str(spec(value))
+    if spec:
+        return format(value, spec)
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Integral):
+        return f"{value:,}"
+    if isinstance(value, numbers.Real):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def md_table(df: pd.DataFrame, formats: dict | None = None) -> str:
+    """``df`` as a MyST (pipe) table: text left, numbers right-aligned, no index.
+
+    ``formats`` maps a column to a format spec (``".2f"``, ``",d"``, ``".0%"``) or a function;
+    the default is ``df.attrs["formats"]``, then 3 decimals for floats and thousands separators
+    for integers.
+    """
+    formats = {**df.attrs.get("formats", {}), **(formats or {})}
+    columns = list(df.columns)
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in columns]
+
+    def esc(text) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(esc(c) for c in columns) + " |",
+             "|" + "|".join("---:" if n else ":---" for n in numeric) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(esc(_cell_text(v, formats.get(c))) for c, v in zip(columns, row)) + " |")
+    return "\n".join(lines)
+
+
+def tables_by_model(table: pd.DataFrame, formats: dict | None = None) -> str:
+    """The full table, one :func:`md_table` per model under the model's name and kind.
+
+    Columns that hold one value for the whole model (``n_tokens``, ``d``, ``chance``...) move
+    into that heading, and underscores in column names become spaces so that headers can wrap:
+    the rest fits the text column.
+    """
+    if "model" not in table:
+        return md_table(table, formats)
+    formats = {**table.attrs.get("formats", {}), **(formats or {})}
+    parts = []
+    for model, grp in table.groupby("model", sort=False):
+        kind = _kind(grp)
+        rest = grp.drop(columns=[c for c in ("model", "arch", "trained") if c in grp])
+        constant = [c for c in rest.columns if c != "block" and len(rest) > 1 and rest[c].nunique(dropna=False) == 1]
+        facts = ", ".join(f"{c} = {_cell_text(rest[c].iloc[0], formats.get(c))}" for c in constant)
+        rest = rest.drop(columns=constant)
+        rest = rest.rename(columns=lambda c: str(c).replace("_", " "))
+        head = f"**{model}**" + (f" ({kind})" if kind else "") + (f": {facts}" if facts else "")
+        parts.append(head + "\n\n" + md_table(rest, {str(k).replace("_", " "): v for k, v in formats.items()}))
+    return "\n\n".join(parts)
+
+
+def glue_markdown(key: str, text: str) -> None:
+    """Glue MyST text for ``{glue:md} key`` with ``:format: myst`` (tables, links, directives)."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    glue(key, Markdown(text), display=False)
+
+
+def figure_png(fig, dpi: int = FIGURE_DPI) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    return buf.getvalue()
+
+
+def glue_figure(fig, key: str = FIGURE) -> bytes:
+    """Glue ``fig`` as a PNG for ``{glue:figure} key`` and close it (so it is not shown twice)."""
+    import matplotlib.pyplot as plt
+    from IPython.display import Image
+    from myst_nb import glue
+
+    png = figure_png(fig)
+    glue(key, Image(data=png, format="png"), display=False)
+    plt.close(fig)
+    return png
+
+
+def _pages_depth() -> str:
+    from . import site
+
+    return "../" * len(Path(site.PAGES_DIR).parts)
+
+
+def _file_label(meta_path: Path) -> str:
+    try:
+        meta = json.loads(Path(meta_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    params = meta.get("params") or {}
+    what = f"{meta.get('computation', '')}/{meta.get('table', '')}"
+    model = params.get("model")
+    return f"{model}: {what}" if model else what
+
+
+def reproduce(name: str, profile: str, files: list[tuple[Path, Path]] | None = None) -> dict:
+    """Show how to re-run page ``name`` and links to the result tables it used.
+
+    The commands come from :func:`lin_utils.runner.reproduce_commands`; the tables are ``files``
+    (default: every table this kernel loaded, :func:`lin_utils.results.files_read`), each CSV
+    with its provenance JSON. The output's metadata lists them, so that the book's build copies
+    them next to the page (:func:`lin_utils.site.stage_downloads`). Returns that metadata.
+    """
+    from IPython.display import Markdown, display
+
+    from . import paths, results, runner, site
+
+    pairs = results.files_read() if files is None else files
+    root = paths.results_root().resolve()
+    downloads, items = [], []
+    for csv_path, json_path in pairs:
+        try:
+            rel_csv = Path(csv_path).resolve().relative_to(root).as_posix()
+            rel_json = Path(json_path).resolve().relative_to(root).as_posix()
+        except ValueError:  # outside the result cache: nothing the build can copy
+            continue
+        downloads += [rel_csv, rel_json]
+        base = f"{_pages_depth()}{site.DOWNLOADS_DIR}/"
+        label = html.escape(_file_label(json_path))
+        items.append(f'<li><a href="{html.escape(base + rel_csv)}" download>{html.escape(Path(rel_csv).name)}</a>'
+                     f' {label} · <a href="{html.escape(base + rel_json)}" download>provenance (JSON)</a></li>')
+    commands = "\n".join(runner.reproduce_commands(name, profile))
+    text = (f"From the repository root, with the book's runner or with papermill alone (profile `{profile}`; "
+            "`--force`, or `force: true`, recomputes instead of reading the result cache):\n\n"
+            f"```bash\n{commands}\n```\n")
+    if items:
+        text += ("\nThe result tables this page read, each CSV with its provenance "
+                 "(parameters, commit, versions, hardware):\n\n<ul>\n" + "\n".join(items) + "\n</ul>\n")
+    meta = {site.PAGE_METADATA: {"downloads": downloads}}
+    display(Markdown(text), metadata=meta)
+    return meta
+
+
+def figure_page(name: str, profile: str, fig, *, numbers: dict | None = None, summary: pd.DataFrame | None = None,
+                table: pd.DataFrame | None = None, formats: dict | None = None, prefix: str | None = None) -> None:
+    """Everything a figure page shows besides its prose, in one call (the last line of its code).
+
+    Glues ``fig`` as ``figure``, the prose's ``numbers`` as ``<prefix>_<key>`` (prefix: the
+    notebook name up to its first ``_``, e.g. ``fig1``), the compact ``summary`` table as
+    ``summary`` and the full ``table`` (one table per model, ``formats`` per column) as ``table``;
+    then shows how to re-run the page and links to its result tables (:func:`reproduce`).
+    The page's markdown places them (see ``notebooks/fig1_linearity_profiles.ipynb``)::
+
+        ```{glue:figure} figure
+        :name: <name>-figure
+        ```
+        ```{glue:md} summary
+        :format: myst
+        ```
+    """
+    if fig is not None:
+        glue_figure(fig)
+    if numbers:
+        glue_numbers(prefix or name.split("_")[0], numbers)
+    if summary is not None:
+        glue_markdown(SUMMARY, md_table(summary) if isinstance(summary, pd.DataFrame) else str(summary))
+    if table is not None:
+        glue_markdown(TABLE, tables_by_model(table, formats))
+    reproduce(name, profile)
+
+
+# -------------------------------------------------------------------------------------------------
+# The claims page and the landing page
+
+
+def _pages_dirs() -> list[Path]:
+    """Where the executed pages are: this run's staging folder first (``$LIN_PAGES_DIRS``, set
+    by the runner), then ``book/notebooks``."""
+    from . import paths, runner
+
+    dirs = [Path(p) for p in os.environ.get(runner.PAGES_ENV, "").split(os.pathsep) if p]
+    return dirs + [paths.book_dir() / "notebooks"]
+
+
+def executed_page(name: str, profile: str) -> dict | None:
+    """The executed notebook ``name`` of ``profile`` (as JSON), newest first; None if there is none."""
+    from . import site
+
+    for folder in _pages_dirs():
+        path = folder / f"{name}.ipynb"
+        if path.is_file() and site.page_profile(path) == profile:
+            try:
+                return json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+    return None
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def page_title(nb: dict) -> str | None:
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            for line in _source(cell).splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return None
+
+
+def glued_png(nb: dict, key: str = FIGURE) -> bytes | None:
+    """The PNG an executed notebook glued under ``key``."""
+    import base64
+
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []) or []:
+            scrap = (out.get("metadata") or {}).get("scrapbook") or {}
+            mime = scrap.get("mime_prefix", "") + "image/png"
+            if scrap.get("name") == key and mime in out.get("data", {}):
+                data = out["data"][mime]
+                return base64.b64decode("".join(data) if isinstance(data, list) else data)
+    return None
+
+
+def figure_label(name: str) -> str:
+    """The label a figure page gives its figure (``:name:`` of its ``{glue:figure}``)."""
+    return f"{name}-figure"
+
+
+def _has_label(nb: dict | None, label: str) -> bool:
+    return nb is not None and any(
+        cell.get("cell_type") == "markdown" and f":name: {label}" in _source(cell) for cell in nb.get("cells", [])
+    )
+
+
+def _verdict(verdict: str) -> str:
+    colour = VERDICT_COLOURS.get(verdict, "")
+    return (f'<span class="lin-verdict" style="background:{colour};padding:0.1em 0.4em;border-radius:0.25em;'
+            f'font-weight:600">{html.escape(verdict)}</span>')
+
+
+def _evidence(row, profile: str) -> str:
+    """The claim's artifact, linked to the figure on its page (or to the page) when there is one."""
+    name = row["notebook"]
+    if not name:
+        return str(row["artifact"])
+    if _has_label(executed_page(name, profile), figure_label(name)):
+        return f"{{ref}}`{row['artifact']} <{figure_label(name)}>`"
+    return f"{{doc}}`{row['artifact']} <{name}>`"
+
+
+def claims_markdown(table: pd.DataFrame, profile: str, *, compact: bool = False) -> str:
+    """The claims table as MyST: each claim linked to its evidence, the verdict coloured.
+
+    ``compact`` (the landing page): evidence, claim and verdict of the claims that were judged.
+    """
+    rows = table if not compact else table[table.verdict != claims.NOT_RUN]
+    out = pd.DataFrame({"evidence": [_evidence(r, profile) for _, r in rows.iterrows()], "claim": rows.claim.to_numpy()})
+    if not compact:
+        out["paper"] = rows.paper.to_numpy()
+        out["ours"] = rows.ours.to_numpy()
+    out["verdict"] = [_verdict(v) for v in rows.verdict]
+    return md_table(out)
+
+
+def claims_headline(table: pd.DataFrame, profile: str) -> str:
+    """One sentence: how many of the judged claims replicated at this profile."""
+    counts = table.verdict.value_counts()
+    judged = int(len(table) - counts.get(claims.NOT_RUN, 0))
+    parts = [f"**{counts.get(v, 0)} {v}**" for v in (claims.REPLICATED, claims.PARTLY, claims.NOT_REPLICATED)]
+    pending = int(counts.get(claims.NOT_RUN, 0))
+    text = (f"At the `{profile}` profile this book tests {judged} of the paper's {len(table)} claims: "
+            f"{parts[0]}, {parts[1]}, {parts[2]}.")
+    if pending:
+        text += f" The other {pending} are *not run* yet: later parts of the project add their experiments."
+    return text
+
+
+def claims_page(profile: str) -> pd.DataFrame:
+    """The claims page: glues ``claims`` (the table), ``rules`` (how each verdict is decided) and
+    ``headline``; then the re-run commands and the tables the verdicts read."""
+    table = claims.claims_table(profile)
+    glue_markdown("headline", claims_headline(table, profile))
+    glue_markdown("claims", claims_markdown(table, profile))
+    rules = [f"- **{r.artifact}**, {r.claim[0].lower()}{r.claim[1:]}: {r.rule}." for r in table.itertuples()
+             if r.rule != "pending"]
+    glue_markdown("rules", "\n".join(rules))
+    reproduce("claims", profile)
+    return table
+
+
+def landing_page(profile: str, name: str = "intro") -> pd.DataFrame:
+    """The landing page: glues ``headline``, ``verdicts`` (the judged claims, from the same
+    :func:`lin_utils.claims.claims_table` as the claims page) and ``figures`` (a linked thumbnail
+    of each figure page of this profile, read from the executed pages)."""
+    from IPython.display import Image
+    from myst_nb import glue
+
+    from . import runner
+
+    table = claims.claims_table(profile)
+    glue_markdown("headline", claims_headline(table, profile))
+    glue_markdown("verdicts", claims_markdown(table, profile, compact=True))
+    cards = []
+    for page in runner.run_order():
+        nb = executed_page(page, profile) if page not in (name, "claims") else None
+        png = glued_png(nb) if nb else None
+        if png is None:
+            continue
+        glue(f"thumb_{page}", Image(data=_thumbnail(png), format="png"), display=False)
+        title = page_title(nb) or page
+        cards.append(f":::{{grid-item-card}} {title}\n:link: {page}\n:link-type: doc\n\n"
+                     f"```{{glue}} thumb_{page}\n```\n:::")
+    grid = "::::{grid} 1 2 3 3\n:gutter: 2\n\n" + "\n\n".join(cards) + "\n::::" if cards else "*No figure page has run at this profile yet.*"
+    glue_markdown("figures", grid)
+    reproduce(name, profile)
+    return table
+
+
+def _thumbnail(png: bytes, width: int = THUMB_WIDTH) -> bytes:
+    import io
+
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    if img.width > width:
+        img = img.resize((width, round(img.height * width / img.width)), Image.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()

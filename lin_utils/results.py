@@ -190,7 +190,14 @@ def _torch_info() -> dict:
         import torch
     except ImportError:
         return {"device": "cpu", "cuda": None}
-    info: dict[str, Any] = {"device": "cpu", "cuda": None, "threads": torch.get_num_threads()}
+    info: dict[str, Any] = {
+        "device": "cpu", "cuda": None, "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        # the vectorized kernels ATen dispatches to (AVX512, AVX2, DEFAULT...), and torch's own BLAS
+        # (statically linked MKL is invisible to threadpoolctl)
+        "cpu_capability": _call(lambda: torch.backends.cpu.get_cpu_capability()),
+        **_torch_blas(torch),
+    }
     if torch.cuda.is_available():
         info["device"] = "cuda"
         info["cuda"] = {
@@ -200,13 +207,52 @@ def _torch_info() -> dict:
     return info
 
 
+def _call(f: Callable[[], Any]) -> Any:
+    """``f()``, or None when it fails (provenance never fails a save)."""
+    try:
+        return f()
+    except Exception:
+        return None
+
+
+def _torch_blas(torch) -> dict:
+    """torch's BLAS/LAPACK and oneDNN builds, from ``torch.__config__.show()``."""
+    text = _call(torch.__config__.show) or ""
+    found = dict(re.findall(r"\b(BLAS_INFO|LAPACK_INFO)=([^,\s]+)", text))
+    mkl = re.search(r"Math Kernel Library Version ([^\n]+?) for", text)
+    dnn = re.search(r"MKL-DNN (v[0-9.]+)", text)
+    return {"blas": found.get("BLAS_INFO"), "lapack": found.get("LAPACK_INFO"),
+            "mkl": mkl.group(1).strip() if mkl else None, "onednn": dnn.group(1) if dnn else None}
+
+
+# CPU features that select float kernels (MKL, oneDNN, OpenBLAS and ATen dispatch on them)
+KERNEL_CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl",
+                    "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
+# environment variables that change thread counts or kernel choice
+KERNEL_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "ATEN_CPU_CAPABILITY", "MKL_CBWR",
+              "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+              "OPENBLAS_CORETYPE", "TORCH_MKLDNN_MATMUL_MIN_DIM")
+
+
+def _cpu_flags() -> list[str] | None:
+    """Which of :data:`KERNEL_CPU_FLAGS` the CPU has (Linux ``/proc/cpuinfo``; None elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in KERNEL_CPU_FLAGS if f in have]
+    except OSError:
+        pass
+    return None
+
+
 def _blas_info() -> list[dict]:
     """The BLAS/OpenMP libraries loaded in this process with their thread counts (no paths)."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
         return []
-    keep = ("user_api", "internal_api", "version", "num_threads", "threading_layer")
+    keep = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture")
     try:
         return [{k: lib.get(k) for k in keep if k in lib} for lib in threadpool_info()]
     except Exception:  # threadpoolctl inspects native libraries; never fail a save over it
@@ -215,6 +261,12 @@ def _blas_info() -> list[dict]:
 
 def provenance() -> dict:
     """Where and with what a result is being computed: git, package versions, hardware.
+
+    The hardware part records what decides the last bits of a float32 forward pass, so that a
+    re-run that differs (``lin-utils book verify``) can be explained: the CPU's kernel-selecting
+    flags (``cpu_flags``), torch's thread counts, dispatch level (``cpu_capability``) and BLAS,
+    the BLAS/OpenMP libraries loaded and their threads (``blas``, via threadpoolctl), and the
+    environment variables that change either (``env``, only those set).
 
     Holds no absolute path of the machine (no interpreter path, no library locations).
     """
@@ -231,8 +283,10 @@ def provenance() -> dict:
             "machine": platform.machine(),
             "cpu_model": _cpu_model(),
             "cpu_count": os.cpu_count(),
+            "cpu_flags": _cpu_flags(),
             "torch": _torch_info(),
             "blas": _blas_info(),
+            "env": {k: os.environ[k] for k in KERNEL_ENV if k in os.environ},
         },
     }
 
@@ -413,6 +467,24 @@ def _read_sidecar(json_path: Path) -> dict | None:
     return meta
 
 
+_READ: dict[Path, Path] = {}  # csv -> json sidecar of every table loaded in this process
+
+
+def files_read() -> list[tuple[Path, Path]]:
+    """The ``(csv, json)`` files of every table :func:`load_table` returned in this process.
+
+    In reading order, each once. A notebook's kernel runs one page, so this is what the page
+    used: :mod:`lin_utils.report` offers them for download. :func:`cached` reads every table
+    back from disk, so fresh computations are listed too.
+    """
+    return list(_READ.items())
+
+
+def forget_reads() -> None:
+    """Empty the :func:`files_read` log (e.g. between pages run in one process)."""
+    _READ.clear()
+
+
 def load_table(
     computation: str, table: str, params: dict, profile: str, root: Path | str | None = None
 ) -> pd.DataFrame | None:
@@ -462,6 +534,7 @@ def load_table(
         return _miss(csv_path, f"unparsable ({type(e).__name__}: {one_line(e, 80)})")
     if len(df) != want_rows:
         return _miss(csv_path, f"{len(df)} rows, its sidecar says {want_rows}")
+    _READ[csv_path] = json_path
     return df
 
 

@@ -21,9 +21,16 @@ Which notebooks run, and in which order, comes from the book's table of contents
 ``notebooks/fig*.ipynb``, sorted. ``only`` runs just the named ones (still in that order) without
 their predecessors, whose results are read from the cache.
 
+Each notebook receives *every* parameter it runs with (its literal defaults, overridden by the
+profile's section, plus ``profile`` and ``force``), so papermill's injected cell shows the values
+that ran. The executed copy is then tagged for reading (:func:`present_page`): the defaults cell
+is removed, and the injected cell and the code are folded behind toggles. The book's root page,
+when it is an executed notebook (the landing page), summarises the others and runs last.
+
 All notebooks of a run execute into a staging folder next to ``book/notebooks/``; only when every
 one succeeded are they moved to ``book/notebooks/<name>.ipynb``, the executed copies that the book
-renders, each recording its profile in its metadata. A failure or Ctrl-C leaves the previous
+renders, each recording its profile in its metadata. The kernels get ``$LIN_PAGES_DIRS``: the
+staging folder, then ``book/notebooks/`` (where a page finds the executed pages before it). A failure or Ctrl-C leaves the previous
 executed copies untouched and removes the staging folder (a failing notebook's partial output is
 kept as ``book/notebooks/.failed/<name>.ipynb``).
 """
@@ -51,6 +58,12 @@ from lin_utils.errors import LinUtilsError, one_line
 INJECTED = ("profile", "force")  # parameters every notebook gets from the runner
 KERNEL = "python3"  # jupyter_client starts it with this interpreter (sys.executable)
 MODEL_PARAMETERS = ("models", "model")  # checked with lin_utils.models.validate_spec
+PAGES_ENV = "LIN_PAGES_DIRS"  # os.pathsep-separated folders of this run's executed pages, newest first
+# cell tags that already say how myst-nb shows a cell; present_page leaves such cells alone
+DISPLAY_TAGS = frozenset({"hide-input", "hide-output", "hide-cell", "remove-input", "remove-output",
+                          "remove-cell", "remove_input", "remove_output", "remove_cell", "show-input"})
+PARAMETERS_PROMPT = "Show the parameters this page ran with"
+CODE_PROMPT = "Show the code"
 _NO_DEFAULT = object()  # a default that is not a Python literal
 
 
@@ -118,7 +131,11 @@ def run_order(
     toc = Path(toc) if toc is not None else paths.book_dir() / "_toc.yml"
     folder = Path(notebooks_dir) if notebooks_dir is not None else paths.notebooks_dir()
     sources = sorted(p.stem for p in folder.glob("*.ipynb"))
-    order = site.toc_notebooks(site.read_toc(toc), sources, where=f" {toc}")
+    contents = site.read_toc(toc)
+    order = site.toc_notebooks(contents, sources, where=f" {toc}")
+    root = site.root_notebook(contents)
+    if root in order:  # the landing page summarises every other page: it runs last
+        order = [n for n in order if n != root] + [root]
     if only is None:
         return order
     unknown = [n for n in only if n not in order]
@@ -224,6 +241,12 @@ def _check_section(
     return defaults
 
 
+def _all_parameters(defaults: dict[str, Any], section: dict, profile: str, force: bool) -> dict[str, Any]:
+    """Literal defaults, overridden by the section, plus ``profile`` and ``force`` (declared order)."""
+    merged = {k: v for k, v in defaults.items() if v is not _NO_DEFAULT}
+    return {**merged, **section, "profile": profile, "force": bool(force)}
+
+
 def notebook_parameters(
     name: str,
     profile: str,
@@ -247,8 +270,31 @@ def notebook_parameters(
             f"notebook {name}: the default of {', '.join(map(repr, unresolved))} is not a Python "
             "literal, so its value is only known by running the notebook"
         )
-    merged = {k: v for k, v in defaults.items() if v is not _NO_DEFAULT}
-    return {**merged, **section, "profile": profile, "force": bool(force)}
+    return _all_parameters(defaults, section, profile, force)
+
+
+def _shell_double_quoted(text: str) -> str:
+    return '"' + "".join("\\" + c if c in '\\"$`' else c for c in text) + '"'
+
+
+def reproduce_commands(
+    name: str,
+    profile: str,
+    *,
+    profiles_dir: Path | str | None = None,
+    notebooks_dir: Path | str | None = None,
+) -> list[str]:
+    """The two shell commands that re-run notebook ``name`` as ``profile`` runs it (repository root).
+
+    ``lin-utils book run --profile P --only NAME``, and the same run by hand with papermill,
+    every parameter of :func:`notebook_parameters` passed as one YAML mapping (``-y``), one
+    parameter per line inside the double quotes (a shell takes the line breaks as they are).
+    """
+    params = notebook_parameters(name, profile, profiles_dir=profiles_dir, notebooks_dir=notebooks_dir)
+    block = yaml.safe_dump(params, default_flow_style=None, sort_keys=False, width=1 << 20,
+                           allow_unicode=True).strip()
+    return [f"lin-utils book run --profile {profile} --only {name}",
+            f"papermill notebooks/{name}.ipynb out.ipynb -y {_shell_double_quoted(chr(10) + block)}"]
 
 
 def as_list(value: Any, name: str) -> list:
@@ -395,12 +441,37 @@ def _deferred_sigint():
         raise KeyboardInterrupt
 
 
+def present_page(nb) -> None:
+    """Tag an executed notebook's cells (in place) so that the page reads like a paper's figure.
+
+    - the ``parameters`` cell (the defaults) is removed: papermill's injected cell below it holds
+      every value that ran, and stays, folded (``hide-input``);
+    - every other code cell without a display tag of its own (:data:`DISPLAY_TAGS`; ``show-input``
+      keeps the code in view) is folded the same way; outputs stay visible.
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = list(cell.metadata.get("tags", []))
+        if "parameters" in tags:
+            tags.append("remove-cell")
+        elif "injected-parameters" in tags:
+            tags.append("hide-input")
+            cell.metadata.setdefault("mystnb", {})["code_prompt_show"] = PARAMETERS_PROMPT
+        elif not DISPLAY_TAGS.intersection(tags):
+            tags.append("hide-input")
+            cell.metadata.setdefault("mystnb", {})["code_prompt_show"] = CODE_PROMPT
+        cell.metadata["tags"] = list(dict.fromkeys(tags))
+
+
 def _mark_page(path: Path, profile: str, force: bool) -> None:
-    """Record the profile in the executed notebook's metadata (papermill's stays as well)."""
+    """Record the profile in the executed notebook's metadata (papermill's stays as well) and tag
+    its cells for reading (:func:`present_page`)."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     nb.metadata[site.PAGE_METADATA] = {"profile": profile, "force": bool(force)}
+    present_page(nb)
     nbformat.write(nb, path)
 
 
@@ -447,8 +518,8 @@ def run_profile(
     for name in order:
         source = notebooks_dir / f"{name}.ipynb"
         section = sections.get(name, {})
-        _check_section(name, source, section, profile)
-        plan.append((name, source, {**section, "profile": profile, "force": bool(force)}))
+        defaults = _check_section(name, source, section, profile)
+        plan.append((name, source, _all_parameters(defaults, section, profile, force)))
 
     out_dir = book_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -460,7 +531,8 @@ def run_profile(
     # The kernel inherits this environment. Notebooks show no progress bars (the run log has the
     # wall times), and tqdm's "IProgress not found" warning would otherwise land in the book.
     kernel_env = {"LIN_PROFILE": profile, "LIN_RUN_ID": uuid.uuid4().hex, "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-                  "PYTHONWARNINGS": "ignore:IProgress not found"}
+                  "PYTHONWARNINGS": "ignore:IProgress not found",
+                  PAGES_ENV: os.pathsep.join([str(staging), str(out_dir)])}
     previous_env = {k: os.environ.get(k) for k in kernel_env}
     os.environ.update(kernel_env)
     try:

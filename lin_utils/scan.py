@@ -92,9 +92,17 @@ class ScanConfig:
         return dataclasses.replace(self, **changes)
 
     def key(self) -> dict:
-        """The parameters as plain JSON types: the result cache's key for this scan."""
+        """The parameters as plain JSON types: the result cache's key for this scan.
+
+        A ``zoo:NAME[@STEP]`` model also contributes its weight key (:func:`lin_utils.zoo.key`),
+        so a scan is recomputed when the zoo entry's training configuration changes.
+        """
         out = dataclasses.asdict(self)
         out["layers"] = None if self.layers is None else list(self.layers)
+        if self.model.startswith("zoo:"):
+            from . import zoo
+
+            out["weights"] = zoo.key(self.model[len("zoo:"):].partition("@")[0])
         return out
 
     @classmethod

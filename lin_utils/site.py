@@ -12,6 +12,11 @@ errors, into a staging folder that replaces ``_build/html`` only on success. It 
 when a page is missing or when the executed pages come from different profiles, and it checks that
 no built page loads a script from the network. MathJax is vendored once per machine into
 ``<cache_dir>/mathjax`` (:func:`ensure_mathjax`, ``npm pack``) and copied into every build.
+
+A page offers the result tables it used for download by listing them, relative to the result
+cache, in an output's metadata (``{"lin_utils": {"downloads": [...]}}``, written by
+:func:`lin_utils.report.reproduce`); the build copies exactly those files (CSV and provenance
+JSON) to ``<html>/_data/`` (:data:`DOWNLOADS_DIR`), where the page's links point.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from lin_utils.errors import LinUtilsError, one_line
 
 PAGES_DIR = "book/notebooks"  # where the TOC points for executed notebooks, from the book root
 PAGE_METADATA = "lin_utils"  # notebook metadata key the runner writes ({"profile": ...})
+DOWNLOADS_DIR = "_data"  # under the HTML root: the result files that pages offer for download
 MATHJAX_VERSION = "3.2.2"
 MATHJAX_ENTRY = Path("mathjax") / "es5" / "tex-chtml.js"  # inside the vendored folder
 _MATHJAX_PARTS = ("input", "output", "ui", "a11y", "sre", "adaptors")  # loaded lazily by the entry
@@ -116,6 +122,15 @@ def toc_notebooks(toc: dict, available: list[str], *, where: str = "") -> list[s
     return order
 
 
+def root_notebook(toc: dict) -> str | None:
+    """The executed notebook that is the book's root page (the landing page), or None."""
+    root = toc.get("root")
+    if not isinstance(root, str):
+        return None
+    path = _strip_suffix(root.strip())
+    return path[len(PAGES_DIR) + 1:] if path.startswith(PAGES_DIR + "/") else None
+
+
 def _stems(folder: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.ipynb")) if folder.is_dir() else []
 
@@ -174,6 +189,48 @@ def check_one_profile(root: Path | str | None = None) -> str | None:
             "run all notebooks with one profile (lin-utils book run --profile NAME)"
         )
     return next(iter(found), None)
+
+
+def page_downloads(page: Path | str) -> list[str]:
+    """The result files an executed page offers for download, relative to the result cache."""
+    try:
+        nb = json.loads(Path(page).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    found: list[str] = []
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []) or []:
+            ours = (output.get("metadata") or {}).get(PAGE_METADATA) or {}
+            found += [f for f in ours.get("downloads", []) if isinstance(f, str) and f not in found]
+    return found
+
+
+def stage_downloads(root: Path | str, dest: Path | str, results: Path | str | None = None) -> list[str]:
+    """Copy the files the book's pages offer for download into ``dest/_data/`` (same layout as the
+    result cache ``results``, default :func:`lin_utils.paths.results_root`); return their paths.
+
+    A page that links a file the cache does not hold fails the build (its link would be dead).
+    """
+    root, dest = Path(root), Path(dest)
+    results = Path(results) if results is not None else paths.results_root()
+    pages = root / PAGES_DIR
+    copied: list[str] = []
+    for name in toc_notebooks(read_toc(root / "book" / "_toc.yml"), _stems(pages)):
+        for rel in page_downloads(pages / f"{name}.ipynb"):
+            parts = Path(rel).parts
+            if Path(rel).is_absolute() or ".." in parts or not parts:
+                raise LinUtilsError(f"page {name} offers {rel!r} for download: not a path inside the result cache")
+            source = results / rel
+            if not source.is_file():
+                raise LinUtilsError(
+                    f"cannot build the book: page {name} offers {rel} for download, but {source} does not "
+                    "exist (re-run the page: lin-utils book run --profile NAME --only " + name + ")"
+                )
+            target = dest / DOWNLOADS_DIR / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            copied.append(rel)
+    return copied
 
 
 # -------------------------------------------------------------------------------------------------
@@ -276,16 +333,17 @@ def _log_summary(text: str, limit: int = 20) -> str:
     return "\n".join(problems[:limit]) + more
 
 
-def _build_config(root: Path, mathjax: Path, staging: Path) -> Path:
-    """``<root>/_config.yml`` with the vendored MathJax folder as the only ``html_extra_path``
-    entry, written into the staging folder (the source tree is not touched)."""
+def _build_config(root: Path, mathjax: Path, staging: Path, *extra: Path) -> Path:
+    """``<root>/_config.yml`` with the vendored MathJax folder (and the ``extra`` folders, e.g. the
+    staged downloads) as its ``html_extra_path``, written into the staging folder (the source
+    tree is not touched)."""
     source = root / "_config.yml"
     try:
         config = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as e:
         raise LinUtilsError(f"cannot read the book configuration {source}: {one_line(e)}") from None
     sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
-    sphinx_config["html_extra_path"] = [str(mathjax.resolve())]
+    sphinx_config["html_extra_path"] = [str(mathjax.resolve()), *(str(p.resolve()) for p in extra)]
     out = staging / "_config.yml"
     out.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return out
@@ -308,7 +366,8 @@ def build_book(
     build when a page is missing (:func:`missing_pages`, against ``notebooks_dir``) or when the
     executed pages come from different profiles. The build goes to a staging folder; only a
     successful build replaces ``out_dir`` (default ``<root>/_build/html``), so the last good book
-    survives a failed build. The full log is kept next to ``out_dir`` as ``build.log``.
+    survives a failed build. The result files the pages offer for download are copied from the
+    result cache (:func:`stage_downloads`). The full log is kept next to ``out_dir`` as ``build.log``.
     """
     root = Path(root) if root is not None else paths.REPO_ROOT
     final = Path(out_dir) if out_dir is not None else root / "_build" / "html"
@@ -326,7 +385,10 @@ def build_book(
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".book-staging-", dir=final.parent))
     try:
-        config = _build_config(root, mathjax, staging)
+        downloads = staging / "downloads"
+        downloads.mkdir()
+        stage_downloads(root, downloads)
+        config = _build_config(root, mathjax, staging, downloads)
         cmd = [
             sys.executable, "-c",
             "import sys; from jupyter_book.cli.main import main; sys.exit(main())",

@@ -42,7 +42,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
+import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +54,7 @@ from .errors import ModelNotFoundError
 from .paths import cache_dir
 from .train.configs import TrainConfig
 
-__all__ = ["ZooEntry", "ENTRIES", "PROFILES", "names", "entry", "key", "zoo_dir", "run_dir",
+__all__ = ["ZooEntry", "ENTRIES", "PROFILES", "PROFILE_JOBS", "names", "entry", "key", "zoo_dir", "run_dir",
            "resolve", "checkpoints", "train", "train_profile", "status"]
 
 PROFILES = ("smoke", "cpu", "gpu")
@@ -74,7 +77,7 @@ _SMOKE = dict(vocab_size=512, tokenizer_stories=2000, data_stories=2000, seq_len
               max_tokens=48 * 8 * 64, lr=3e-3, warmup_steps=4, val_tokens=2048, log_every=8,
               precision="fp32", num_threads=1)
 _CPU = dict(vocab_size=2048, seq_len=256, batch_size=16, warmup_steps=20, val_tokens=16_384,
-            log_every=10, precision="fp32")
+            log_every=10, precision="fp32", num_threads=1)
 _GPU = dict(vocab_size=8192, seq_len=512, batch_size=64, max_tokens=20_000_000, warmup_steps=60,
             val_tokens=65_536, eval_every=100, log_every=20, precision="bf16")
 _BASES: dict[tuple[str, str], TrainConfig] = {
@@ -114,7 +117,8 @@ def entry(name: str | ZooEntry) -> ZooEntry:
     try:
         return ENTRIES[name]
     except KeyError:
-        raise ModelNotFoundError(f"unknown zoo model {name!r}; known: {', '.join(names())}") from None
+        raise ModelNotFoundError(f"unknown zoo model {name!r}; `python -m lin_utils.zoo status` "
+                                 f"lists the {len(ENTRIES)} known names") from None
 
 
 def key(name: str | ZooEntry) -> str:
@@ -187,7 +191,6 @@ def train(name: str, *, progress: bool = True, device: str | None = None) -> Pat
     folder = run_dir(e)
     if (folder / "final" / "meta.json").is_file():
         return folder / "final"
-    import os
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     with (_lock(folder) if not distributed else _nolock()):
         (folder / "entry.json").parent.mkdir(parents=True, exist_ok=True)
@@ -202,9 +205,58 @@ def _nolock():
     yield
 
 
-def train_profile(profile: str, *, progress: bool = True, device: str | None = None) -> dict[str, Path]:
-    """Train every missing entry of ``profile``; ``{name: resolve(name)}``."""
-    return {n: train(n, progress=progress, device=device) for n in names(profile)}
+#: models trained at once by :func:`train_profile` (cpu: one single-threaded process per core)
+PROFILE_JOBS = {"smoke": 1, "cpu": 2, "gpu": 1}
+
+
+def train_profile(profile: str, *, progress: bool = True, device: str | None = None,
+                  jobs: int | None = None) -> dict[str, Path]:
+    """Train every missing entry of ``profile``; ``{name: resolve(name)}``.
+
+    ``jobs`` (default :data:`PROFILE_JOBS`, at most the number of CPUs) > 1 trains that many
+    entries at once, each in its own ``python -m lin_utils.zoo train NAME`` process, after this
+    process has built the shared tokenizer and token stream. On a small CPU, one single-threaded
+    process per core beats one process with a thread per core: these models' matrices are too
+    small to split well, and a thread that waits for a descheduled sibling stalls the whole step.
+    """
+    todo = [n for n in names(profile) if not (run_dir(n) / "final" / "meta.json").is_file()]
+    if jobs is None:
+        jobs = min(PROFILE_JOBS[profile], os.cpu_count() or 1)
+    if jobs <= 1 or len(todo) <= 1:
+        return {n: train(n, progress=progress, device=device) for n in names(profile)}
+    from tqdm import tqdm
+
+    from .train.loop import prepare
+
+    for cfg in {ENTRIES[n].config.replace(regularizer="none", reg_lambda=0.0) for n in todo}:
+        prepare(cfg)  # tokenizer and token stream, once, before the workers start
+    bar = tqdm(total=len(todo), desc=f"zoo {profile} ({jobs} jobs)", unit="model", disable=not progress)
+    running: dict[str, subprocess.Popen] = {}
+    failed: list[str] = []
+    queue = list(todo)
+    while queue or running:
+        while queue and len(running) < jobs:
+            name = queue.pop(0)
+            log = run_dir(name) / "train.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, "-m", "lin_utils.zoo", "train", name, "--no-progress"]
+            if device:
+                cmd += ["--device", device]
+            with open(log, "w") as fh:
+                running[name] = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
+        time.sleep(0.5)
+        for name, proc in list(running.items()):
+            if proc.poll() is not None:
+                del running[name]
+                bar.update(1)
+                if proc.returncode != 0:
+                    failed.append(name)
+    bar.close()
+    if failed:
+        tail = (run_dir(failed[0]) / "train.log").read_text().strip().splitlines()[-1:] or [""]
+        raise RuntimeError(f"training failed for {', '.join(failed)} (see train.log in their run "
+                           f"folders): {tail[0]}")
+    return {n: resolve(n) for n in names(profile)}
 
 
 def status(profile: str | None = None) -> list[dict]:
@@ -229,6 +281,7 @@ def _main(argv: list[str]) -> int:
     t.add_argument("target", help="an entry name or a profile (smoke, cpu, gpu)")
     t.add_argument("--device", default=None)
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--jobs", type=int, default=None, help="entries trained at once for a profile")
     s = sub.add_parser("status", help="which entries are trained")
     s.add_argument("profile", nargs="?", default=None)
     args = p.parse_args(argv)
@@ -237,9 +290,13 @@ def _main(argv: list[str]) -> int:
             for r in status(args.profile):
                 print(f"{r['name']:24s} {r['key']}  {'trained' if r['trained'] else 'missing'}")
             return 0
-        targets = names(args.target) if args.target in PROFILES else [entry(args.target).name]
-        for n in targets:
-            print(train(n, progress=not args.no_progress, device=args.device))
+        if args.target in PROFILES:
+            done = train_profile(args.target, progress=not args.no_progress, device=args.device,
+                                 jobs=args.jobs)
+            for path in done.values():
+                print(path)
+        else:
+            print(train(entry(args.target).name, progress=not args.no_progress, device=args.device))
     except (ModelNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

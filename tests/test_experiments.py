@@ -58,6 +58,10 @@ def test_token_errors_match_a_direct_float64_fit(results_dir):
         assert row.mean_sq_error == pytest.approx(1 - row.score, abs=1e-8)  # mean squared error is 1 - R²
         assert row.tail_ratio == pytest.approx(row.p999 / row.median)
         assert row.gauss_tail_ratio == pytest.approx(row.gauss_p999 / row.gauss_median)
+        # the Gaussian reference is in the errors' unit (rms of the centered target), so Fig 9 can draw both
+        resid = Xc @ A - Yc
+        ref = experiments.gaussian_norm_quantiles(np.linalg.eigvalsh(resid.T @ resid / len(resid)), q=(0.5, 0.999))
+        np.testing.assert_allclose([row.gauss_median, row.gauss_p999], ref / np.sqrt((Yc**2).sum(1).mean()), rtol=0.03)
     assert sample.groupby("block").size().max() == 50
     assert sample.is_bos.equals(sample.position == 0)
 

@@ -16,8 +16,8 @@ from lin_utils.linearity import (
     heldout_linearity_score,
     linearity_score,
     procrustes_similarity,
-    profile_model,
 )
+from lin_utils.scan import profile_model
 
 
 def reference_score(X, Y):
@@ -250,4 +250,5 @@ def test_statistics_memory_does_not_grow_with_tokens(chain):
     before = acc.nbytes
     for _ in range(3):
         acc.update(list(torch.tensor(H[:, 4:])), torch.tensor(mask[4:]))
-    assert acc.nbytes == before == 2 * 8 * (5 * 16 + 5 * 16 * 16 + 4 * 16 * 16)
+    # per half: sums (5, 16), Grams (5, 16, 16), cross products (4, 16, 16); per-token sums 5 + 4 + 4
+    assert acc.nbytes == before == 2 * 8 * (5 * 16 + 5 * 16 * 16 + 4 * 16 * 16) + 8 * (5 + 4 + 4)

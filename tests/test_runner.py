@@ -77,6 +77,16 @@ def test_runs_in_toc_order_with_injected_parameters(tmp_path):
                    for o in c.get("outputs", []))  # the figure was drawn
         assert nb.metadata["lin_utils"]["profile"] == "smoke" == site.page_profile(r.output)
         assert r.parameters["profile"] == "smoke" and r.parameters["force"] is True
+        # every value that ran is injected, defaults included; the page shows that one cell only
+        assert r.parameters == {"profile": "smoke", "force": True, "name": r.name,
+                                "log_path": str(tmp_path / "run.log"), "fail": False}
+        tags = [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"]
+        assert "remove-cell" in tags[0] and "parameters" in tags[0]
+        assert "injected-parameters" in tags[1] and "hide-input" in tags[1]
+        injected = nb.cells[[i for i, c in enumerate(nb.cells) if c.cell_type == "code"][1]]
+        assert all(f"{k} = " in injected.source for k in r.parameters)
+        assert injected.metadata["mystnb"]["code_prompt_show"] == runner.PARAMETERS_PROMPT
+        assert all("hide-input" in t for t in tags[2:])
         assert r.wall_time_s > 0
     assert sum(bool(re.search(rf"\] {r.name} done in \d+\.\d s", ln)) for r in records
                for ln in lines) == 3
@@ -112,14 +122,51 @@ def test_run_order_comes_from_the_toc(tmp_path):
         runner.run_order(**kw)
 
 
-def test_repository_toc_runs_every_figure_and_claims_last():
+def test_repository_toc_runs_every_figure_then_claims_then_the_landing_page():
     order = runner.run_order()
-    assert order[-1] == "claims"
+    assert order[-2:] == ["claims", "intro"]  # the landing page (the book's root) summarises the rest
     figures = sorted(p.stem for p in paths.notebooks_dir().glob("fig*.ipynb"))
     assert [n for n in order if n.startswith("fig")] == figures
     assert runner.available_profiles() == ["cpu", "full", "gpu", "smoke"]
     for profile in runner.available_profiles():
         assert set(runner.load_profile(profile)) <= set(order), profile
+
+
+def test_a_root_notebook_runs_last(tmp_path):
+    dirs = _project(tmp_path, {})
+    toc = {**TOC, "root": "book/notebooks/fig1_a"}
+    (dirs["book_dir"] / "_toc.yml").write_text(yaml.safe_dump(toc))
+    kw = dict(toc=dirs["book_dir"] / "_toc.yml", notebooks_dir=dirs["notebooks_dir"])
+    assert runner.run_order(**kw) == ["fig3_b", "claims", "fig1_a"]
+    assert site.root_notebook(toc) == "fig1_a" and site.root_notebook(TOC) is None
+
+
+def test_present_page_keeps_explicit_display_tags():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("a = 1", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("a = 2", metadata={"tags": ["injected-parameters"]}),
+                nbformat.v4.new_code_cell("show()", metadata={"tags": ["remove-input"]}),
+                nbformat.v4.new_code_cell("code()", metadata={"tags": ["show-input"]}),
+                nbformat.v4.new_code_cell("more()"), nbformat.v4.new_markdown_cell("# text")]
+    runner.present_page(nb)
+    runner.present_page(nb)  # idempotent
+    assert [c.metadata.get("tags") for c in nb.cells] == [
+        ["parameters", "remove-cell"], ["injected-parameters", "hide-input"], ["remove-input"],
+        ["show-input"], ["hide-input"], None]
+    assert nb.cells[4].metadata["mystnb"]["code_prompt_show"] == runner.CODE_PROMPT
+
+
+def test_reproduce_commands_rerun_the_notebook_with_its_profile_parameters(tmp_path):
+    import shlex
+
+    dirs = _typed_project(tmp_path, {"lr": 2, "label": 'say "$HOME" `x`', "models": ["random:stories260K"]})
+    kw = dict(profiles_dir=dirs["profiles_dir"], notebooks_dir=dirs["notebooks_dir"])
+    run, by_hand = runner.reproduce_commands("fig2_typed", "smoke", **kw)
+    assert run == "lin-utils book run --profile smoke --only fig2_typed"
+    args = shlex.split(by_hand)  # what a POSIX shell passes to papermill
+    assert args[:5] == ["papermill", "notebooks/fig2_typed.ipynb", "out.ipynb", "-y", args[4]]
+    assert yaml.safe_load(args[4]) == runner.notebook_parameters("fig2_typed", "smoke", **kw)
+    assert yaml.safe_load(args[4])["label"] == 'say "$HOME" `x`'
 
 
 def test_only_runs_the_selection_in_order(tmp_path):

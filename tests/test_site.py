@@ -179,6 +179,35 @@ def test_check_offline_math(tmp_path):
         site.check_offline_math(tmp_path)
 
 
+def test_the_result_files_pages_offer_are_staged_for_download(tmp_path):
+    root = _book_root(tmp_path)
+    cache = tmp_path / "results"
+    (cache / "smoke" / "scan").mkdir(parents=True)
+    for name in ("t-1.csv", "t-1.json"):
+        (cache / "smoke" / "scan" / name).write_text(name)
+    for name in ("fig1_a", "fig3_b", "claims"):
+        _page(root, name, "smoke")
+    page = root / "book" / "notebooks" / "fig1_a.ipynb"
+    nb = nbformat.read(page, as_version=4)
+    offered = ["smoke/scan/t-1.csv", "smoke/scan/t-1.json"]
+    cell = nbformat.v4.new_code_cell("report.reproduce(...)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/markdown": "links"},
+                                           metadata={"lin_utils": {"downloads": offered}})]
+    nb.cells.append(cell)
+    nbformat.write(nb, page)
+    assert site.page_downloads(page) == offered
+    assert site.stage_downloads(root, tmp_path / "out", results=cache) == offered
+    assert (tmp_path / "out" / site.DOWNLOADS_DIR / "smoke" / "scan" / "t-1.json").read_text() == "t-1.json"
+    # a link to a table the cache does not hold would be dead: the build refuses
+    (cache / "smoke" / "scan" / "t-1.csv").unlink()
+    with pytest.raises(LinUtilsError, match=r"page fig1_a offers smoke/scan/t-1.csv for download"):
+        site.stage_downloads(root, tmp_path / "out2", results=cache)
+    nb.cells[-1].outputs[0].metadata["lin_utils"]["downloads"] = ["../secret.csv"]
+    nbformat.write(nb, page)
+    with pytest.raises(LinUtilsError, match="not a path inside the result cache"):
+        site.stage_downloads(root, tmp_path / "out3", results=cache)
+
+
 @pytest.mark.slow
 def test_strict_build_with_globs_renders_offline_math_and_keeps_last_good_build(tmp_path):
     """Run fixture notebooks with papermill, then build them with the real jupyter-book, -W -n."""

@@ -16,10 +16,10 @@ from lin_utils.evaluate.harness import (
 from lin_utils.evaluate.perplexity import (
     PerplexityResult, perplexity, perplexity_of_ids, perplexity_text, windows,
 )
-from lin_utils.evaluate.probes import fit_probe, linear_probes, story_ending_features
+from lin_utils.evaluate.probes import ending_examples, fit_probe, linear_probes, story_ending_features
 
 __all__ = [
     "perplexity", "perplexity_of_ids", "perplexity_text", "PerplexityResult", "windows",
     "run_harness", "resolve_tasks", "write_task_dir", "HarnessRun", "TASKS", "PAPER_TASKS",
-    "DEFAULT_TASKS", "linear_probes", "story_ending_features", "fit_probe",
+    "DEFAULT_TASKS", "linear_probes", "story_ending_features", "fit_probe", "ending_examples",
 ]

@@ -188,9 +188,9 @@ def resolve_tasks(tasks: Iterable[str] = DEFAULT_TASKS, source: str = "auto") ->
                          "split": spec.local_split,
                          "files": [str(root / f) for f in spec.local_files]})
         else:
+            where = spec.builtin_dir or f"lin_utils/evaluate/tasks/hub/{name}.yaml"
             rows.append({"task": name, "source": "hub", "lm_eval_task": spec.hub_task,
-                         "split": spec.hub_split,
-                         "files": [spec.builtin_dir or f"lin_utils/evaluate/tasks/hub/{name}.yaml"]})
+                         "split": spec.hub_split, "files": [where]})
     return pd.DataFrame(rows)
 
 
@@ -213,8 +213,9 @@ def write_task_dir(tasks: Iterable[str] = DEFAULT_TASKS, *, kind: str = "local",
     ``$LIN_DATA_DIR``; ``kind="hub"`` copies ``tasks/hub/<task>.yaml`` (tasks that have one).
     Each folder also gets a one-line ``utils.py`` that re-exports
     :mod:`lin_utils.evaluate.tasks.utils`, which the YAMLs' ``!function utils.*`` entries load.
-    The default ``out`` is ``<cache_dir>/lm_eval_tasks/<hash>``, keyed by the rendered content,
-    so the folders can be reused by the lm-eval command line too::
+    By default each task goes to ``<cache_dir>/lm_eval_tasks/<kind>/<task>-<hash>``, keyed by its
+    rendered content (``out`` given: ``<out>/<kind>/<task>``). The folders work with the lm-eval
+    command line too::
 
         lm_eval --model hf --model_args pretrained=gpt2 --include_path <folder> --tasks boolq
     """
@@ -227,12 +228,15 @@ def write_task_dir(tasks: Iterable[str] = DEFAULT_TASKS, *, kind: str = "local",
     if out is None:
         from lin_utils.paths import cache_dir
 
-        key = hashlib.sha256(json.dumps([kind, rendered, _SHIM], sort_keys=True).encode())
-        out = cache_dir() / "lm_eval_tasks" / key.hexdigest()[:16]
-    out = Path(out)
+        base = cache_dir() / "lm_eval_tasks" / kind
+    else:
+        base = Path(out) / kind
     folders = {}
     for t, text in rendered.items():
-        folder = out / kind / t
+        if out is None:  # one folder per task and content: stale folders are never reused
+            folder = base / f"{t}-{hashlib.sha256((text + _SHIM).encode()).hexdigest()[:12]}"
+        else:
+            folder = base / t
         yaml_path = folder / f"{t}.yaml"
         if not (yaml_path.is_file() and yaml_path.read_text(encoding="utf-8") == text
                 and (folder / "utils.py").is_file()):
@@ -301,6 +305,35 @@ def _gold_index(sample: dict) -> int:
     return int(target)
 
 
+def _include_paths(plan: pd.DataFrame) -> list[Path]:
+    """The task folders lm-eval indexes for ``plan`` (:func:`resolve_tasks`): the built-in
+    folders of hub tasks, the project's hub YAMLs, then the rendered local YAMLs."""
+    local = plan[plan.source == "local"].task.tolist()
+    hub = plan[plan.source == "hub"].task.tolist()
+    hub_own = [t for t in hub if TASKS[t].builtin_dir is None]
+    builtin = _lm_eval_tasks_dir()
+    include = sorted({builtin / TASKS[t].builtin_dir for t in hub if TASKS[t].builtin_dir})
+    if hub_own:
+        include += list(write_task_dir(hub_own, kind="hub").values())
+    if local:  # last, so a local task wins over a same-named built-in in a shared folder
+        include += list(write_task_dir(local, kind="local").values())
+    return include
+
+
+_ENV_INFO: dict[str, Any] = {}
+
+
+def _add_env_info_once(storage: dict) -> None:
+    """lm-eval's ``add_env_info`` runs torch's ``collect_env`` (several subprocesses, 5-15 s
+    on a small CPU) on every ``simple_evaluate`` call; the environment does not change within a
+    process, so it is collected once and copied."""
+    if not _ENV_INFO:
+        from lm_eval.loggers.utils import add_env_info
+
+        add_env_info(_ENV_INFO)
+    storage.update(_ENV_INFO)
+
+
 def run_harness(model, tokenizer, tasks: Sequence[str] = DEFAULT_TASKS, *,
                 limit: int | float | None = None, batch_size: int | str = 16,
                 source: str = "auto", num_fewshot: int | None = None,
@@ -328,22 +361,15 @@ def run_harness(model, tokenizer, tasks: Sequence[str] = DEFAULT_TASKS, *,
     Returns:
         a :class:`HarnessRun`.
     """
+    from unittest import mock
+
+    import lm_eval.evaluator
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     plan = resolve_tasks(tasks, source)
-    include: list[Path] = []
-    builtin = _lm_eval_tasks_dir()
-    local = plan[plan.source == "local"].task.tolist()
     hub = plan[plan.source == "hub"].task.tolist()
-    hub_own = [t for t in hub if TASKS[t].builtin_dir is None]
-    include += sorted({builtin / TASKS[t].builtin_dir for t in hub if TASKS[t].builtin_dir})
-    if hub_own:
-        include += list(write_task_dir(hub_own, kind="hub").values())
-    if local:  # last, so a local task wins over a same-named built-in in a shared folder
-        include += list(write_task_dir(local, kind="local").values())
-
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
               **({"max_length": max_length} if max_length else {}), **(lm_kwargs or {}))
     counter = _TruncationCounter()
@@ -351,13 +377,21 @@ def run_harness(model, tokenizer, tasks: Sequence[str] = DEFAULT_TASKS, *,
     hf_log.addFilter(counter)
     t0 = time.perf_counter()
     try:
-        with _offline_if_requested():
-            manager = TaskManager(include_path=[str(p) for p in include], include_defaults=False)
+        with _offline_if_requested(), \
+                mock.patch.object(lm_eval.evaluator, "add_env_info", _add_env_info_once):
+            manager = TaskManager(include_path=[str(p) for p in _include_paths(plan)],
+                                  include_defaults=False)
             out = simple_evaluate(
                 model=lm, tasks=plan.lm_eval_task.tolist(), task_manager=manager, limit=limit,
                 num_fewshot=num_fewshot, log_samples=True, bootstrap_iters=100_000,
                 random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
                 fewshot_random_seed=seed)
+    except OSError as exc:  # datasets' ConnectionError when the hub is offline or unreachable
+        if not hub or isinstance(exc, DataNotFoundError):
+            raise
+        raise DataNotFoundError(
+            f"tasks {', '.join(hub)} have no local files (LIN_DATA_DIR={data_dir()}) and their "
+            f"hub datasets failed: {type(exc).__name__}: {exc}") from exc
     finally:
         hf_log.removeFilter(counter)
     seconds = time.perf_counter() - t0

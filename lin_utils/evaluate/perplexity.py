@@ -153,6 +153,7 @@ def perplexity_of_ids(model, ids: torch.Tensor, seq_len: int, *, stride: int | N
         device = next(model.parameters()).device
     model.eval()
     stride_used = stride if stride is not None else seq_len - nb
+    convention = "sliding" if stride_used < seq_len - nb else "non-overlapping"
     total, n_scored = 0.0, 0
     pad = 0
     batches = [wins[i:i + batch_size] for i in range(0, len(wins), batch_size)]
@@ -179,7 +180,7 @@ def perplexity_of_ids(model, ids: torch.Tensor, seq_len: int, *, stride: int | N
     return PerplexityResult(ppl=math.exp(nll), nll=nll, n_scored=n_scored,
                             n_tokens=int(ids.numel()), n_windows=len(wins), seq_len=seq_len,
                             stride=stride_used,
-                            convention="sliding" if stride_used < seq_len - nb else "non-overlapping",
+                            convention=convention,
                             add_bos=bool(nb), text=text)
 
 
@@ -211,7 +212,8 @@ def perplexity(model, tokenizer, dataset: str = "wikitext-2", split: str = "test
         seq_len = min(_model_context(model) or 2048, 2048)
     bos = None
     if add_bos:
-        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        bos = tokenizer.bos_token_id
+        bos = tokenizer.eos_token_id if bos is None else bos
         if bos is None:
             raise ValueError("add_bos=True but the tokenizer has neither BOS nor EOS")
     text = perplexity_text(dataset, split, raw=raw)

@@ -47,7 +47,8 @@ def ending_examples(rows: Sequence[dict]) -> tuple[list[str], list[str], np.ndar
     return contexts, endings, np.array(labels), np.array(groups)
 
 
-def _encode(tokenizer, context: str, ending: str, max_len: int | None) -> tuple[list[int], list[int]]:
+def _encode(tokenizer, context: str, ending: str,
+            max_len: int | None) -> tuple[list[int], list[int]]:
     """Token ids of ``context + " " + ending`` and the positions of the ending's tokens."""
     full = context + " " + ending
     if getattr(tokenizer, "is_fast", False):

@@ -44,7 +44,7 @@ from .packing import training_rows, validation_rows, validation_texts
 from .regularizers import regularizer
 from .tokenizer import TokenizerSpec, load_or_train_tokenizer, tokenizer_sha256
 
-__all__ = ["train", "TrainResult", "lr_at", "make_optimizer", "BPB_CHARS"]
+__all__ = ["train", "prepare", "TrainResult", "lr_at", "make_optimizer", "BPB_CHARS"]
 
 #: characters of the validation head scored for the final bits per byte (same for every model)
 BPB_CHARS = 65_536
@@ -85,6 +85,18 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     fused = next(model.parameters()).device.type == "cuda"
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, fused=fused or None)
+
+
+def prepare(cfg: TrainConfig, *, tokenizer=None, cache_dir: str | Path | None = None):
+    """The run's tokenizer (cached BPE, trained on first use) and training rows (token stream
+    cached on first use): ``(tokenizer, PackedRows)``."""
+    if tokenizer is None:
+        tokenizer = load_or_train_tokenizer(TokenizerSpec(cfg.vocab_size, cfg.tokenizer_stories), cache_dir)
+    if len(tokenizer) > cfg.vocab_size:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens, more than vocab_size={cfg.vocab_size}")
+    rows = training_rows(tokenizer, tokenizer_sha256(tokenizer)[:16], cfg.data_stories, cfg.seq_len,
+                         cfg.seed, cache_dir)
+    return tokenizer, rows
 
 
 def _distributed() -> tuple[int, int]:
@@ -157,19 +169,11 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
     autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else nullcontext
 
     # 1. tokenizer and data --------------------------------------------------------------------
-    spec = TokenizerSpec(cfg.vocab_size, cfg.tokenizer_stories)
-    if tokenizer is None:
-        if main:
-            load_or_train_tokenizer(spec, cache_dir)
-        _barrier(world)
-        tokenizer = load_or_train_tokenizer(spec, cache_dir)
-    if len(tokenizer) > cfg.vocab_size:
-        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens, more than vocab_size={cfg.vocab_size}")
-    tok_key = tokenizer_sha256(tokenizer)[:16]
     if main:
-        training_rows(tokenizer, tok_key, cfg.data_stories, cfg.seq_len, cfg.seed, cache_dir)
+        tokenizer, data = prepare(cfg, tokenizer=tokenizer, cache_dir=cache_dir)
     _barrier(world)
-    data = training_rows(tokenizer, tok_key, cfg.data_stories, cfg.seq_len, cfg.seed, cache_dir)
+    if not main:  # the others read what rank 0 cached
+        tokenizer, data = prepare(cfg, tokenizer=tokenizer, cache_dir=cache_dir)
     val_rows = validation_rows(tokenizer, cfg.seq_len, cfg.val_tokens) if evaluate and main else None
 
     # 2. model and optimizer -------------------------------------------------------------------
@@ -196,7 +200,11 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
 
     ckpt_steps = set(log_spaced_steps(cfg.steps)) if checkpoints else set()
     done_ckpts = {s for s, _, _ in list_checkpoints(run_dir)}
-    n_micro = cfg.batch_size // (cfg.micro_batch_size or cfg.batch_size)
+    local_rows = cfg.batch_size // world  # rows of a step on this process
+    micro = min(cfg.micro_batch_size or local_rows, local_rows)
+    if local_rows % micro:
+        raise ValueError(f"micro_batch_size {micro} does not divide the {local_rows} rows per process")
+    n_micro = local_rows // micro
     pending: list[tuple[int, torch.Tensor, torch.Tensor, float]] = []  # unlogged (step, loss, reg, lr)
 
     def flush() -> None:  # move pending per-step numbers to the history (one device sync)
@@ -253,7 +261,7 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
             rows = data.batch(step, cfg.batch_size, rank=rank, world=world).to(device, non_blocking=True)
             loss_sum = torch.zeros((), device=device)
             reg_sum = torch.zeros((), device=device)
-            for x in rows.chunk(n_micro):
+            for x in rows.split(micro):
                 with autocast():
                     loss = model(input_ids=x, labels=x).loss
                     reg = (regularizer(cfg.regularizer, [cap[b] for b in boundaries], None, cfg.reg_lambda)

@@ -11,15 +11,17 @@ output of block ``i``), and ``mean_tokens`` the mean over the tokens the mask ke
 **Which boundaries enter the sum.** All ``L + 1`` of them by default, so there is one term per
 block (``L`` terms): the embedding output ``h_0`` is included, as the input of block 0, and the
 last state is the raw output of block ``L − 1``, not Hugging Face's final-norm'd
-``hidden_states[L]``. Why this is the reading of the paper: it adds the term over "the
-embeddings of consecutive layers", the same per-layer embeddings its linearity analysis scores,
-and that analysis (Fig 1, Fig 4) scores every block including the first, i.e. the pair
-(embeddings, block 0 output); a sum that skipped ``h_0`` would leave block 0, the block the
-Fig 4 profiles start with, unregularized. The final norm is not a layer: its output is the LM
-head's input, and a cosine or distance against it would regularize the norm's per-channel gain
-rather than the last block. (The paper, taken as its Hugging Face implementation would be, may
-well have summed over ``output_hidden_states`` and so used the normed last entry; we deviate
-there on purpose and say so. Pass other ``boundaries`` to reproduce any other reading.)
+``hidden_states[L]``. Why this reading (from the paper's equations as the project's design notes
+quote them; the text of its Section 4 was not at hand when this was written): the paper adds the term over "embeddings of consecutive
+layers", the same per-layer embeddings that its linearity score compares (the score of block
+``i`` fits ``h_{i+1}`` from ``h_i``), and its per-layer profiles, the regularized models' Fig 4
+included, score every block from the first, whose input is the embedding output. A sum that
+left out ``h_0`` would leave block 0 unregularized while Fig 4 reports its linearity. The final
+norm, on the other hand, is not a layer: comparing against its output would put the norm's
+per-channel gain into the penalty instead of the last block's change to the residual stream.
+(Implemented on top of ``output_hidden_states``, the paper's sum would likely have used the
+normed last entry; this is the one place we knowingly differ. ``TrainConfig.reg_boundaries``
+selects any other set, e.g. ``range(1, L + 1)`` to leave the embeddings out.)
 
 Both functions take the states as a list (or a ``(n, B, T, d)`` stack) in boundary order and a
 ``(B, T)`` mask of the tokens that count (padding excluded; packed training rows have none, and

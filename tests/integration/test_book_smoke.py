@@ -4,17 +4,21 @@ Runs the real notebooks with papermill into a temporary copy of the book tree an
 result cache, so the repository's executed pages and committed results are left alone. MathJax
 comes from the user cache (lin_utils.site.ensure_mathjax), not the source tree.
 """
+import hashlib
+import html
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
 
-from lin_utils import runner, site
+from lin_utils import claims, report, runner, site
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURE_PAGES = sorted(p.stem for p in (ROOT / "notebooks").glob("fig*.ipynb"))
@@ -42,7 +46,8 @@ def smoke_book(tmp_path_factory):
 def test_every_notebook_ran_and_logged_its_wall_time(smoke_book):
     tmp, records, _, lines = smoke_book
     assert [r.name for r in records] == runner.run_order()
-    assert records[-1].name == "claims" and set(FIGURE_PAGES) <= {r.name for r in records}
+    # the landing page summarises the others, the claims included, so it runs last
+    assert [r.name for r in records[-2:]] == ["claims", "intro"] and set(FIGURE_PAGES) <= {r.name for r in records}
     for r in records:
         assert any(re.search(rf"{r.name} done in [0-9.]+ s", line) for line in lines)
         assert site.page_profile(tmp / "book" / "notebooks" / f"{r.name}.ipynb") == "smoke"
@@ -54,54 +59,254 @@ def test_every_notebook_ran_and_logged_its_wall_time(smoke_book):
         assert meta["profile"] == "smoke" and len(meta["sha256"]) == 64, path
 
 
-@pytest.mark.parametrize("page", FIGURE_PAGES)
-def test_figure_pages_show_a_figure_a_table_and_glued_numbers(smoke_book, page):
-    _, _, html, _ = smoke_book
-    text = (html / "book" / "notebooks" / f"{page}.html").read_text()
-    assert re.search(r'<img[^>]+src="[^"]+\.png"', text), "no figure"
-    assert "<table" in text, "no table"
-    assert "Traceback" not in text
-    prose = text[text.find("What the numbers say"):]
-    assert re.search(r"\d\.\d{2}", prose), "no glued number in the discussion"
-
-
-def test_claims_page_has_verdicts(smoke_book):
-    _, _, html, _ = smoke_book
-    text = (html / "book" / "notebooks" / "claims.html").read_text()
-    assert "<table" in text and "Fig 1" in text
-    assert re.search(r"replicated|partly", text)
-
-
-def test_intro_and_methods_render_with_local_mathjax(smoke_book):
+def test_landing_and_methods_render_with_local_mathjax(smoke_book):
     _, _, html, _ = smoke_book
     methods = (html / "book" / "methods.html").read_text()
     assert "d/(n" in methods or "frac{d}" in methods
     src = re.search(r"<script[^>]+src=\"([^\"?]*tex-chtml\.js)", methods).group(1)
     assert (html / "book" / src).resolve().exists()
     assert "cdn.jsdelivr" not in methods
+    landing = (html / "book" / "notebooks" / "intro.html").read_text()
+    src = re.search(r"<script[^>]+src=\"([^\"?]*tex-chtml\.js)", landing).group(1)
+    assert (html / "book" / "notebooks" / src).resolve().exists() and "cdn.jsdelivr" not in landing
 
 
-def test_fig1_page_screenshot(smoke_book):
-    """Headless Chromium renders the Fig 1 page (skipped only where chromium is not installed)."""
+GLUE_TEXT = re.compile(r"\{glue:text\}`([^`:]+)(?::([^`]*))?`")
+VERDICT_SPAN = re.compile(r'<span class="lin-verdict"[^>]*>([^<]*)</span>')
+
+
+@pytest.fixture
+def smoke_results(smoke_book, monkeypatch):
+    """The smoke run's result cache, for recomputing what the pages should show."""
+    monkeypatch.setenv("LIN_RESULTS_DIR", str(smoke_book[0] / "results"))
+    return smoke_book[0] / "results"
+
+
+def _executed(tmp: Path, name: str) -> dict:
+    return json.loads((tmp / "book" / "notebooks" / f"{name}.ipynb").read_text())
+
+
+def _article(path: Path) -> str:
+    """The page's main text (not its navigation), as HTML."""
+    text = path.read_text()
+    return text[text.index("<article"):text.index("</article>")]
+
+
+def _plain(text: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", text)).replace("\u2019", "'")
+
+
+def _expected_glued_text(page: str) -> list[str] | None:
+    """Each ``{glue:text}`` of the page's prose, in order, as it should read when formatted from
+    numbers recomputed here from the result tables (None: no claim says how to load them)."""
+    prefix = page.split("_")[0]
+    claim = next((c for c in claims.CLAIMS if c.notebook == page and c.load is not None), None)
+    numbers_of = getattr(report, f"{prefix}_numbers", None)
+    if claim is None or numbers_of is None:
+        return None
+    table = claim.load(runner.notebook_parameters(page, "smoke"), "smoke")
+    assert table is not None, f"{page}: its result table is not in the smoke cache"
+    values = {f"{prefix}_{k}": v for k, v in numbers_of(table).items()}
+    source = json.loads((ROOT / "notebooks" / f"{page}.ipynb").read_text())
+    prose = "\n".join("".join(c["source"]) for c in source["cells"] if c["cell_type"] == "markdown")
+    roles = GLUE_TEXT.findall(prose)
+    assert roles, f"{page}: no glued number in its prose"
+    return [format(float(values[k]), fmt) if fmt else str(values[k]) for k, fmt in roles]
+
+
+@pytest.mark.parametrize("page", FIGURE_PAGES)
+def test_figure_pages_show_the_glued_figure_numbers_and_tables(smoke_book, smoke_results, page):
+    tmp, _, html_dir, _ = smoke_book
+    text = _article(html_dir / "book" / "notebooks" / f"{page}.html")
+    assert "Traceback" not in text
+    # the figure is the PNG the notebook glued (myst-nb names the file by its sha256)
+    png = report.glued_png(_executed(tmp, page))
+    assert png is not None, "no figure glued"
+    label = page.replace("_", "-") + "-figure"
+    figure = re.search(rf'<figure[^>]+id="{label}"[^>]*>\s*<img[^>]+src="([^"]+)"', text)
+    assert figure, "no figure element with the page's label"
+    assert Path(figure.group(1)).stem == hashlib.sha256(png).hexdigest()
+    assert (html_dir / "book" / "notebooks" / figure.group(1)).resolve().read_bytes() == png
+    # every glued number of the prose equals the number recomputed from the result tables
+    expected = _expected_glued_text(page)
+    shown = [_plain(t) for t in re.findall(r'<span class="pasted-text">(.*?)</span>', text, re.S)]
+    if expected is not None:
+        assert shown == expected
+    # the compact summary comes after the numbers, then the folded full table, then the reproduction
+    numbers_at, reproduce_at = text.find("What the numbers say"), text.find("Reproduce this page<")
+    tables = [m.start() for m in re.finditer("<table", text)]
+    assert numbers_at < tables[0] < reproduce_at and len(tables) >= 2
+    assert re.search(r"<details[^>]*>\s*<summary[^>]*>.*?full table", text, re.S)
+    # one parameters cell shows, with the values that ran; the code is folded
+    assert "Defaults = the cpu profile" not in text and text.count("# Parameters") == 1
+    assert "Show the parameters this page ran with" in text and "Show the code" in text
+
+
+@pytest.mark.parametrize("page", [*FIGURE_PAGES, "claims", "intro"])
+def test_pages_end_with_their_commands_and_downloadable_tables(smoke_book, smoke_results, page):
+    _, _, html_dir, _ = smoke_book
+    text = _article(html_dir / "book" / "notebooks" / f"{page}.html")
+    tail = _plain(text[text.find("Reproduce this page<"):])
+    for command in runner.reproduce_commands(page, "smoke"):
+        assert command in tail
+    links = re.findall(r'href="(\.\./\.\./_data/[^"]+)"', text)
+    assert links, "no result table to download"
+    csvs = [link for link in links if link.endswith(".csv")]
+    assert len(links) == 2 * len(csvs)  # each CSV with its provenance
+    for link in csvs:
+        data = (html_dir / "book" / "notebooks" / link).resolve()
+        meta = json.loads(data.with_suffix(".json").read_text())
+        assert hashlib.sha256(data.read_bytes()).hexdigest() == meta["sha256"] and meta["profile"] == "smoke"
+
+
+def _judged_claims():
+    expected = claims.claims_table("smoke")
+    judged = expected[[c.judge is not None for c in claims.CLAIMS]]
+    assert len(judged) >= 4
+    # every claim that has a rule got a real verdict from the smoke run's tables
+    assert set(judged.verdict) <= {claims.REPLICATED, claims.PARTLY, claims.NOT_REPLICATED}, judged
+    return expected, judged
+
+
+def test_claims_page_has_verdicts(smoke_book, smoke_results):
+    _, _, html_dir, _ = smoke_book
+    text = _article(html_dir / "book" / "notebooks" / "claims.html")
+    expected, judged = _judged_claims()
+    assert VERDICT_SPAN.findall(text) == list(expected.verdict)
+    for row in judged.itertuples():  # each claim links to the figure that carries its evidence
+        assert f'href="{row.notebook}.html#{row.notebook.replace("_", "-")}-figure"' in text
+
+
+def test_landing_page_has_the_verdicts_and_a_thumbnail_per_figure(smoke_book, smoke_results):
+    _, _, html_dir, _ = smoke_book
+    assert "book/notebooks/intro.html" in (html_dir / "index.html").read_text()
+    text = _article(html_dir / "book" / "notebooks" / "intro.html")
+    _, judged = _judged_claims()
+    assert VERDICT_SPAN.findall(text) == list(judged.verdict)
+    cards = re.findall(r'<div class="sd-card[^"]*".*?</a>', text, re.S)
+    linked = {re.search(r'href="([^"#]+)\.html"', card).group(1) for card in cards if "<img" in card}
+    assert linked == set(FIGURE_PAGES)
+    assert text.find('class="lin-verdict"') < text.find("sd-card") < text.find("The paper\u2019s claim")
+
+
+# -------------------------------------------------------------------------------------------------
+# the pages as a reader sees them: headless Chromium, every page in one harness of iframes
+
+FRAME_HEIGHT = 2400
+MEASURE_JS = """<script>
+function linMeasure(frame) {
+  var doc = frame.contentDocument, art = doc.querySelector('article.bd-article');
+  var col = (art.querySelector(':scope > section') || art).getBoundingClientRect();
+  var out = {src: frame.getAttribute('src'), width: parseInt(frame.getAttribute('width')), column: [col.left, col.right],
+             images: [], tables: []};
+  art.querySelectorAll('img').forEach(function (i) {
+    var r = i.getBoundingClientRect();
+    out.images.push({src: i.getAttribute('src'), natural: i.naturalWidth, complete: i.complete,
+                     box: [r.left, r.top, r.right, r.bottom]});
+  });
+  doc.querySelectorAll('details').forEach(function (d) { d.open = true; });  // folded tables too
+  art.querySelectorAll('table').forEach(function (t) {
+    var r = t.getBoundingClientRect();
+    out.tables.push({left: r.left, right: r.right, rows: t.rows.length, head: t.innerText.slice(0, 40)});
+  });
+  return out;
+}
+window.addEventListener('load', function () { setTimeout(function () {
+  var res = [];
+  document.querySelectorAll('iframe').forEach(function (f) {
+    try { res.push(linMeasure(f)); } catch (e) { res.push({src: f.getAttribute('src'), error: String(e)}); }
+  });
+  var pre = document.createElement('pre'); pre.id = 'lin-measure'; pre.textContent = JSON.stringify(res);
+  document.body.appendChild(pre);
+}, 2000); });
+</script>"""
+
+
+def _harness(html_dir: Path, pages: list[str], widths: list[int], script: str = "") -> Path:
+    """A page that shows ``pages`` in iframes, one below the other, at each of ``widths``."""
+    frames = "".join(f'<iframe src="{p}" width="{w}" height="{FRAME_HEIGHT}" style="border:0;display:block">'
+                     "</iframe>\n" for w in widths for p in pages)
+    path = html_dir / f".harness-{uuid.uuid4().hex}.html"
+    path.write_text(f'<html><body style="margin:0">\n{frames}{script}</body></html>\n')
+    return path
+
+
+def _chromium(chromium: str, page: Path, width: int, height: int, *args: str) -> str:
+    with tempfile.TemporaryDirectory() as profile_dir:
+        res = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--allow-file-access-from-files", f"--user-data-dir={profile_dir}",
+             f"--window-size={width},{height}", "--virtual-time-budget=15000", *args, page.as_uri()],
+            capture_output=True, text=True, timeout=180, check=True,
+        )
+    return res.stdout
+
+
+@pytest.fixture(scope="module")
+def in_chromium(smoke_book, tmp_path_factory):
+    """Every page at 1300 px and at 390 px (a phone): the layout as measured in the browser, and a
+    screenshot of each page at 1300 px (kept in the test's temporary folder)."""
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("chromium is not installed (Debian package `chromium`)")
-    _, _, html, _ = smoke_book
-    out = Path(tempfile.mkdtemp()) / "fig1.png"
-    page = html / "book" / "notebooks" / "fig1_linearity_profiles.html"
-    with tempfile.TemporaryDirectory() as profile_dir:
-        subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={profile_dir}",
-             "--window-size=1200,2000", f"--screenshot={out}", page.as_uri()],
-            capture_output=True, timeout=120, check=True,
-        )
+    _, _, html_dir, _ = smoke_book
+    pages = [f"book/notebooks/{name}.html" for name in runner.run_order()] + ["book/methods.html"]
+    widths = [1300, 390]
+    probe = _harness(html_dir, pages, widths, MEASURE_JS)
+    shots = _harness(html_dir, pages, widths[:1])
+    out = tmp_path_factory.mktemp("screens")
+    try:
+        dom = _chromium(chromium, probe, max(widths), FRAME_HEIGHT * len(pages) * len(widths), "--dump-dom")
+        _chromium(chromium, shots, widths[0], FRAME_HEIGHT * len(pages), f"--screenshot={out / 'pages.png'}")
+    finally:
+        probe.unlink()
+        shots.unlink()
+    found = re.search(r'<pre id="lin-measure"[^>]*>(.*?)</pre>', dom, re.S)
+    assert found, "the measuring script did not run"
+    layout = json.loads(html.unescape(found.group(1)))
     from PIL import Image
 
-    img = Image.open(out).convert("RGB")
-    assert img.size == (1200, 2000)
-    colours = img.getcolors(maxcolors=1 << 20)
-    assert colours is not None and len(colours) > 50  # text and a plot, not a blank page
+    screen = Image.open(out / "pages.png").convert("RGB")
+    for i, page in enumerate(pages):  # one screenshot per page, for people to look at
+        screen.crop((0, i * FRAME_HEIGHT, widths[0], (i + 1) * FRAME_HEIGHT)).save(out / f"{Path(page).stem}.png")
+    return pages, layout, screen
+
+
+def test_every_page_in_chromium_shows_its_figure_and_tables_that_fit(smoke_book, in_chromium):
+    from PIL import Image, ImageChops, ImageStat
+
+    tmp, _, _, _ = smoke_book
+    pages, layout, screen = in_chromium
+    assert [m.get("error") for m in layout] == [None] * len(layout)
+    assert sorted({m["width"] for m in layout}) == [390, 1300] and len(layout) == 2 * len(pages)
+    for m in layout:
+        name, (left, right) = Path(m["src"]).stem, m["column"]
+        assert right - left > (600 if m["width"] == 1300 else 300), m
+        if m["width"] == 1300:  # no result table is wider than the text column, folded ones included
+            for t in m["tables"]:
+                assert t["rows"] > 1 and left - 1 <= t["left"] and t["right"] <= right + 1, (name, t)
+        if name not in FIGURE_PAGES:
+            continue
+        png = report.glued_png(_executed(tmp, name))
+        figure = [i for i in m["images"] if Path(i["src"]).stem == hashlib.sha256(png).hexdigest()]
+        assert len(figure) == 1, (name, m["images"])
+        x0, y0, x1, y1 = figure[0]["box"]
+        assert figure[0]["complete"] and figure[0]["natural"] > 0, (name, figure)
+        assert 0.95 * (right - left) <= x1 - x0 <= right - left + 1, (name, m["width"], figure)  # full width
+        if m["width"] != 1300:
+            continue
+        # where the page put it, the screenshot shows that plot: it matches the glued PNG
+        top = pages.index(m["src"]) * FRAME_HEIGHT
+        shown = screen.crop((round(x0), top + round(y0), round(x1), top + round(y1)))
+        want = Image.open(io.BytesIO(png)).convert("RGB").resize(shown.size, Image.LANCZOS)
+        diff = max(ImageStat.Stat(ImageChops.difference(shown, want)).mean)
+        blank = max(ImageStat.Stat(ImageChops.difference(want, Image.new("RGB", want.size, "white"))).mean)
+        assert diff < 0.3 * blank, (name, diff, blank)
+        assert len(shown.getcolors(1 << 20) or []) > 200, name  # lines, markers and text: a plot
+    for i, page in enumerate(pages):  # every page renders as a page, not a blank or an error
+        shot = screen.crop((0, i * FRAME_HEIGHT, 1300, (i + 1) * FRAME_HEIGHT))
+        assert len(shot.getcolors(1 << 20) or []) > 300, page
 
 
 def test_missing_dataset_shows_the_loaders_error_with_the_notebook_name(tmp_path, monkeypatch):

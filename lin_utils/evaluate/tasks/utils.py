@@ -79,7 +79,7 @@ def _from_rows(dataset, rows: list[dict]):
 # ------------------------------------------------------------------ SuperGLUE, one row per doc
 
 def process_boolq(dataset):
-    """BoolQ: label ``"true"``/``True`` -> 1, ``"false"``/``False`` -> 0 (choices ``no``, ``yes``)."""
+    """BoolQ: label ``"true"``/``True`` -> 1, ``"false"``/``False`` -> 0 (choices no, yes)."""
     return _map_label(dataset, _as_bool_int)
 
 
@@ -221,7 +221,7 @@ def record_process_results(doc, results) -> dict:
             "em": max(squad_exact(prediction, g) for g in doc["answers"])}
 
 
-# ------------------------------------------------------------------ CB macro-F1 (built-in aggregate)
+# ------------------------------------------------------------------ CB macro-F1 (built-in)
 
 def cb_multi_f1(items) -> float:
     """Unweighted mean of the three per-class F1 scores (lm-eval's ``cb_multi_fi``)."""

@@ -1,0 +1,241 @@
+"""Section 4 of the paper: the regularized model zoo, Figs 2 and 4, and Table 3.
+
+* :func:`zoo_training` (the ``model_zoo`` notebook): trains the missing zoo entries of a profile
+  and tabulates their training curves and final validation loss, also in bits per byte.
+* :func:`training_dynamics` (Fig 2): mean linearity over blocks at every log-spaced checkpoint of
+  zoo models, or at hub revisions (Pythia's ``@stepN``) through the same scan code.
+* :func:`linearity_profiles` of :mod:`lin_utils.experiments` (Fig 4) on ``zoo:`` specs.
+* :func:`story_quality` (Table 3): completions of held-out story openings by every model, graded
+  by an LLM judge when one is configured, else by clearly labelled automatic proxies.
+
+Every table is cached by what it computes; the zoo models themselves live in the model cache
+(:mod:`lin_utils.zoo`), so a fresh clone renders the book from the committed tables without
+training anything.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import results
+from .experiments import scan_table
+from .scan import ScanConfig
+
+__all__ = ["checkpoint_specs", "story_quality", "training_dynamics", "zoo_training"]
+
+ZOO = "zoo_training"
+DYNAMICS = "training_dynamics"
+STORIES = "story_quality"
+_ZOO = "zoo:"
+
+
+def _zoo_name(spec: str) -> str | None:
+    return spec[len(_ZOO):].partition("@")[0] if spec.startswith(_ZOO) else None
+
+
+# ------------------------------------------------------------------------------------------------
+# the zoo notebook
+
+
+def _zoo_tables(names: Sequence[str], reference: str | None, device: str | None, progress: bool) -> dict[str, pd.DataFrame]:
+    from . import zoo
+    from .models import load_model
+    from .train.loop import BPB_CHARS
+    from .train.metrics import bits_per_byte
+    from .train.packing import validation_texts
+
+    summary, curves = [], []
+    for name in names:
+        e = zoo.entry(name)
+        final = zoo.train(name, progress=progress, device=device)
+        meta = json.loads((final / "meta.json").read_text())
+        cfg = e.config
+        summary.append(dict(
+            model=f"{_ZOO}{name}", size=cfg.size, variant=e.variant, regularizer=cfg.regularizer,
+            reg_lambda=cfg.reg_lambda, n_params=meta.get("n_parameters", math.nan), steps=meta["steps"],
+            tokens=meta["tokens"], val_loss=meta.get("val_loss", math.nan), val_bpb=meta.get("val_bpb", math.nan),
+            tokens_per_s=meta.get("tokens_per_s", math.nan), weights_key=zoo.key(name),
+        ))
+        val = {v["step"]: v["val_loss"] for v in meta.get("val_history", [])}
+        for h in meta["history"]:
+            curves.append(dict(model=f"{_ZOO}{name}", step=h["step"], tokens=h["step"] * cfg.tokens_per_step,
+                               loss=h["loss"], reg=h.get("reg", 0.0), val_loss=val.get(h["step"], math.nan)))
+        for step, loss in val.items():
+            if not any(c["model"] == f"{_ZOO}{name}" and c["step"] == step for c in curves):
+                curves.append(dict(model=f"{_ZOO}{name}", step=step, tokens=step * cfg.tokens_per_step,
+                                   loss=math.nan, reg=math.nan, val_loss=loss))
+    if reference:
+        import torch
+
+        model, tok = load_model(reference, dtype=torch.float32)
+        bpb = bits_per_byte(model, tok, validation_texts(BPB_CHARS))
+        summary.append(dict(model=reference, size="reference", variant="reference", regularizer="none",
+                            reg_lambda=0.0, n_params=sum(p.numel() for p in model.parameters()), steps=math.nan,
+                            tokens=math.nan, val_loss=math.nan, val_bpb=bpb, tokens_per_s=math.nan, weights_key=""))
+    curves = pd.DataFrame(curves).sort_values(["model", "step"], kind="stable").reset_index(drop=True)
+    return {"summary": pd.DataFrame(summary), "curves": curves}
+
+
+def zoo_training(names: Sequence[str], *, reference: str | None = "stories260K", profile: str, force: bool = False,
+                 cache_only: bool = False, device: str | None = None, progress: bool = True) -> dict[str, pd.DataFrame] | None:
+    """Train the missing zoo entries ``names`` and tabulate them.
+
+    Returns:
+        ``{"summary": one row per model (size, variant, regularizer, λ, parameters, steps, tokens,
+        final validation loss in nats/token and bits per byte, tokens/s), with ``reference``
+        (a model trained elsewhere, bits per byte only) as the last row,
+        "curves": one row per logged step (training loss, regularizer term, validation loss)}``.
+        Keyed by the entries' weight keys, so a changed training configuration is recomputed.
+    """
+    from . import zoo
+
+    params = {"models": {n: zoo.key(n) for n in names}, "reference": reference}
+    if cache_only:
+        tables = {t: results.load_table(ZOO, t, params, profile) for t in ("summary", "curves")}
+        return None if any(v is None for v in tables.values()) else tables
+    return results.cached_tables(ZOO, ["summary", "curves"], params,
+                                 lambda: _zoo_tables(names, reference, device, progress), profile=profile, force=force)
+
+
+# ------------------------------------------------------------------------------------------------
+# Fig 2
+
+
+def checkpoint_specs(model: str, revisions: Sequence[str] | None = None) -> list[tuple[int, int | None, str]]:
+    """``(step, tokens_seen, spec)`` of every checkpoint of ``model`` that Fig 2 scans.
+
+    A ``zoo:NAME`` model has the log-spaced steps of its training configuration (known without
+    the model files, so cached tables are found on a fresh clone). A hub id takes ``revisions``
+    (e.g. Pythia's ``step1000``); the step is the revision's number.
+    """
+    name = _zoo_name(model)
+    if name is not None:
+        from . import zoo
+        from .train.checkpoints import log_spaced_steps
+
+        cfg = zoo.entry(name).config
+        return [(s, s * cfg.tokens_per_step, f"{_ZOO}{name}@{s}") for s in log_spaced_steps(cfg.steps)]
+    if not revisions:
+        raise ValueError(f"model {model!r}: a hub model needs revisions for Fig 2 (e.g. ['step0', 'step1000'])")
+    out = []
+    for rev in revisions:
+        digits = re.findall(r"\d+", rev)
+        if not digits:
+            raise ValueError(f"revision {rev!r}: no step number in it")
+        out.append((int(digits[-1]), None, f"{model}@{rev}"))
+    return out
+
+
+def training_dynamics(models: Sequence[str], scan: Mapping, *, revisions: Sequence[str] | None = None,
+                      profile: str, force: bool = False, cache_only: bool = False,
+                      progress: bool = True) -> pd.DataFrame | None:
+    """Fig 2: linearity averaged over blocks, with and without the residual, at each checkpoint.
+
+    Every checkpoint is one cached scan (:func:`lin_utils.experiments.scan_table`), step 0 (the
+    random initialisation) included.
+
+    Returns:
+        One row per (model, step): ``tokens`` (None for hub revisions), the means over blocks of
+        ``score``, ``score_nores``, ``heldout``, ``heldout_nores`` and ``norm_ratio``, the spread
+        (min, max) of ``score``, and ``n_tokens``, ``d``, ``chance``.
+    """
+    rows = []
+    for model in models:
+        for step, tokens, spec in checkpoint_specs(model, revisions):
+            t = scan_table(ScanConfig.from_params(spec, scan), profile=profile, force=force,
+                           cache_only=cache_only, progress=progress)
+            if t is None:
+                return None
+            rows.append(dict(model=model, step=step, tokens=tokens, n_blocks=int(t.n_blocks.iloc[0]),
+                             score=t.score.mean(), score_min=t.score.min(), score_max=t.score.max(),
+                             score_nores=t.score_nores.mean(), heldout=t.heldout.mean(),
+                             heldout_nores=t.heldout_nores.mean(), norm_ratio=t.norm_ratio.mean(),
+                             n_tokens=int(t.n_tokens.iloc[0]), d=int(t.d.iloc[0]), chance=float(t.chance.iloc[0])))
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# Table 3
+
+
+def _story_tables(models, n_stories, max_new_tokens, temperature, top_k, seed, scorer, judge_model, judge_url,
+                  progress) -> dict[str, pd.DataFrame]:
+    import torch
+
+    from .evaluate.judge import JudgeError, judge_from_env
+    from .evaluate.stories import complete, proxy_table, story_openings
+    from .models import load_model
+
+    openings = story_openings(n_stories, seed=seed)
+    judge = judge_from_env(judge_url, judge_model)
+    scorer_model, scorer_tok = load_model(scorer, dtype=torch.float32)
+    per_item = []
+    for spec in models:
+        model, tok = load_model(spec, dtype=torch.float32)
+        texts = complete(model, tok, openings, max_new_tokens=max_new_tokens, temperature=temperature,
+                         top_k=top_k, seed=seed, progress=progress)
+        t = proxy_table(openings, texts, scorer_model, scorer_tok)
+        t.insert(0, "model", spec)
+        t["opening"], t["completion"] = openings, texts
+        for aspect in ("grammar", "creativity", "consistency", "plot"):
+            t[aspect] = math.nan
+        t["judge_error"] = ""
+        if judge is not None:
+            for i, (o, c) in enumerate(zip(openings, texts)):
+                try:
+                    for aspect, grade in judge.grade(o, c).items():
+                        t.loc[i, aspect] = grade
+                except JudgeError as e:
+                    t.loc[i, "judge_error"] = str(e)
+        per_item.append(t)
+    items = pd.concat(per_item, ignore_index=True)
+    summary = []
+    for spec, g in items.groupby("model", sort=False):
+        row = dict(model=spec, n=len(g), judged=int(g.grammar.notna().sum()))
+        row["scorer_ppl"] = float(np.exp(g.scorer_nll.sum() / max(g.scorer_tokens.sum(), 1)))
+        for col in ("distinct_1", "distinct_2", "repetition_4", "n_words", "grammar", "creativity", "consistency", "plot"):
+            v = g[col].dropna()
+            row[col] = float(v.mean()) if len(v) else math.nan
+            row[f"{col}_se"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else math.nan
+        summary.append(row)
+    return {"summary": pd.DataFrame(summary), "items": items}
+
+
+def story_quality(models: Sequence[str], *, n_stories: int = 50, max_new_tokens: int = 120, temperature: float = 0.8,
+                  top_k: int = 50, seed: int = 0, scorer: str = "stories260K", judge_model: str | None = None,
+                  judge_url: str | None = None, profile: str, force: bool = False, cache_only: bool = False,
+                  progress: bool = True) -> dict[str, pd.DataFrame] | None:
+    """Table 3: every model completes the same ``n_stories`` held-out openings with the same
+    sampling settings and seeds.
+
+    With a judge endpoint (``judge_url`` / ``judge_model`` or ``$LIN_JUDGE_URL`` /
+    ``$LIN_JUDGE_MODEL``) the completions are graded for grammar, creativity, consistency and
+    plot (1-10). Without one those columns stay empty and only the automatic proxies are filled:
+    ``scorer_ppl`` (perplexity of the completions under ``scorer``), distinct-1/2 and the 4-gram
+    repetition rate. Never presented as judge scores.
+
+    Returns:
+        ``{"summary": one row per model with means and standard errors, "items": one row per completion}``.
+    """
+    import os
+
+    from .evaluate.judge import MODEL_ENV
+
+    judged_by = judge_model or os.environ.get(MODEL_ENV) if (judge_url or os.environ.get("LIN_JUDGE_URL")) else None
+    params = dict(models=[ScanConfig.from_params(m, {}).key()["model"] for m in models],
+                  weights={m: ScanConfig.from_params(m, {}).key().get("weights") for m in models},
+                  n_stories=n_stories, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                  seed=seed, scorer=scorer, judge=judged_by)
+    if cache_only:
+        tables = {t: results.load_table(STORIES, t, params, profile) for t in ("summary", "items")}
+        return None if any(v is None for v in tables.values()) else tables
+    return results.cached_tables(
+        STORIES, ["summary", "items"], params,
+        lambda: _story_tables(models, n_stories, max_new_tokens, temperature, top_k, seed, scorer, judge_model,
+                              judge_url, progress),
+        profile=profile, force=force)

@@ -1,0 +1,87 @@
+"""Benchmark: training throughput of lin_utils.train against a bare training step.
+
+For one model size (default cpu-small: the cpu zoo's, 16 rows x 256 tokens per step) it times,
+interleaved, ``--runs`` times each:
+
+* ``bare``: forward with labels, backward, AdamW step, zero_grad, on the same rows, no capture,
+  no regularizer, no clipping, no bookkeeping;
+* ``train/none``: :func:`lin_utils.train.train` without a regularizer (learning-rate schedule,
+  gradient clipping, loss history, progress bookkeeping; checkpoints and evaluation off);
+* ``train/cosine`` and ``train/mse``: the same with the regularizer computed from ``capture``.
+
+Targets: train/none >= 0.9 x bare tokens/s; a regularizer adds <= 10 % to the step time.
+
+    python scripts/bench_train.py [--size cpu-small] [--steps 20] [--runs 3] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lin_utils.arch import from_config  # noqa: E402
+from lin_utils.train import TrainConfig, TokenizerSpec, load_or_train_tokenizer, train, zoo_config  # noqa: E402
+from lin_utils.train.packing import training_rows  # noqa: E402
+from lin_utils.train.tokenizer import tokenizer_sha256  # noqa: E402
+
+
+def bare(cfg: TrainConfig, rows, steps: int) -> float:
+    """Tokens/s of the plainest loop over the same rows the training run sees."""
+    model = from_config(zoo_config(cfg.size, cfg.vocab_size, max_position_embeddings=cfg.seq_len),
+                        seed=cfg.seed).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    t0 = time.perf_counter()
+    for step in range(steps):
+        x = rows.batch(step, cfg.batch_size)
+        model(input_ids=x, labels=x).loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return steps * cfg.tokens_per_step / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", default="cpu-small")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    base = TrainConfig(size=args.size, vocab_size=2048, data_stories=2000, seq_len=256, batch_size=16,
+                       max_tokens=args.steps * 16 * 256, lr=2e-3, warmup_steps=5, num_threads=args.threads)
+    tok = load_or_train_tokenizer(TokenizerSpec(base.vocab_size, base.tokenizer_stories))
+    rows = training_rows(tok, tokenizer_sha256(tok)[:16], base.data_stories, base.seq_len, base.seed)
+    variants = {"bare": None, "train/none": base,
+                "train/cosine": base.replace(regularizer="cosine", reg_lambda=0.5),
+                "train/mse": base.replace(regularizer="mse", reg_lambda=0.5)}
+    results: dict[str, list[float]] = {k: [] for k in variants}
+    print(f"{args.size}: {args.steps} steps of {base.batch_size}x{base.seq_len} tokens, "
+          f"{args.threads} thread(s), torch {torch.__version__}", flush=True)
+    for run in range(args.runs):
+        for name, cfg in variants.items():
+            if cfg is None:
+                tps = bare(base, rows, args.steps)
+            else:
+                with tempfile.TemporaryDirectory() as d:
+                    tps = train(cfg, d, tokenizer=tok, progress=False, checkpoints=False,
+                                evaluate=False).tokens_per_s
+            results[name].append(tps)
+            print(f"  run {run + 1} {name:13s} {tps:9,.0f} tokens/s", flush=True)
+    med = {k: statistics.median(v) for k, v in results.items()}
+    print("\nmedian tokens/s:", ", ".join(f"{k} {v:,.0f}" for k, v in med.items()))
+    print(f"train/none vs bare: {med['train/none'] / med['bare']:.3f}x (target >= 0.9)")
+    for reg in ("cosine", "mse"):
+        per_run = [n / r - 1 for n, r in zip(results["train/none"], results[f"train/{reg}"])]
+        print(f"{reg} regularizer step-time overhead: {med['train/none'] / med[f'train/{reg}'] - 1:+.1%} "
+              f"(per run {', '.join(f'{x:+.1%}' for x in per_run)}; target <= 10%)")
+
+
+if __name__ == "__main__":
+    main()
