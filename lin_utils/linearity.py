@@ -154,29 +154,72 @@ def procrustes_similarity(X, Y) -> float:
     return float(np.linalg.svd(Xn.T @ Yn, compute_uv=False).sum())
 
 
-def _solve_psd(G: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Least-squares coefficients from a centered Gram matrix: solve G A = B, G = X^T X (d, d).
+class _PSD:
+    """A centered Gram matrix G = X^T X (d, d, float64, any device), factored once for least squares.
 
     Cholesky when G is comfortably positive definite. Otherwise an eigendecomposition that treats
     directions with eigenvalue below ``RCOND**2`` of the largest as null: these are directions in
     which X has no variance beyond rounding, e.g. the hyperplane that LayerNorm outputs lie in.
     Fitting them would multiply rounding noise by ~1e8 and ruin held-out predictions.
     """
-    scale = float(np.max(np.diag(G))) if G.size else 0.0
-    if scale <= 0:
-        return np.zeros_like(B)
-    # torch's LAPACK is several times faster than scipy's here for d ~ 10^3.
-    L, info = torch.linalg.cholesky_ex(torch.from_numpy(G))
-    if info == 0 and float(torch.diagonal(L).min()) ** 2 > RCOND**2 * scale * 1e2:
-        return torch.cholesky_solve(torch.from_numpy(np.ascontiguousarray(B)), L).numpy()
-    w, V = np.linalg.eigh(G)
-    keep = w > RCOND**2 * w[-1]
-    return V[:, keep] @ ((V[:, keep].T @ B) / w[keep, None])
+
+    def __init__(self, G: torch.Tensor):
+        self.L = self.V = self.w = None
+        scale = float(G.diagonal().max()) if G.numel() else 0.0
+        self.zero = scale <= 0
+        if self.zero:
+            return
+        # torch's LAPACK is several times faster than scipy's here for d ~ 10^3.
+        L, info = torch.linalg.cholesky_ex(G)
+        if int(info) == 0 and float(L.diagonal().min()) ** 2 > RCOND**2 * scale * 1e2:
+            self.L = L
+            return
+        w, V = torch.linalg.eigh(G)
+        keep = w > RCOND**2 * w[-1]
+        self.V, self.w = V[:, keep], w[keep]
+
+    def solve(self, B: torch.Tensor) -> torch.Tensor:
+        """G^+ B: the least-squares coefficients when B = X^T Y."""
+        if self.zero:
+            return torch.zeros_like(B)
+        if self.L is not None:
+            return torch.cholesky_solve(B, self.L)
+        return self.V @ ((self.V.T @ B) / self.w[:, None])
+
+    def explained(self, B: torch.Tensor) -> float:
+        """<B, G^+ B>: the sum of squares the fit explains when B = X^T Y (one triangular solve)."""
+        if self.zero:
+            return 0.0
+        if self.L is not None:
+            Z = torch.linalg.solve_triangular(self.L, B, upper=False)
+            return float((Z * Z).sum())
+        Z = self.V.T @ B
+        return float((Z * Z / self.w[:, None]).sum())
 
 
-def _nuclear_norm(M: np.ndarray) -> float:
+def _solve_psd(G: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """Least-squares coefficients from a centered Gram matrix: solve G A = B (see :class:`_PSD`)."""
+    return _PSD(G).solve(B)
+
+
+def _nuclear_norm(M: torch.Tensor) -> float:
     """Sum of singular values, from the eigenvalues of M^T M (a few times faster than an SVD)."""
-    return float(np.sqrt(np.clip(np.linalg.eigvalsh(M.T @ M), 0, None)).sum())
+    if M.device.type != "cpu":
+        return float(torch.linalg.eigvalsh(M.T @ M).clamp_min(0).sqrt().sum())
+    # numpy's eigvalsh is several times faster than torch's on a CPU, and one BLAS thread is
+    # faster than several for its (memory-bound) tridiagonal reduction at d ~ 10^3: on a busy
+    # 2-core machine two threads took 1.8 s at d=768, one thread 0.1 s.
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency of scikit-learn
+        threadpool_limits = None
+    S = (M.T @ M).numpy()
+    if threadpool_limits is None:
+        w = np.linalg.eigvalsh(S)
+    else:
+        with threadpool_limits(1, user_api="blas"):
+            w = np.linalg.eigvalsh(S)
+    return float(np.sqrt(np.clip(w, 0, None)).sum())
 
 
 @dataclass
@@ -207,8 +250,8 @@ class LinearMap:
 class _Moments:
     """Float64 sufficient statistics of one token subset (one half of the held-out split).
 
-    ``n`` counts the tokens; ``stats`` is one dict of named tensors (or numpy arrays after
-    :meth:`numpy`), every statistic of every boundary stacked along the first axis:
+    ``n`` counts the tokens; ``stats`` is one dict of named float64 tensors, every statistic of
+    every boundary stacked along the first axis:
 
     * ``"s"`` (K, d): sum_t x_t per boundary,
     * ``"G"`` (K, d, d): sum_t x_t x_t^T per boundary,
@@ -235,22 +278,18 @@ class _Moments:
     def cross(self, i: int):
         return self.stats["C"][self.pair[i]]
 
-    def numpy(self) -> "_Moments":
-        """A float64 numpy copy (statistics stay on the states' device while streaming)."""
-        return _Moments(self.n, {k: v.detach().cpu().numpy() for k, v in self.stats.items()}, self.row, self.pair)
-
     def plus(self, other: "_Moments") -> "_Moments":
-        """A new _Moments holding the sum of two with the same reference (numpy or torch)."""
+        """A new _Moments holding the sum of two with the same reference."""
         return _Moments(self.n + other.n, {k: v + other.stats[k] for k, v in self.stats.items()}, self.row, self.pair)
 
-    def centered(self, i: int) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+    def centered(self, i: int) -> tuple[torch.Tensor, torch.Tensor, float, float, float]:
         """Centered (Gxx, Gxy, tr Gyy, tr Gxx, tr Gxy) for block i (boundary i -> i+1)."""
         n = self.n
         mx, my = self.sum(i) / n, self.sum(i + 1) / n
-        Gxx = self.gram(i) - n * np.outer(mx, mx)
-        Gxy = self.cross(i) - n * np.outer(mx, my)
-        tyy = np.trace(self.gram(i + 1)) - n * my @ my
-        return Gxx, Gxy, float(tyy), float(np.trace(Gxx)), float(np.trace(Gxy))
+        Gxx = torch.addr(self.gram(i), mx, mx, alpha=-n)
+        Gxy = torch.addr(self.cross(i), mx, my, alpha=-n)
+        tyy = self.gram(i + 1).trace() - n * my @ my
+        return Gxx, Gxy, float(tyy), float(Gxx.trace()), float(Gxy.trace())
 
 
 class LinearityAccumulator:
@@ -352,6 +391,9 @@ class LinearityAccumulator:
         if old is not None and new is not None and torch.equal(old, new.to(old.device)):
             return
         device = self.halves[0].stats["s"].device
+        if self.n_tokens == 0:  # nothing to re-express
+            self.ref = None if new is None else new.to(device)
+            return
         zero = torch.zeros(len(self.boundaries), self.dim, dtype=torch.float64, device=device)
         delta = (zero if old is None else old.to(device)) - (zero if new is None else new.to(device))
         rows = self.halves[0].row
@@ -425,8 +467,8 @@ class LinearityAccumulator:
                 continue
             self.halves[h].n += n
             # Boundaries go in groups (rows lo..hi-1; consecutive groups share a row), so that the
-            # stacked states of a group take about 64 MB on a CPU and 1 GB on a GPU.
-            budget = (2**30 if first.device.type == "cuda" else 2**26) // (n * d * (torch.finfo(work).bits // 8))
+            # stacked states of a group take at most about 128 MB on a CPU and 1 GB on a GPU.
+            budget = (2**30 if first.device.type == "cuda" else 2**27) // (n * d * (torch.finfo(work).bits // 8))
             g = max(2, min(K, budget))
             lo = 0
             while True:
@@ -559,21 +601,14 @@ class LinearityAccumulator:
 
     # --- results ---------------------------------------------------------------------------
 
-    def _numpy_halves(self) -> list[_Moments]:
-        return [h.numpy() for h in self.halves]
-
-    def _total(self, halves: list[_Moments] | None = None) -> _Moments:
-        """Statistics of all counted tokens, as numpy (pass ``halves`` to reuse a conversion)."""
-        a, b = halves if halves is not None else self._numpy_halves()
-        return a.plus(b)
+    def _total(self) -> _Moments:
+        """Statistics of all counted tokens (solves run where the statistics are, in float64)."""
+        return self.halves[0].plus(self.halves[1])
 
     def _mean(self, total: _Moments, b: int) -> np.ndarray:
         """Token mean of boundary b (reference added back)."""
         mean = total.sum(b) / total.n
-        return mean if self.ref is None else mean + self.ref[total.row[b]].cpu().numpy()
-
-    def _token_sums(self) -> dict[str, np.ndarray]:
-        return {k: v.cpu().numpy() for k, v in self.token_sums.items()}
+        return (mean if self.ref is None else mean + self.ref[total.row[b]]).cpu().numpy()
 
     def _require_blocks(self) -> None:
         if not self.blocks:
@@ -587,7 +622,7 @@ class LinearityAccumulator:
         check_token_count(total.n, self.dim, f"blocks {self.blocks}")
         for i in self.blocks:
             Gxx, Gxy, tyy, _, _ = total.centered(i)
-            maps[i] = LinearMap(A=_solve_psd(Gxx, Gxy), mu_x=self._mean(total, i), mu_y=self._mean(total, i + 1),
+            maps[i] = LinearMap(A=_solve_psd(Gxx, Gxy).cpu().numpy(), mu_x=self._mean(total, i), mu_y=self._mean(total, i + 1),
                                 rms_y=math.sqrt(tyy / total.n))
         return maps
 
@@ -603,9 +638,9 @@ class LinearityAccumulator:
         for i in self.blocks:
             Gxx, Gxy, _, _, _ = total.centered(i)
             my = total.sum(i + 1) / total.n
-            Gyy = total.gram(i + 1) - total.n * np.outer(my, my)
+            Gyy = total.gram(i + 1) - total.n * torch.outer(my, my)
             R = Gyy - Gxy.T @ _solve_psd(Gxx, Gxy)
-            out[i] = (R + R.T) / (2 * total.n)
+            out[i] = ((R + R.T) / (2 * total.n)).cpu().numpy()
         return out
 
     def result(self) -> pd.DataFrame:
@@ -621,15 +656,14 @@ class LinearityAccumulator:
             note: a warning text when n < 10 d.
         """
         self._require_blocks()
-        halves = self._numpy_halves()
-        total, n, d = self._total(halves), self.n_tokens, self.dim
-        sums = self._token_sums()
+        halves = self.halves
+        total, n, d = self._total(), self.n_tokens, self.dim
+        sums = {k: v.cpu().numpy() for k, v in self.token_sums.items()}
         rows = []
         note = check_token_count(n, d, f"blocks {self.blocks}")
         for i in self.blocks:
             Gxx, Gxy, tyy, txx, txy = total.centered(i)
-            A = _solve_psd(Gxx, Gxy)
-            sse = max(tyy - float(np.sum(Gxy * A)), 0.0)
+            sse = max(tyy - _PSD(Gxx).explained(Gxy), 0.0)
             sst_nores = tyy - 2 * txy + txx
             cross = Gxy / math.sqrt(txx * tyy)
             held, held_nores = self._heldout(i, halves)
@@ -655,23 +689,24 @@ class LinearityAccumulator:
         return pd.DataFrame(rows)
 
     def _heldout(self, i: int, halves: list[_Moments]) -> tuple[float, float]:
-        """Pooled 2-fold held-out R^2 of block i, with and without the residual."""
+        """Pooled 2-fold held-out R^2 of block i, with and without the residual.
+
+        The map fitted on one half, y^ = (x - mx_f) A + my_f, is scored on the other half. With
+        the test half's centered statistics and mean offsets dx = mx_t - mx_f, dy = my_t - my_f,
+        its error is tyy_t - 2 <A, Gxy_t> + <A, Gxx_t A> + n_t ||dx A - dy||^2.
+        """
         if min(h.n for h in halves) <= self.dim:
             return math.nan, math.nan
+        parts = [(h.n, h.sum(i) / h.n, h.sum(i + 1) / h.n, *h.centered(i)) for h in halves]
         sse = sst = sst_nores = 0.0
-        for fit, test in ((halves[0], halves[1]), (halves[1], halves[0])):
-            Gxx_f, Gxy_f, _, _, _ = fit.centered(i)
-            A = _solve_psd(Gxx_f, Gxy_f)
-            mx, my = fit.sum(i) / fit.n, fit.sum(i + 1) / fit.n
-            # Test statistics re-centered on the *fit* means: X~ = X_t - mx, Y~ = Y_t - my.
-            nt, sx, sy = test.n, test.sum(i), test.sum(i + 1)
-            Gxx = test.gram(i) - np.outer(sx, mx) - np.outer(mx, sx) + nt * np.outer(mx, mx)
-            Gxy = test.cross(i) - np.outer(sx, my) - np.outer(mx, sy) + nt * np.outer(mx, my)
-            tyy = np.trace(test.gram(i + 1)) - 2 * sy @ my + nt * my @ my
-            sse += float(tyy - 2 * np.sum(A * Gxy) + np.sum(A * (Gxx @ A)))
-            _, _, tyy_c, txx_c, txy_c = test.centered(i)
-            sst += tyy_c
-            sst_nores += tyy_c - 2 * txy_c + txx_c
+        for f, t in ((0, 1), (1, 0)):
+            _, mx_f, my_f, Gxx_f, Gxy_f, _, _, _ = parts[f]
+            n_t, mx_t, my_t, Gxx_t, Gxy_t, tyy_t, txx_t, txy_t = parts[t]
+            A = _PSD(Gxx_f).solve(Gxy_f)
+            shift = (mx_t - mx_f) @ A - (my_t - my_f)
+            sse += float(tyy_t - 2 * (A * Gxy_t).sum() + (A * (Gxx_t @ A)).sum() + n_t * shift @ shift)
+            sst += tyy_t
+            sst_nores += tyy_t - 2 * txy_t + txx_t
         return 1 - sse / sst, 1 - sse / sst_nores
 
 

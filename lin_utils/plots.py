@@ -25,6 +25,7 @@ from typing import Iterable
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
 import seaborn as sns
 
 # Colour-blind safe (seaborn's "colorblind", after Okabe & Ito). Grey (7) is kept for references
@@ -287,4 +288,83 @@ def error_tails(sample, summary=None):
                     Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linestyle="none",
                            label="Gaussian errors, same covariance:\nmedian and p99.9")]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)))
+    return fig
+
+
+# -------------------------------------------------------------------------------------------------
+# Section 4: the model zoo, Fig 2, Table 3
+
+
+def _by_size(models: Iterable[str]) -> dict[str, list[str]]:
+    """Zoo specs grouped by their size (``zoo:cpu-small-baseline`` -> ``cpu-small``), in order."""
+    groups: dict[str, list[str]] = {}
+    for m in dict.fromkeys(models):
+        name = m.split(":", 1)[-1].split("@")[0]
+        size = "-".join(name.split("-")[:2]) if m.startswith("zoo:") else name
+        groups.setdefault(size, []).append(m)
+    return groups
+
+
+def training_curves(curves):
+    """The zoo notebook: training loss (thin) and validation loss (markers) against tokens seen,
+    one panel per model size.
+
+    ``curves``: one row per logged step with ``model``, ``tokens``, ``loss`` and ``val_loss``.
+    """
+    groups = _by_size(curves["model"])
+    fig, axes = new_figure(nrows=len(groups), squeeze=False)
+    colors = model_palette(curves["model"])
+    for ax, (size, models) in zip(axes[:, 0], groups.items()):
+        for m in models:
+            g = curves[curves.model == m].sort_values("tokens")
+            train = g.dropna(subset=["loss"])
+            ax.plot(train.tokens, train.loss.rolling(5, min_periods=1).mean(), color=colors[m], alpha=0.8)
+            val = g.dropna(subset=["val_loss"])
+            ax.plot(val.tokens, val.val_loss, color=colors[m], marker="o", linestyle="none")
+        ax.set(title=size, xscale="log", ylabel="loss (nats / token)")
+    axes[-1, 0].set_xlabel("training tokens seen")
+    _legend(fig, colors, {"training loss (5-step mean)": dict(), "validation loss": dict(marker="o", linestyle="none")})
+    return fig
+
+
+def training_dynamics(table):
+    """Fig 2: linearity averaged over blocks against training step, with (top) and without (bottom)
+    the residual; step 0 is the random initialisation (symlog x axis).
+
+    ``table``: one row per (model, step) with ``score``, ``score_nores``, ``heldout_nores``, ``chance``.
+    """
+    fig, axes = new_figure(nrows=2, sharex=True)
+    colors = model_palette(table["model"])
+    for ax, col, held, title in ((axes[0], "score", "heldout", "with the residual (mean over blocks)"),
+                                 (axes[1], "score_nores", "heldout_nores", "without the residual (mean over blocks)")):
+        for m, g in table.groupby("model", sort=False):
+            g = g.sort_values("step")
+            ax.plot(g.step, g[col], color=colors[m], marker="o")
+            ax.plot(g.step, g[held], color=colors[m], linestyle=":")
+            ax.fill_between(g.step, 0, g.chance, color=GREY, alpha=0.2, linewidth=0)
+        ax.set(title=title, ylabel="linearity score (R²)", xscale="symlog")
+    axes[-1].set_xlabel("training step (0 = random initialisation)")
+    _legend(fig, colors, {"in-sample": dict(marker="o"), "held-out": dict(linestyle=":"),
+                          "chance d/(n−1)": dict(linewidth=8, alpha=0.35, color=GREY)})
+    return fig
+
+
+def story_quality(summary):
+    """Table 3: per model, the judge's grades when there are any, else the automatic proxies,
+    as points with standard-error bars (one panel per measure)."""
+    judged = "judged" in summary and summary.judged.sum() > 0
+    measures = (["grammar", "creativity", "consistency", "plot"] if judged
+                else ["scorer_ppl", "distinct_2", "repetition_4"])
+    labels = {"scorer_ppl": "perplexity under the scorer (proxy)", "distinct_2": "distinct-2 (proxy)",
+              "repetition_4": "4-gram repetition rate (proxy)"}
+    fig, axes = new_figure(nrows=len(measures), panel_size=(FIG_WIDTH, 1.9), squeeze=False)
+    colors = model_palette(summary["model"])
+    y = np.arange(len(summary))
+    for ax, m in zip(axes[:, 0], measures):
+        err = summary.get(f"{m}_se")
+        for i, row in enumerate(summary.itertuples()):
+            ax.errorbar(getattr(row, m), i, xerr=None if err is None else err.iloc[i], color=colors[row.model],
+                        marker="o", capsize=3)
+        ax.set(title=labels.get(m, f"{m} (judge, 1–10)"), yticks=y, yticklabels=list(summary.model))
+        ax.invert_yaxis()
     return fig

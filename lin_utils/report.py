@@ -105,7 +105,8 @@ def _model_cell(model: str, kind: str) -> str:
 
 
 def _per_model(table: pd.DataFrame, columns, formats: dict) -> pd.DataFrame:
-    rows = [{"model": _model_cell(model, _kind(grp)), **columns(grp)} for model, grp in table.groupby("model", sort=False)]
+    rows = [{"model": _model_cell(model, _kind(grp)), **columns(grp)}
+            for model, grp in table.groupby("model", sort=False)]
     out = pd.DataFrame(rows)
     out.attrs["formats"] = formats
     return out
@@ -258,16 +259,14 @@ def _file_label(meta_path: Path) -> str:
     return f"{model}: {what}" if model else what
 
 
-def reproduce(name: str, profile: str, files: list[tuple[Path, Path]] | None = None) -> dict:
-    """Show how to re-run page ``name`` and links to the result tables it used.
+def reproduce_markdown(name: str, profile: str,
+                       files: list[tuple[Path, Path]] | None = None) -> tuple[str, list[str]]:
+    """The end of page ``name``: how to re-run it and links to the result tables it used.
 
     The commands come from :func:`lin_utils.runner.reproduce_commands`; the tables are ``files``
-    (default: every table this kernel loaded, :func:`lin_utils.results.files_read`), each CSV
-    with its provenance JSON. The output's metadata lists them, so that the book's build copies
-    them next to the page (:func:`lin_utils.site.stage_downloads`). Returns that metadata.
+    (default: every table this process loaded, :func:`lin_utils.results.files_read`), each CSV
+    with its provenance JSON. Returns the markdown and those files, relative to the result cache.
     """
-    from IPython.display import Markdown, display
-
     from . import paths, results, runner, site
 
     pairs = results.files_read() if files is None else files
@@ -291,6 +290,18 @@ def reproduce(name: str, profile: str, files: list[tuple[Path, Path]] | None = N
     if items:
         text += ("\nThe result tables this page read, each CSV with its provenance "
                  "(parameters, commit, versions, hardware):\n\n<ul>\n" + "\n".join(items) + "\n</ul>\n")
+    return text, downloads
+
+
+def reproduce(name: str, profile: str, files: list[tuple[Path, Path]] | None = None) -> dict:
+    """Show :func:`reproduce_markdown` as the page's last output. Its metadata lists the files,
+    so that the book's build copies them next to the page (:func:`lin_utils.site.stage_downloads`);
+    returns that metadata."""
+    from IPython.display import Markdown, display
+
+    from . import site
+
+    text, downloads = reproduce_markdown(name, profile, files)
     meta = {site.PAGE_METADATA: {"downloads": downloads}}
     display(Markdown(text), metadata=meta)
     return meta
@@ -393,7 +404,7 @@ def _has_label(nb: dict | None, label: str) -> bool:
 def _verdict(verdict: str) -> str:
     colour = VERDICT_COLOURS.get(verdict, "")
     return (f'<span class="lin-verdict" style="background:{colour};padding:0.1em 0.4em;border-radius:0.25em;'
-            f'font-weight:600">{html.escape(verdict)}</span>')
+            f'display:inline-block;font-weight:600">{html.escape(verdict)}</span>')
 
 
 def _evidence(row, profile: str) -> str:
@@ -409,14 +420,17 @@ def _evidence(row, profile: str) -> str:
 def claims_markdown(table: pd.DataFrame, profile: str, *, compact: bool = False) -> str:
     """The claims table as MyST: each claim linked to its evidence, the verdict coloured.
 
+    The full table puts the verdict next to the evidence, where a narrow screen still shows it;
     ``compact`` (the landing page): evidence, claim and verdict of the claims that were judged.
     """
     rows = table if not compact else table[table.verdict != claims.NOT_RUN]
-    out = pd.DataFrame({"evidence": [_evidence(r, profile) for _, r in rows.iterrows()], "claim": rows.claim.to_numpy()})
-    if not compact:
-        out["paper"] = rows.paper.to_numpy()
-        out["ours"] = rows.ours.to_numpy()
-    out["verdict"] = [_verdict(v) for v in rows.verdict]
+    out = pd.DataFrame({"evidence": [_evidence(r, profile) for _, r in rows.iterrows()]})
+    verdicts = [_verdict(v) for v in rows.verdict]
+    if compact:
+        out["claim"], out["verdict"] = rows.claim.to_numpy(), verdicts
+    else:
+        out["verdict"], out["claim"] = verdicts, rows.claim.to_numpy()
+        out["paper"], out["ours"] = rows.paper.to_numpy(), rows.ours.to_numpy()
     return md_table(out)
 
 
@@ -468,7 +482,8 @@ def landing_page(profile: str, name: str = "intro") -> pd.DataFrame:
         title = page_title(nb) or page
         cards.append(f":::{{grid-item-card}} {title}\n:link: {page}\n:link-type: doc\n\n"
                      f"```{{glue}} thumb_{page}\n```\n:::")
-    grid = "::::{grid} 1 2 3 3\n:gutter: 2\n\n" + "\n\n".join(cards) + "\n::::" if cards else "*No figure page has run at this profile yet.*"
+    grid = ("::::{grid} 1 2 3 3\n:gutter: 2\n\n" + "\n\n".join(cards) + "\n::::" if cards
+            else "*No figure page has run at this profile yet.*")
     glue_markdown("figures", grid)
     reproduce(name, profile)
     return table
@@ -485,3 +500,77 @@ def _thumbnail(png: bytes, width: int = THUMB_WIDTH) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
     return buf.getvalue()
+
+
+# -------------------------------------------------------------------------------------------------
+# Section 4: the model zoo, Fig 2, Fig 4, Table 3
+
+
+def zoo_numbers(summary: pd.DataFrame) -> dict:
+    """Validation loss of each regularized model minus its size's baseline, and the reference's bpb."""
+    zoo = summary[summary.variant != "reference"]
+    base = zoo[zoo.variant == "baseline"].set_index("size")
+    deltas = [row.val_loss - base.loc[row.size, "val_loss"] for row in zoo.itertuples()
+              if row.variant != "baseline" and row.size in base.index]
+    ref = summary[summary.variant == "reference"]
+    return dict(n_models=len(zoo), tokens_min=zoo.tokens.min(), tokens_max=zoo.tokens.max(),
+                best_bpb=zoo.val_bpb.min(), worst_bpb=zoo.val_bpb.max(),
+                delta_min=min(deltas) if deltas else np.nan, delta_max=max(deltas) if deltas else np.nan,
+                reference_bpb=float(ref.val_bpb.iloc[0]) if len(ref) else np.nan,
+                reference=str(ref.model.iloc[0]) if len(ref) else "none")
+
+
+def zoo_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per model: size, regularizer, λ, parameters, tokens, validation loss and bits per byte."""
+    out = pd.DataFrame({
+        "model": summary.model.str.replace("zoo:", "", regex=False),
+        "regularizer": [f"{r} {lam:g}" if r != "none" else "none" for r, lam in zip(summary.regularizer, summary.reg_lambda)],
+        "parameters": summary.n_params, "tokens": summary.tokens,
+        "val loss": summary.val_loss, "bits / byte": summary.val_bpb,
+    })
+    out.attrs["formats"] = {"parameters": ",.0f", "tokens": ",.0f", "val loss": ".3f", "bits / byte": ".3f"}
+    return out
+
+
+def fig2_numbers(table: pd.DataFrame) -> dict:
+    return _with_verdicts(claims.fig2_numbers(table), table, dynamics=claims.judge_dynamics)
+
+
+def fig2_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model: mean score with and without the residual at the first and last checkpoint."""
+    rows = []
+    for model, g in table.sort_values("step").groupby("model", sort=False):
+        first, last = g.iloc[0], g.iloc[-1]
+        rows.append({"model": model.replace("zoo:", ""), "checkpoints": len(g), "last step": int(last.step),
+                     "score at init": first.score, "score, last": last.score,
+                     "no residual at init": first.score_nores, "no residual, last": last.score_nores})
+    out = pd.DataFrame(rows)
+    out.attrs["formats"] = {"checkpoints": "d", "last step": ",d"}
+    return out
+
+
+def fig4_numbers(table: pd.DataFrame) -> dict:
+    return _with_verdicts(claims.fig4_numbers(table), table, regularizer=claims.judge_regularizer)
+
+
+def table3_numbers(summary: pd.DataFrame) -> dict:
+    judged = int(summary.judged.sum()) if "judged" in summary else 0
+    ours, verdict = claims.judge_stories(summary)
+    return dict(n_models=len(summary), n_stories=int(summary.n.max()), judged=judged, verdict_stories=verdict,
+                judge_text=ours, ppl_min=summary.scorer_ppl.min(), ppl_max=summary.scorer_ppl.max(),
+                rep_min=summary.repetition_4.min(), rep_max=summary.repetition_4.max())
+
+
+def table3_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 3 layout: one row per model, the four judge columns, then the proxies."""
+    def pm(col):
+        return [f"{m:.2f} ± {e:.2f}" if pd.notna(m) and pd.notna(e) else ("—" if pd.isna(m) else f"{m:.2f}")
+                for m, e in zip(summary[col], summary.get(f"{col}_se", pd.Series(np.nan, index=summary.index)))]
+    out = pd.DataFrame({"model": summary.model.str.replace("zoo:", "", regex=False)})
+    for col in ("grammar", "creativity", "consistency", "plot"):
+        out[col] = pm(col)
+    out["scorer ppl (proxy)"] = summary.scorer_ppl
+    out["distinct-2 (proxy)"] = pm("distinct_2")
+    out["repetition (proxy)"] = pm("repetition_4")
+    out.attrs["formats"] = {"scorer ppl (proxy)": ".2f"}
+    return out

@@ -30,9 +30,9 @@ when it is an executed notebook (the landing page), summarises the others and ru
 All notebooks of a run execute into a staging folder next to ``book/notebooks/``; only when every
 one succeeded are they moved to ``book/notebooks/<name>.ipynb``, the executed copies that the book
 renders, each recording its profile in its metadata. The kernels get ``$LIN_PAGES_DIRS``: the
-staging folder, then ``book/notebooks/`` (where a page finds the executed pages before it). A failure or Ctrl-C leaves the previous
-executed copies untouched and removes the staging folder (a failing notebook's partial output is
-kept as ``book/notebooks/.failed/<name>.ipynb``).
+staging folder, then ``book/notebooks/`` (where a page finds the executed pages before it). A
+failure or Ctrl-C leaves the previous executed copies untouched and removes the staging folder (a
+failing notebook's partial output is kept as ``book/notebooks/.failed/<name>.ipynb``).
 """
 
 from __future__ import annotations

@@ -52,9 +52,9 @@ from pathlib import Path
 
 from .errors import ModelNotFoundError
 from .paths import cache_dir
-from .train.configs import TrainConfig
+from .train.configs import TrainConfig, zoo_config
 
-__all__ = ["ZooEntry", "ENTRIES", "PROFILES", "PROFILE_JOBS", "names", "entry", "key", "zoo_dir", "run_dir",
+__all__ = ["ZooEntry", "ENTRIES", "PROFILES", "PROFILE_JOBS", "zoo_config", "names", "entry", "key", "zoo_dir", "run_dir",
            "resolve", "checkpoints", "train", "train_profile", "status"]
 
 PROFILES = ("smoke", "cpu", "gpu")
@@ -76,15 +76,15 @@ class ZooEntry:
 _SMOKE = dict(vocab_size=512, tokenizer_stories=2000, data_stories=2000, seq_len=64, batch_size=8,
               max_tokens=48 * 8 * 64, lr=3e-3, warmup_steps=4, val_tokens=2048, log_every=8,
               precision="fp32", num_threads=1)
-_CPU = dict(vocab_size=2048, seq_len=256, batch_size=16, warmup_steps=20, val_tokens=16_384,
-            log_every=10, precision="fp32", num_threads=1)
+_CPU = dict(vocab_size=2048, seq_len=256, batch_size=16, max_tokens=1_500_000, lr=2e-3,
+            warmup_steps=20, val_tokens=16_384, log_every=10, precision="fp32", num_threads=1)
 _GPU = dict(vocab_size=8192, seq_len=512, batch_size=64, max_tokens=20_000_000, warmup_steps=60,
             val_tokens=65_536, eval_every=100, log_every=20, precision="bf16")
 _BASES: dict[tuple[str, str], TrainConfig] = {
     ("smoke", "small"): TrainConfig(size="smoke-small", **_SMOKE),
     ("smoke", "large"): TrainConfig(size="smoke-large", **_SMOKE),
-    ("cpu", "small"): TrainConfig(size="cpu-small", max_tokens=2_000_000, lr=2e-3, **_CPU),
-    ("cpu", "large"): TrainConfig(size="cpu-large", max_tokens=1_000_000, lr=2e-3, **_CPU),
+    ("cpu", "small"): TrainConfig(size="cpu-small", **_CPU),
+    ("cpu", "large"): TrainConfig(size="cpu-large", **_CPU),
     ("gpu", "small"): TrainConfig(size="gpu-small", lr=1e-3, **_GPU),
     ("gpu", "large"): TrainConfig(size="mistral-150m", lr=6e-4, **_GPU),
 }
@@ -193,9 +193,10 @@ def train(name: str, *, progress: bool = True, device: str | None = None) -> Pat
         return folder / "final"
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     with (_lock(folder) if not distributed else _nolock()):
-        (folder / "entry.json").parent.mkdir(parents=True, exist_ok=True)
-        (folder / "entry.json").write_text(json.dumps({"name": e.name, "profile": e.profile,
-                                                       "variant": e.variant}, indent=1))
+        if int(os.environ.get("RANK", "0")) == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "entry.json").write_text(json.dumps({"name": e.name, "profile": e.profile,
+                                                           "variant": e.variant}, indent=1))
         train_loop(e.config, folder, progress=progress, device=device)
     return resolve(e.name)
 

@@ -40,7 +40,7 @@ def bare(cfg: TrainConfig, rows, steps: int) -> float:
     t0 = time.perf_counter()
     for step in range(steps):
         x = rows.batch(step, cfg.batch_size)
-        model(input_ids=x, labels=x).loss.backward()
+        model(input_ids=x, labels=x, use_cache=False).loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
     return steps * cfg.tokens_per_step / (time.perf_counter() - t0)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from tables import profile_table
 
-from lin_utils import plots
+from lin_utils import plots, runner
 
 
 def _lines_with_y(ax, y):
@@ -67,11 +67,42 @@ def test_fig9_draws_the_survival_function_of_each_block():
         assert len(bos) == 1 and np.allclose(np.sort(bos[0].get_xdata()), np.sort(g.error[g.is_bos]))
 
 
+def test_fig9_draws_the_gaussian_reference_next_to_the_observed_tail():
+    rng = np.random.default_rng(0)
+    sample = pd.DataFrame(dict(model="m", arch="decoder", trained=True, block=np.repeat([0, 1], 200),
+                               position=np.tile(np.arange(100), 4), error=rng.lognormal(size=400)))
+    sample["is_bos"] = sample.position == 0
+    summary = pd.DataFrame(dict(model="m", block=[0, 1], median=[1.0, 1.1], p999=[9.0, 8.0],
+                                gauss_median=[0.9, 1.0], gauss_p999=[2.0, 2.2]))
+    fig = plots.error_tails(sample, summary)
+    ax = fig.axes[0]
+    for row in summary.itertuples():
+        circles = [ln for ln in ax.lines if ln.get_marker() == "o" and np.allclose(ln.get_xdata(), [row.gauss_median, row.gauss_p999])]
+        assert len(circles) == 1 and np.allclose(circles[0].get_ydata(), [0.5, 1e-3])
+        diamonds = [ln for ln in ax.lines if ln.get_marker() == "D" and np.allclose(ln.get_xdata(), [row.p999])]
+        assert len(diamonds) == 1 and diamonds[0].get_color() == circles[0].get_color()
+    assert ax.get_ylim()[0] < 1e-3  # the 1-in-1000 level is on the plot
+
+
 def test_model_kind_labels():
     assert plots.model_kind(pd.Series(dict(arch="encoder", trained=False))) == "encoder, random init"
     assert plots.model_kind(pd.Series(dict(model="x"))) == ""
 
 
-def test_palette_is_stable_and_colour_blind_safe():
-    a = plots.model_palette(["x", "y", "x", "z"])
-    assert list(a) == ["x", "y", "z"] and a["x"] == plots.PALETTE[0] and a["z"] == plots.PALETTE[2]
+def test_one_model_one_colour_on_every_page():
+    cpu = plots.model_palette(["stories260K", "random:stories260K", "minilm", "stories260K"])
+    assert list(cpu) == ["stories260K", "random:stories260K", "minilm"]
+    fig3 = plots.model_palette(["minilm", "stories260K"])  # another page, another order: same colours
+    assert fig3["minilm"] == cpu["minilm"] == plots.model_colour("minilm") and fig3["stories260K"] == cpu["stories260K"]
+    # each profile's models are told apart, never in the grey kept for references
+    for profile in ("smoke", "cpu", "gpu", "full"):
+        for section in runner.load_profile(profile).values():
+            names = section.get("models", [])
+            colours = plots.model_palette(names)
+            assert len(set(colours.values())) == len(names) and plots.GREY not in colours.values(), (profile, names)
+    # a model outside the list gets a colour from a stable hash of its name...
+    assert plots.model_colour("zoo:mistral-150m") == plots.model_colour("zoo:mistral-150m") in plots.PALETTE
+    # ...and moves to a free colour only when it would share one with another model of the figure
+    unknown = [f"zoo:m{i}" for i in range(12)]
+    assert len(set(plots.model_palette(unknown[:9]).values())) == 9
+    assert set(plots.model_palette(unknown).values()) <= set(plots.PALETTE) - {plots.GREY}

@@ -2,8 +2,8 @@
 import json
 
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 from tables import profile_table
 
 from lin_utils import claims, report
@@ -61,7 +61,7 @@ def test_summaries_have_one_row_per_model_that_fits_the_column():
     assert "| 0.75 | 0.30 | 1.20 | 50% | 0.900 |" in row
 
 
-def test_reproduce_lists_the_commands_and_the_tables_the_page_read(tmp_path, monkeypatch, capsys):
+def test_reproduce_lists_the_commands_and_the_tables_the_page_read(tmp_path, monkeypatch):
     from lin_utils import results, runner, site
 
     monkeypatch.setenv("LIN_RESULTS_DIR", str(tmp_path))
@@ -71,12 +71,12 @@ def test_reproduce_lists_the_commands_and_the_tables_the_page_read(tmp_path, mon
     assert results.load_table("scan", "blocks", {"model": "other"}, "smoke") is None  # not read: not listed
     csv, meta = results.table_paths("scan", "blocks", {"model": "m"}, "smoke")
     assert results.files_read() == [(csv, meta)]
-    out = report.reproduce("fig1_linearity_profiles", "smoke")
     rel = csv.relative_to(tmp_path).as_posix()
-    assert out == {site.PAGE_METADATA: {"downloads": [rel, rel[:-4] + ".json"]}}
-    shown = capsys.readouterr().out  # IPython's display outside a kernel prints the text
+    shown, downloads = report.reproduce_markdown("fig1_linearity_profiles", "smoke")
+    assert downloads == [rel, rel[:-4] + ".json"]
+    assert report.reproduce("fig1_linearity_profiles", "smoke") == {site.PAGE_METADATA: {"downloads": downloads}}
     for command in runner.reproduce_commands("fig1_linearity_profiles", "smoke"):
-        assert command.splitlines()[0] in shown
+        assert command in shown
     assert f'href="../../_data/{rel}"' in shown and "m: scan/blocks" in shown
     results.forget_reads()
 
@@ -95,10 +95,10 @@ def test_claims_link_to_the_figure_when_its_page_has_the_label(tmp_path, monkeyp
     nb.metadata["lin_utils"] = {"profile": "smoke"}
     nbformat.write(nb, tmp_path / "fig1_x.ipynb")
     full = report.claims_markdown(table, "smoke").splitlines()
-    assert full[0] == "| evidence | claim | paper | ours | verdict |"
-    assert full[2].startswith("| {ref}`Fig 1 <fig1_x-figure>` | a |")
-    assert full[3].startswith("| {doc}`Fig 3 <fig3_y>` | b |")  # no executed page with the label
-    assert full[4].startswith("| Fig 2 | c |") and "not run" in full[4]
+    assert full[0] == "| evidence | verdict | claim | paper | ours |"
+    assert full[2].startswith("| {ref}`Fig 1 <fig1_x-figure>` | <span") and "| a | p | o |" in full[2]
+    assert full[3].startswith("| {doc}`Fig 3 <fig3_y>` | <span")  # no executed page with the label
+    assert full[4].startswith("| Fig 2 | <span") and "not run" in full[4]
     compact = report.claims_markdown(table, "smoke", compact=True).splitlines()
     assert compact[0] == "| evidence | claim | verdict |" and len(compact) == 4
     assert report.page_title(json.loads((tmp_path / "fig1_x.ipynb").read_text())) == "Figure 1: x"

@@ -157,16 +157,17 @@ def test_present_page_keeps_explicit_display_tags():
 
 
 def test_reproduce_commands_rerun_the_notebook_with_its_profile_parameters(tmp_path):
-    import shlex
-
-    dirs = _typed_project(tmp_path, {"lr": 2, "label": 'say "$HOME" `x`', "models": ["random:stories260K"]})
+    dirs = _typed_project(tmp_path, {"lr": 2, "label": 'say "$HOME" `x` \\', "models": ["random:stories260K"]})
     kw = dict(profiles_dir=dirs["profiles_dir"], notebooks_dir=dirs["notebooks_dir"])
     run, by_hand = runner.reproduce_commands("fig2_typed", "smoke", **kw)
     assert run == "lin-utils book run --profile smoke --only fig2_typed"
-    args = shlex.split(by_hand)  # what a POSIX shell passes to papermill
+    # what bash passes to papermill: the command with papermill swapped for printing its arguments
+    shell = subprocess.run(["bash", "-c", by_hand.replace("papermill", "printf '%s\\0' papermill", 1)],
+                           capture_output=True, text=True, check=True)
+    args = shell.stdout.split("\0")[:-1]
     assert args[:5] == ["papermill", "notebooks/fig2_typed.ipynb", "out.ipynb", "-y", args[4]]
     assert yaml.safe_load(args[4]) == runner.notebook_parameters("fig2_typed", "smoke", **kw)
-    assert yaml.safe_load(args[4])["label"] == 'say "$HOME" `x`'
+    assert yaml.safe_load(args[4])["label"] == 'say "$HOME" `x` \\'
 
 
 def test_only_runs_the_selection_in_order(tmp_path):

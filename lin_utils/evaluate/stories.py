@@ -56,7 +56,8 @@ def complete(model, tokenizer, openings: Sequence[str], *, max_new_tokens: int =
              top_k: int = 50, seed: int = 0, progress: bool = True) -> list[str]:
     """Sample one completion per opening; opening ``i`` uses seed ``seed + i`` whatever the model.
 
-    Returns the generated text only (the opening excluded), cut at the first EOS.
+    Returns the generated text only (the opening excluded), cut at the first EOS. When the opening
+    and ``max_new_tokens`` do not fit the model's context, the model sees the opening's last tokens.
     """
     model.eval()
     device = next(model.parameters()).device
@@ -68,13 +69,17 @@ def complete(model, tokenizer, openings: Sequence[str], *, max_new_tokens: int =
         ids = tokenizer(opening, add_special_tokens=False)["input_ids"]
         if bos is not None:
             ids = [bos] + ids
-        new = max_new_tokens if limit is None else min(max_new_tokens, limit - len(ids))
-        if new <= 0:
-            raise ValueError(f"opening {i} has {len(ids)} tokens, no room left in the model's context of {limit}")
+        if limit is not None and len(ids) + max_new_tokens > limit:
+            # A short-context model sees the end of the opening only (the smoke profile's tiny models).
+            keep = limit - max_new_tokens - (bos is not None)
+            if keep < 1:
+                raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for the opening in the "
+                                 f"model's context of {limit} tokens")
+            ids = ([bos] if bos is not None else []) + ids[-keep:]
         torch.manual_seed(seed + i)
         x = torch.tensor([ids], device=device)
         y = model.generate(x, attention_mask=torch.ones_like(x), do_sample=True, temperature=temperature,
-                           top_k=top_k, max_new_tokens=new, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
+                           top_k=top_k, max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
         out.append(tokenizer.decode(y[0, x.shape[1]:], skip_special_tokens=True))
     return out
 

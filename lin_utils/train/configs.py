@@ -9,7 +9,7 @@ name               d       blocks  heads  kv heads  MLP      parameters
 ``mistral-150m``   768     12      12     4         3072     152,980,224 at vocab 32,000
 ``mistral-650m``   1280    24      20     4         5120     648,213,760 at vocab 32,000
 ``gpu-small``      512     8       8      4         1536     33,563,136 at vocab 8,192
-``cpu-large``      192     8       6      2         512      3,935,424 at vocab 2,048
+``cpu-large``      128     8       4      2         384      2,099,328 at vocab 2,048
 ``cpu-small``      128     4       4      2         384      1,311,872 at vocab 2,048
 ``smoke-large``    48      4       4      2         128      150,960 at vocab 512
 ``smoke-small``    32      2       2      1         64       51,360 at vocab 512
@@ -20,7 +20,7 @@ The paper trains "150M" and "650M" Mistral models on TinyStories without giving 
 d=1280, 24-block model, both with 64-dimensional heads, 4 key/value heads (GQA) and a 4·d SwiGLU
 MLP; at Mistral's own vocabulary of 32,000 they have the exact parameter counts above
 (``tests/test_train.py`` recomputes every number in this table). Head dimension is 32 for the cpu
-sizes, 16 for the smoke sizes, 64 otherwise.
+sizes, 16 and 12 for the smoke sizes, 64 otherwise.
 
 :class:`TrainConfig` holds everything that determines a model's weights (architecture,
 tokenizer, data, token budget, optimizer, schedule, seed, regularizer) plus a few fields that do
@@ -47,8 +47,8 @@ SIZES: dict[str, dict[str, int]] = {
                         num_key_value_heads=2, intermediate_size=128),
     "cpu-small": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
                       num_key_value_heads=2, intermediate_size=384),
-    "cpu-large": dict(hidden_size=192, num_hidden_layers=8, num_attention_heads=6,
-                      num_key_value_heads=2, intermediate_size=512),
+    "cpu-large": dict(hidden_size=128, num_hidden_layers=8, num_attention_heads=4,
+                      num_key_value_heads=2, intermediate_size=384),
     "gpu-small": dict(hidden_size=512, num_hidden_layers=8, num_attention_heads=8,
                       num_key_value_heads=4, intermediate_size=1536),
     "mistral-150m": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
@@ -77,7 +77,7 @@ def zoo_config(size: str, vocab_size: int, *, max_position_embeddings: int = 204
         vocab_size=vocab_size, max_position_embeddings=max_position_embeddings,
         sliding_window=None, tie_word_embeddings=False, rope_theta=10_000.0,
         initializer_range=0.02, rms_norm_eps=1e-5, hidden_act="silu",
-        attention_dropout=0.0, use_cache=False,
+        attention_dropout=0.0, use_cache=True,
         pad_token_id=PAD_ID, bos_token_id=BOS_ID, eos_token_id=EOS_ID, **SIZES[size])
 
 
@@ -108,8 +108,8 @@ class TrainConfig:
 
     Cadence fields (not hashed): ``eval_every`` (steps between validation losses; 0 = only at
     the end), ``val_tokens`` (validation tokens per evaluation), ``log_every`` and
-    ``state_every_s`` (seconds between resume states, besides those at every log-spaced
-    checkpoint), and ``num_threads`` (torch CPU threads during the run; None = leave as is). The
+    ``state_every_s`` (seconds between resume states, checked every ``log_every`` steps, besides
+    the states written at every log-spaced checkpoint), and ``num_threads`` (torch CPU threads during the run; None = leave as is). The
     thread count can change the last bits of the weights (the order of float reductions), as the
     device can, but not what the model learns, so like the device it is not hashed.
     """

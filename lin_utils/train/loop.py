@@ -209,7 +209,11 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
 
     def flush() -> None:  # move pending per-step numbers to the history (one device sync)
         if pending:
-            vals = torch.stack([torch.stack([l, r]) for _, l, r, _ in pending]).tolist()
+            vals = torch.stack([torch.stack([l, r]) for _, l, r, _ in pending])
+            if world > 1:  # the mean over processes = the loss of the whole batch
+                torch.distributed.all_reduce(vals)
+                vals /= world
+            vals = vals.tolist()
             history.extend({"step": s, "loss": lv, "reg": rv, "lr": lr}
                            for (s, _, _, lr), (lv, rv) in zip(pending, vals))
             pending.clear()
@@ -221,7 +225,14 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
         val_history.append({"step": step, "tokens_seen": step * cfg.tokens_per_step, "val_loss": loss})
         return loss
 
-    def at_step_end(step: int, last_state_t: float) -> float:
+    def agree(flag: bool) -> bool:  # rank 0's decision, so that every process takes the same path
+        if world == 1:
+            return flag
+        t = torch.tensor([int(flag)], device=device)
+        torch.distributed.broadcast(t, 0)
+        return bool(t.item())
+
+    def at_step_end(step: int, state_due: bool, last_state_t: float) -> float:
         """Checkpoint / validate / save resume state after ``step`` steps; returns last_state_t."""
         is_ckpt = step in ckpt_steps
         if evaluate and (is_ckpt or (cfg.eval_every and step % cfg.eval_every == 0)) and main:
@@ -233,8 +244,7 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
                 info["val_loss"] = val_history[-1]["val_loss"]
             save_hf(raw_model, tokenizer, run_dir / "checkpoints" / f"step-{step:06d}", info, "ckpt.json")
             done_ckpts.add(step)
-        due = time.perf_counter() - last_state_t > cfg.state_every_s
-        if checkpoints and (is_ckpt or due) and 0 < step < cfg.steps:
+        if checkpoints and (is_ckpt or state_due) and 0 < step < cfg.steps:
             flush()
             if main:
                 save_state(run_dir, step, raw_model, optimizer,
@@ -248,7 +258,7 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
     t0 = time.perf_counter()
     last_state_t = t0
     if start == 0:
-        last_state_t = at_step_end(0, last_state_t)
+        last_state_t = at_step_end(0, False, last_state_t)
         other_s += time.perf_counter() - t0
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and main), unit="step",
                desc=f"train {cfg.size} {cfg.regularizer}", dynamic_ncols=True, leave=False)
@@ -263,7 +273,7 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
             reg_sum = torch.zeros((), device=device)
             for x in rows.split(micro):
                 with autocast():
-                    loss = model(input_ids=x, labels=x).loss
+                    loss = model(input_ids=x, labels=x, use_cache=False).loss
                     reg = (regularizer(cfg.regularizer, [cap[b] for b in boundaries], None, cfg.reg_lambda)
                            if cap is not None else torch.zeros((), device=device))
                 ((loss + reg) / n_micro).backward()
@@ -278,17 +288,19 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
             pending.append((step + 1, loss_sum, reg_sum, lr))
             bar.update(1)
 
-            if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            done = step + 1
+            log_point = done % cfg.log_every == 0 or done == cfg.steps
+            if log_point:
                 flush()
                 now = time.perf_counter()
-                rate = (step + 1 - step_log) * cfg.tokens_per_step / max(now - t_log, 1e-9)
+                rate = (done - step_log) * cfg.tokens_per_step / max(now - t_log, 1e-9)
                 bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
-                t_log, step_log = now, step + 1
-            if step + 1 in ckpt_steps or (cfg.eval_every and (step + 1) % cfg.eval_every == 0) \
-                    or time.perf_counter() - last_state_t > cfg.state_every_s:
+                t_log, step_log = now, done
+            state_due = log_point and agree(time.perf_counter() - last_state_t > cfg.state_every_s)
+            if done in ckpt_steps or (cfg.eval_every and done % cfg.eval_every == 0) or state_due:
                 _sync(device)
                 t_other = time.perf_counter()
-                last_state_t = at_step_end(step + 1, last_state_t)
+                last_state_t = at_step_end(done, state_due, last_state_t)
                 other_s += time.perf_counter() - t_other
                 t_log += time.perf_counter() - t_other
     flush()

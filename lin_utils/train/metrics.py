@@ -21,7 +21,7 @@ def eval_loss(model, rows: torch.Tensor, *, batch_size: int = 16, autocast_dtype
         for i in range(0, rows.shape[0], batch_size):
             x = rows[i:i + batch_size].to(device)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                logits = model(input_ids=x).logits
+                logits = model(input_ids=x, use_cache=False).logits
             nll = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
                                   x[:, 1:].reshape(-1), reduction="sum")
             total += float(nll)
@@ -79,7 +79,7 @@ def bits_per_byte(model, tokenizer, texts: Iterable[str], *, seq_len: int | None
                 mask[r, :len(w)] = 1
             ids, mask = ids.to(device), mask.to(device)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                logits = model(input_ids=ids, attention_mask=mask).logits
+                logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
             nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none")
             nats += float((nll * mask[:, 1:]).sum())
     finally:

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import results
-from .scan import ScanConfig, describe_model, load_scan_inputs, scan_blocks, token_errors
+from .. import results
+from ..scan import ScanConfig, describe_model, load_scan_inputs, scan_blocks, token_errors
 
 __all__ = ["gaussian_norm_quantiles", "linearity_profiles", "scan_table", "token_error_distribution", "token_error_tables"]
 

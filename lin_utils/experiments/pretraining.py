@@ -22,9 +22,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import results
-from .experiments import scan_table
-from .scan import ScanConfig
+from .. import results
+from .linearity import scan_table
+from ..scan import ScanConfig
 
 __all__ = ["checkpoint_specs", "story_quality", "training_dynamics", "zoo_training"]
 
@@ -43,11 +43,11 @@ def _zoo_name(spec: str) -> str | None:
 
 
 def _zoo_tables(names: Sequence[str], reference: str | None, device: str | None, progress: bool) -> dict[str, pd.DataFrame]:
-    from . import zoo
-    from .models import load_model
-    from .train.loop import BPB_CHARS
-    from .train.metrics import bits_per_byte
-    from .train.packing import validation_texts
+    from .. import zoo
+    from ..models import load_model
+    from ..train.loop import BPB_CHARS
+    from ..train.metrics import bits_per_byte
+    from ..train.packing import validation_texts
 
     summary, curves = [], []
     for name in names:
@@ -92,7 +92,7 @@ def zoo_training(names: Sequence[str], *, reference: str | None = "stories260K",
         "curves": one row per logged step (training loss, regularizer term, validation loss)}``.
         Keyed by the entries' weight keys, so a changed training configuration is recomputed.
     """
-    from . import zoo
+    from .. import zoo
 
     params = {"models": {n: zoo.key(n) for n in names}, "reference": reference}
     if cache_only:
@@ -115,8 +115,8 @@ def checkpoint_specs(model: str, revisions: Sequence[str] | None = None) -> list
     """
     name = _zoo_name(model)
     if name is not None:
-        from . import zoo
-        from .train.checkpoints import log_spaced_steps
+        from .. import zoo
+        from ..train.checkpoints import log_spaced_steps
 
         cfg = zoo.entry(name).config
         return [(s, s * cfg.tokens_per_step, f"{_ZOO}{name}@{s}") for s in log_spaced_steps(cfg.steps)]
@@ -167,9 +167,9 @@ def _story_tables(models, n_stories, max_new_tokens, temperature, top_k, seed, s
                   progress) -> dict[str, pd.DataFrame]:
     import torch
 
-    from .evaluate.judge import JudgeError, judge_from_env
-    from .evaluate.stories import complete, proxy_table, story_openings
-    from .models import load_model
+    from ..evaluate.judge import JudgeError, judge_from_env
+    from ..evaluate.stories import complete, proxy_table, story_openings
+    from ..models import load_model
 
     openings = story_openings(n_stories, seed=seed)
     judge = judge_from_env(judge_url, judge_model)
@@ -224,7 +224,7 @@ def story_quality(models: Sequence[str], *, n_stories: int = 50, max_new_tokens:
     """
     import os
 
-    from .evaluate.judge import MODEL_ENV
+    from ..evaluate.judge import MODEL_ENV
 
     judged_by = judge_model or os.environ.get(MODEL_ENV) if (judge_url or os.environ.get("LIN_JUDGE_URL")) else None
     params = dict(models=[ScanConfig.from_params(m, {}).key()["model"] for m in models],

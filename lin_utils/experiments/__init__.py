@@ -1,0 +1,17 @@
+"""The computations behind the book's figures, one module per part of the paper.
+
+* :mod:`.linearity` (Section 3: Figs 1, 3 and 9): per-model scans, cached once per profile and
+  reused by every figure; the per-token error of the linear maps.
+* :mod:`.pretraining` (Section 4: the model zoo, Fig 2, Fig 4, Table 3).
+
+Each function returns tidy pandas tables cached by what it computes (:mod:`lin_utils.results`),
+with a ``cache_only=True`` mode for the claims page.
+"""
+from .linearity import (ERRORS, SCAN, gaussian_norm_quantiles, linearity_profiles, scan_table,
+                        token_error_distribution, token_error_tables)
+from .pretraining import checkpoint_specs, story_quality, training_dynamics, zoo_training
+
+__all__ = [
+    "ERRORS", "SCAN", "checkpoint_specs", "gaussian_norm_quantiles", "linearity_profiles", "scan_table",
+    "story_quality", "token_error_distribution", "token_error_tables", "training_dynamics", "zoo_training",
+]
