@@ -128,6 +128,12 @@ def run_timing(args, out):
     from lin_utils.linearity import LinearityAccumulator, LinearityWarning
 
     warnings.simplefilter("ignore", LinearityWarning)
+    if args.allow_tf32:  # measure what TF32 products would do to the "mixed" scores
+        import lin_utils.linearity
+
+        lin_utils.linearity._ALLOW_TF32 = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        out["tf32"] = True
     model = _model(args)
     batches = _batches(args, args.tokens)
     device = args.device
@@ -139,6 +145,9 @@ def run_timing(args, out):
     for p in PRECISIONS:
         for states, m in iter_block_states(model, [(ids[:1, :64], mask[:1, :64])], device=device, progress=False):
             LinearityAccumulator(precision=p).update(states, m)
+    S = torch.eye(64, dtype=torch.float64, device=device) * 2
+    torch.cholesky_solve(S, torch.linalg.cholesky_ex(S)[0]), torch.linalg.solve_triangular(S, S, upper=False)
+    torch.linalg.eigvalsh(S), torch.linalg.eigh(S)
     def trunk(batch):  # a generator run to its end: capture's hooks are gone before the next full forward
         return list(iter_block_states(model, [batch], device=device, progress=False))[0]
 
@@ -217,6 +226,7 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32")
     p.add_argument("--parts", default="timing,a_full,a_trunk,b,c,memory")
+    p.add_argument("--allow-tf32", action="store_true", help="let 'mixed' use TF32 products on a GPU (to measure fidelity)")
     p.add_argument("--part", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.part:
@@ -227,7 +237,11 @@ def main():
         cmd = [sys.executable, __file__, "--part", part, "--tokens", str(tokens)]
         for name in ("seq_len", "batch_size", "shape", "layers", "device", "dtype"):
             cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-        r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        cmd += ["--allow-tf32"] if args.allow_tf32 else []
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"{part} failed:\n{proc.stderr[-3000:]}")
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
         if part != "timing":
             kept = f"  kept for scoring {r['state_mb']:6.0f} MB" if "state_mb" in r else ""
             print(f"  {part:10s} {tokens:6d} tokens: {r['wall_s']:7.1f} s  peak RSS {r['peak_rss_mb']:7.0f} MB{kept}", flush=True)
@@ -242,7 +256,8 @@ def main():
     if "timing" in parts:
         t = child("timing", args.tokens)
         full, trunk = t["full_forward"], t["trunk_forward"]
-        print(f"timing (one process{', ' + t['gpu'] if 'gpu' in t else ''}): full LM forward {full:.2f} s, trunk forward {trunk:.2f} s")
+        print(f"timing (one process{', ' + t['gpu'] if 'gpu' in t else ''}{', TF32 allowed' if t.get('tf32') else ''}): "
+              f"full LM forward {full:.2f} s, trunk forward {trunk:.2f} s")
         scoring = {}
         for prec in PRECISIONS:
             upd, solve = t[f"update_{prec}"], t[f"solve_{prec}"]

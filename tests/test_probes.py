@@ -14,6 +14,15 @@ from lin_utils.evaluate.probes import (
 )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Many tiny forward passes: one torch thread avoids OpenMP stalls on a shared 2-core box."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def stories():
     from lin_utils.models import load_model
@@ -55,24 +64,22 @@ def test_features_are_means_over_ending_tokens(stories):
 
 
 @settings(max_examples=8, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), d=st.integers(2, 24), n=st.integers(120, 300))
+@given(seed=st.integers(0, 2**31 - 1), d=st.integers(2, 32), n=st.integers(200, 400))
 def test_planted_separable_feature_scores_one(seed, d, n):
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d))
-    w = rng.normal(size=d)
-    margin = X @ w / np.linalg.norm(w)
-    X = X[np.abs(margin) > 0.3]  # a clean linear margin
-    y = (X @ w > 0).astype(int)
-    if min(np.bincount(y, minlength=2)) < 10:
-        return
-    half = len(y) // 2
-    res = fit_probe(X[:half], y[:half], X[half:], y[half:], cv=5, C=100.0, seed=seed)
-    assert res["test_acc"] >= 0.9 and res["cv_mean"] >= 0.9
-    assert res["n_train"] == half and res["n_test"] == len(y) - half
-    # labels independent of the features: near chance
+    y = rng.permutation(np.arange(n) % 2)
+    Z = rng.normal(size=(n, d))
+    Z[:, 0] = (2 * y - 1) * (1.0 + np.abs(Z[:, 0]))  # separable along one direction, margin 2
+    X = Z @ np.linalg.qr(rng.normal(size=(d, d)))[0]  # ... hidden in a random rotation
+    half = n // 2
+    res = fit_probe(X[:half], y[:half], X[half:], y[half:], cv=5, seed=seed)
+    assert res["test_acc"] >= 0.95 and res["cv_mean"] >= 0.95
+    assert res["n_train"] == half and res["n_test"] == n - half
+    assert res["chance"] == np.bincount(y[half:]).max() / (n - half)
+    # the same features with shuffled labels: near chance
     y_rand = rng.permutation(y)
     rand = fit_probe(X[:half], y_rand[:half], X[half:], y_rand[half:], cv=5, seed=seed)
-    assert rand["test_acc"] < 0.8
+    assert rand["test_acc"] < 0.75
 
 
 def test_linear_probes_on_stories260k(stories):

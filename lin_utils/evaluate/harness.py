@@ -266,8 +266,10 @@ def _atomic_folder(folder: Path, files: dict[str, str]) -> None:
 class HarnessRun:
     """The outcome of :func:`run_harness`.
 
-    ``table``: one row per (task, metric): ``task, metric, value, stderr, n, chance, source,
-    split, lm_eval_task, limit``. ``results``: lm-eval's results dict without its samples.
+    ``table``: one row per (task, metric): ``task, metric, value, stderr`` (lm-eval's; for cb's
+    macro-F1, for which lm-eval has none, a bootstrap over documents), ``n`` (documents scored),
+    ``n_total`` (documents in the split), ``chance`` (:func:`chance_level`), ``source``
+    (local/hub), ``split``, ``lm_eval_task``, ``limit``. ``results``: lm-eval's results dict without its samples.
     ``samples``: lm-eval's per-document records per task (``doc``, ``arguments`` = the
     (context, continuation) pairs, ``resps`` = per-choice (log-likelihood, is_greedy), ...).
     ``seconds``: wall time of the lm-eval call. ``n_truncated``: requests longer than the
