@@ -41,3 +41,28 @@ def test_cli_and_fig1_computation_give_identical_rows(tmp_path, monkeypatch):
     numeric = [c for c in cli.columns if pd.api.types.is_numeric_dtype(fig1[c])]
     pd.testing.assert_frame_equal(cli[numeric], fig1[numeric], check_exact=True, check_dtype=False)
     assert (cli.model == "stories260K").all() and (fig1.arch == "decoder").all() and fig1.trained.all()
+
+
+def test_norms_ratio_and_cosine_equal_a_direct_computation():
+    """Fig 3's columns: mean ||h_i||, mean ||h_{i+1} - h_i||, their ratio, and mean cosine."""
+    import numpy as np
+
+    from lin_utils.extract import iter_block_states
+    from lin_utils.scan import load_scan_inputs, profile_model
+
+    cfg = ScanConfig("stories260K", max_tokens=1500, seq_len=128, batch_size=4, exclude_bos=True)
+    model, _, chunks = load_scan_inputs(cfg)
+    res = profile_model(model, chunks.batches(4), exclude_bos=True, progress=False).result()
+    H = {}
+    for states, mask in iter_block_states(model, chunks.batches(4), exclude_bos=True, progress=False):
+        for b, h in states.items():
+            H.setdefault(b, []).append(h[mask].double().numpy())
+    H = {b: np.concatenate(v) for b, v in H.items()}
+    for row in res.itertuples():
+        x, y = H[row.block], H[row.block + 1]
+        resid, out = np.linalg.norm(x, axis=1).mean(), np.linalg.norm(y - x, axis=1).mean()
+        cos = ((x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))).mean()
+        assert row.norm_resid == pytest.approx(resid, rel=1e-9)
+        assert row.norm_block == pytest.approx(out, rel=1e-9)
+        assert row.norm_ratio == pytest.approx(out / resid, rel=1e-9)  # block output over the stream it adds to
+        assert row.cosine == pytest.approx(cos, rel=1e-9)
