@@ -54,3 +54,14 @@ def tiny_bpe_tokenizer():
     tok.train_from_iterator(text.splitlines(keepends=True), trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
                                    pad_token="<pad>")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Many tiny forward passes: one torch thread avoids OpenMP stalls on a shared 2-core box."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

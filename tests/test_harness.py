@@ -20,13 +20,7 @@ lm_eval = pytest.importorskip("lm_eval")
 BUILTIN = Path(lm_eval.__file__).parent / "tasks"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Many tiny forward passes: one torch thread avoids OpenMP stalls on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,7 @@ from lin_utils.arch import from_config, tiny_config
 from lin_utils.evaluate.perplexity import perplexity, perplexity_of_ids, perplexity_text, windows
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Many tiny forward passes: one torch thread avoids OpenMP stalls on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
