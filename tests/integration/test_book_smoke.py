@@ -163,8 +163,12 @@ def _judged_claims():
     expected = claims.claims_table("smoke")
     judged = expected[[c.judge is not None for c in claims.CLAIMS]]
     assert len(judged) >= 4
-    # every claim that has a rule got a real verdict from the smoke run's tables
-    assert set(judged.verdict) <= {claims.REPLICATED, claims.PARTLY, claims.NOT_REPLICATED}, judged
+    # every claim that has a rule got a real verdict from the smoke run's tables, except Table 3
+    # without a judge endpoint: its automatic proxies never give a verdict, and it says why
+    no_judge = (judged.artifact == "Table 3") & judged.ours.str.startswith("no judge configured")
+    assert no_judge.any() == (not os.environ.get("LIN_JUDGE_URL"))
+    assert set(judged[~no_judge].verdict) <= {claims.REPLICATED, claims.PARTLY, claims.NOT_REPLICATED}, judged
+    assert (judged[no_judge].verdict == claims.NOT_RUN).all()
     return expected, judged
 
 
