@@ -567,8 +567,9 @@ def table3_summary(summary: pd.DataFrame) -> pd.DataFrame:
         return [f"{m:.2f} ± {e:.2f}" if pd.notna(m) and pd.notna(e) else ("—" if pd.isna(m) else f"{m:.2f}")
                 for m, e in zip(summary[col], summary.get(f"{col}_se", pd.Series(np.nan, index=summary.index)))]
     out = pd.DataFrame({"model": summary.model.str.replace("zoo:", "", regex=False)})
-    for col in ("grammar", "creativity", "consistency", "plot"):
-        out[col] = pm(col)
+    if "judged" in summary and summary.judged.sum() > 0:  # without a judge the four columns are empty
+        for col in ("grammar", "creativity", "consistency", "plot"):
+            out[col] = pm(col)
     out["scorer ppl (proxy)"] = summary.scorer_ppl
     out["distinct-2 (proxy)"] = pm("distinct_2")
     out["repetition (proxy)"] = pm("repetition_4")
