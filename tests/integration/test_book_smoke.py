@@ -22,6 +22,8 @@ from lin_utils import claims, report, runner, site
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURE_PAGES = sorted(p.stem for p in (ROOT / "notebooks").glob("fig*.ipynb"))
+# every page the landing page shows a thumbnail of: the figures, the tables and the model zoo
+THUMBNAIL_PAGES = sorted(p.stem for pat in ("fig*", "table*", "model_zoo") for p in (ROOT / "notebooks").glob(f"{pat}.ipynb"))
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +192,7 @@ def test_landing_page_has_the_verdicts_and_a_thumbnail_per_figure(smoke_book, sm
     assert VERDICT_SPAN.findall(text) == list(judged[judged.verdict != claims.NOT_RUN].verdict)
     cards = re.findall(r'<div class="sd-card[^"]*".*?</a>', text, re.S)
     linked = {re.search(r'href="([^"#]+)\.html"', card).group(1) for card in cards if "<img" in card}
-    assert linked == set(FIGURE_PAGES)
+    assert linked == set(THUMBNAIL_PAGES)
     assert text.find('class="lin-verdict"') < text.find("sd-card") < text.find("The paper\u2019s claim")
 
 
