@@ -280,6 +280,9 @@ def main():
         for prec in PRECISIONS:
             if f"b:{prec}" in res:
                 print(f"(b {prec})/(a full LM forward), separate processes = {res[f'b:{prec}']['wall_s'] / res['a_full']['wall_s']:.2f}")
+    if "c" in res:
+        print(f"(c) scoring {res['c']['scoring_s']:.1f} s after a {res['c']['forward_s']:.1f} s forward pass; "
+              f"mean score (c, fp32 SVD) {res['c']['score_mean']:.6f}")
     if "c" in res and "timing" in parts:
         print(f"scoring: (c) {res['c']['scoring_s']:.1f} s vs mixed {scoring['mixed']:.1f} s, float64 {scoring['float64']:.1f} s "
               f"(from different processes) -> {res['c']['scoring_s'] / scoring['mixed']:.1f}x and "
