@@ -65,3 +65,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def stories():
+    """stories260K and its tokenizer, loaded once per test module."""
+    from lin_utils.models import load_model
+
+    return load_model("stories260K")
+
+
+@pytest.fixture(scope="module")
+def sp():
+    """The SentencePiece processor of stories260K's tok512.model (the reference tokenizer)."""
+    import sentencepiece
+    from stories260k import TOK512
+
+    return sentencepiece.SentencePieceProcessor(model_file=str(TOK512))

@@ -14,36 +14,10 @@ from lin_utils.errors import LinUtilsError, ModelNotFoundError  # noqa: E402
 from lin_utils.gguf import convert_gguf_to_hf, read_gguf, sentencepiece_tokenizer, unpermute_rope  # noqa: E402
 from lin_utils.models import load_model  # noqa: E402
 
-STORIES = Path(os.environ["LIN_DATA_DIR"]) / "stories260K"
-GGUF = STORIES / "stories260K.gguf"
-TOK512 = STORIES / "tok512.model"
-SENTENCE = " Once upon a time, there was a little girl named Lily. She loved to play outside in the park."
+from stories260k import GGUF, SENTENCE, STORIES, TOK512, mean_nll  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    if not os.environ.get("LIN_DATA_DIR"):
-        monkeypatch.setenv("LIN_DATA_DIR", str(STORIES.parent))
 
-
-@pytest.fixture(scope="module")
-def stories():
-    return load_model("stories260K")
-
-
-@pytest.fixture(scope="module")
-def sp():
-    import sentencepiece
-
-    return sentencepiece.SentencePieceProcessor(model_file=str(TOK512))
-
-
-def mean_nll(model, ids: torch.Tensor) -> float:
-    with torch.no_grad():
-        logits = model(ids).logits
-    return torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1)).item()
 
 
 def assert_same_weights(a, b):

@@ -25,9 +25,8 @@ from lin_utils.arch import from_config, hidden_size, is_encoder, n_blocks, tiny_
 from lin_utils.errors import ModelNotFoundError  # noqa: E402
 from lin_utils.models import load_model, validate_spec  # noqa: E402
 
-STORIES = Path(os.environ["LIN_DATA_DIR"]) / "stories260K"
-GGUF = STORIES / "stories260K.gguf"
-TOK512 = STORIES / "tok512.model"
+from stories260k import GGUF, SENTENCE, STORIES, TOK512, mean_nll  # noqa: E402
+
 VALIDATION_TEXT = STORIES.parent / "tinystories" / "tinystories_validation_head.txt"
 
 # `expected_stdout` of llama2.c's test_all.py (karpathy/llama2.c): stories260K, greedy, 200 steps.
@@ -39,34 +38,8 @@ LLAMA2C_EXPECTED = (
     "Lily was sad and didn't know what to do. She said, \"I'm sorry, Lily. I didn't know what to do.\"\n"
     "Lily didn't want to help her mom, so she"
 )
-# The sentence of SOURCE.md's "Verified behaviour" (31 tokens after BOS).
-SENTENCE = " Once upon a time, there was a little girl named Lily. She loved to play outside in the park."
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    if not os.environ.get("LIN_DATA_DIR"):
-        monkeypatch.setenv("LIN_DATA_DIR", str(STORIES.parent))
-
-
-@pytest.fixture(scope="module")
-def stories():
-    return load_model("stories260K")
-
-
-@pytest.fixture(scope="module")
-def sp():
-    import sentencepiece
-
-    return sentencepiece.SentencePieceProcessor(model_file=str(TOK512))
-
-
-def mean_nll(model, ids: torch.Tensor) -> float:
-    with torch.no_grad():
-        logits = model(ids).logits
-    return torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1)).item()
 
 
 def validation_chunks(encode) -> list[list[int]]:
