@@ -322,8 +322,8 @@ class LinearityAccumulator:
     sums either way and everything after them (solves, scores) is float64:
 
     * ``"float64"``: the reference. Products of float64 states.
-    * ``"mixed"``: float32 products (full IEEE float32, never TF32), 1.7-2x faster on a CPU and
-      much more on GPUs with slow float64. Three things keep it within about 1e-7 of float64 on
+    * ``"mixed"``: float32 products (full IEEE float32, never TF32): updates 1.7-1.8x faster on
+      this project's 2-core CPU, and potentially far faster on GPUs with slow float64. Three things keep it within about 1e-7 of float64 on
       every score (see ``tests/test_linearity.py``): the states are shifted by a per-boundary
       reference mean taken from the first batch, so large activation means do not cancel;
       the diagonals of every product (which the traces in the scores are made of) are summed
@@ -501,7 +501,7 @@ class LinearityAccumulator:
         The first ``skip`` rows of S were added by the previous group; they only serve as the
         input of a block here.
         """
-        mom, stats, sums = self.halves[h], self.halves[h].stats, self.token_sums
+        stats, sums = self.halves[h].stats, self.token_sums
         f64 = torch.float64
         own = slice(lo + skip, lo + len(S))
         # Per-token statistics, from the unshifted states.

@@ -13,26 +13,28 @@ tokenizer identity, data, token budget, batch, schedule, optimizer, seed, regula
 precision, training-code version) and nothing else, so renaming an entry or changing how often it
 is evaluated reuses the model, and changing any of those retrains it.
 
-=========  ===============  =======  ==============  ========  ================================
-profile    sizes            vocab    rows × seq_len  tokens    steps (small / large)
-=========  ===============  =======  ==============  ========  ================================
-smoke      smoke-small /    512      8 × 64          24,576    48 / 48
-           smoke-large
-cpu        cpu-small /      2,048    16 × 256        2.0M /    488 / 244
-           cpu-large                                 1.0M
-gpu        gpu-small /      8,192    64 × 512        20.0M     610 / 610
-           mistral-150m
-=========  ===============  =======  ==============  ========  ================================
+=========  ============================  ======  ==============  =========  =====
+profile    sizes (small / large)         vocab   rows × seq_len  tokens     steps
+=========  ============================  ======  ==============  =========  =====
+smoke      smoke-small / smoke-large     512     8 × 64          24,576     48
+cpu        cpu-small / cpu-large         2,048   16 × 256        1,499,136  366
+gpu        gpu-small / mistral-150m      8,192   64 × 512        20.0M      610
+=========  ============================  ======  ==============  =========  =====
 
-**The cpu budget** (measured on this project's 2-core AMD EPYC machine with torch 2.13 CPU,
-``scripts/bench_train.py`` and whole runs of the zoo): cpu-small trains at about 11,000
-tokens/s and cpu-large at about 4,000 (regularized runs a few percent slower). Eight models:
-4 × 2.0M / 11,000 ≈ 730 s, plus 4 × 1.0M / 4,000 ≈ 1,000 s, plus the one-off BPE training and
-tokenization of the 25 MB corpus (≈ 60 s) and the evaluations and checkpoints (≈ 10 s a model):
-≈ 30 minutes, half the 60-minute allowance, which leaves room for a machine shared with other
-jobs. The smoke zoo (tokenizer on 2,000 stories, eight models of 48 steps) trains in about 15 s.
-The gpu budget is an estimate (no GPU was measured): 20M tokens at ≥ 100k tokens/s is ≤ 200 s a
-model in bf16.
+**The cpu budget**, measured on this project's 2-core AMD EPYC machine (torch 2.13 CPU, one
+thread per model, :data:`PROFILE_JOBS` = 2 models at once). ``scripts/bench_train.py`` gives
+cpu-small about 5,500 tokens per CPU-second with one thread (9,000 tokens/s with two threads in
+one process); cpu-large (twice the blocks) about 3,300. Eight models of 1.5M tokens:
+4 × 1.5M / 5,500 ≈ 1,090 CPU-s plus 4 × 1.5M / 3,300 ≈ 1,820 CPU-s, about 2,900 CPU-s plus the
+one-off BPE training and tokenization of the 25 MB corpus (~100 CPU-s), i.e. about 25 minutes on
+two free cores. The real run, ``python -m lin_utils.zoo train cpu`` (tokenizer and token
+stream already cached), used 1,947 CPU-s in all (the long runs went faster than the short
+benchmark): ≈ 17 minutes of two free cores, ≈ 18 with a cold cache, 33 if run one model at a
+time. On the shared machine it was measured on (load average 5–7 from other jobs, so the run got
+0.44 of a core on average) it took 74 minutes. Validation losses after 1.5M tokens: 2.9–3.3 nats/token (1.15–1.30 bits per byte).
+The smoke zoo (BPE on 2,000 stories, eight models of 48 steps) trains in about 20 s. The gpu
+budget is an estimate (no GPU was available to measure): 20M tokens at ≥ 100k tokens/s is
+≤ 200 s a model in bf16.
 
 Public API: :func:`names`, :func:`entry`, :func:`key`, :func:`run_dir`, :func:`resolve`,
 :func:`checkpoints`, :func:`train`, :func:`train_profile`, :func:`status`. From a shell:

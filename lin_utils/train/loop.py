@@ -28,7 +28,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -52,8 +52,10 @@ BPB_CHARS = 65_536
 
 @dataclass
 class TrainResult:
-    """What a run did. ``train_s`` is the time spent in optimizer steps (evaluations and
-    checkpoint writes excluded); ``tokens_per_s`` is the training throughput over it."""
+    """What a run did. ``train_s`` is the wall time spent in optimizer steps (evaluations and
+    checkpoint writes excluded); ``tokens_per_s`` is the training throughput over it;
+    ``train_cpu_s`` is the process CPU time of the same steps (on a shared machine, tokens per
+    CPU-second of a one-thread run is the steadier measure of speed)."""
 
     run_dir: Path
     final_dir: Path | None
@@ -63,6 +65,7 @@ class TrainResult:
     train_s: float
     wall_s: float
     tokens_per_s: float
+    train_cpu_s: float = 0.0
     history: list[dict] = field(default_factory=list)
     val_history: list[dict] = field(default_factory=list)
     val_loss: float | None = None
@@ -254,12 +257,13 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
         return last_state_t
 
     # 4. the loop -------------------------------------------------------------------------------
-    other_s = 0.0  # time in evaluation and checkpoint writes
-    t0 = time.perf_counter()
+    other_s = other_cpu_s = 0.0  # wall and CPU time in evaluation and checkpoint writes
+    t0, c0 = time.perf_counter(), time.process_time()
     last_state_t = t0
     if start == 0:
         last_state_t = at_step_end(0, False, last_state_t)
         other_s += time.perf_counter() - t0
+        other_cpu_s += time.process_time() - c0
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and main), unit="step",
                desc=f"train {cfg.size} {cfg.regularizer}", dynamic_ncols=True, leave=False)
     t_log, step_log = time.perf_counter(), start
@@ -299,14 +303,16 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
             state_due = log_point and agree(time.perf_counter() - last_state_t > cfg.state_every_s)
             if done in ckpt_steps or (cfg.eval_every and done % cfg.eval_every == 0) or state_due:
                 _sync(device)
-                t_other = time.perf_counter()
+                t_other, c_other = time.perf_counter(), time.process_time()
                 last_state_t = at_step_end(done, state_due, last_state_t)
                 other_s += time.perf_counter() - t_other
+                other_cpu_s += time.process_time() - c_other
                 t_log += time.perf_counter() - t_other
     flush()
     _sync(device)
     bar.close()
     train_s = time.perf_counter() - t0 - other_s
+    train_cpu_s = time.process_time() - c0 - other_cpu_s
     tokens = (cfg.steps - start) * cfg.tokens_per_step
 
     # 5. final evaluation and model -------------------------------------------------------------
@@ -324,6 +330,7 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
                     "tokenizer_sha256": tokenizer_sha256(tokenizer), "steps": cfg.steps,
                     "tokens": cfg.steps * cfg.tokens_per_step, "val_loss": val_loss, "val_bpb": val_bpb,
                     "bpb_chars": BPB_CHARS, "tokens_per_s": tokens / max(train_s, 1e-9),
+                    "tokens_per_cpu_s": tokens / max(train_cpu_s, 1e-9),
                     "n_parameters": sum(p.numel() for p in raw_model.parameters()),
                     "torch": torch.__version__, "world_size": world, "device": str(device),
                     "history": history, "val_history": val_history}
@@ -332,5 +339,5 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
         _barrier(world)
     return TrainResult(run_dir=run_dir, final_dir=final_dir, steps=cfg.steps, resumed_from=start,
                        tokens=tokens, train_s=train_s, wall_s=time.perf_counter() - t_start,
-                       tokens_per_s=tokens / max(train_s, 1e-9), history=history,
+                       tokens_per_s=tokens / max(train_s, 1e-9), train_cpu_s=train_cpu_s, history=history,
                        val_history=val_history, val_loss=val_loss, val_bpb=val_bpb)
