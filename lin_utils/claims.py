@@ -182,6 +182,224 @@ def _stories(p: dict, profile: str) -> pd.DataFrame | None:
     return None if tables is None else tables["summary"]
 
 
+def _size_pairs(models, variant: str = "cos0.5") -> list[tuple[str, str, str]]:
+    """(size, baseline, variant model) for each zoo size that has both, in order."""
+    models = list(dict.fromkeys(models))
+    return [(m[len("zoo:"):-len("-baseline")], m, m[: -len("baseline")] + variant) for m in models
+            if m.startswith("zoo:") and m.endswith("-baseline") and m[: -len("baseline")] + variant in models]
+
+
+def table2_pairs(layout: pd.DataFrame) -> list[dict]:
+    """Per zoo size: the baseline's and the cosine model's Table 2 mean, their difference and z."""
+    t = layout.set_index("model")
+    out = []
+    for size, base, cos in _size_pairs(t.index):
+        diff = t.at[cos, "mean"] - t.at[base, "mean"]
+        se = float(np.hypot(t.at[cos, "mean se"], t.at[base, "mean se"]))
+        out.append(dict(size=size, baseline=t.at[base, "mean"], cosine=t.at[cos, "mean"], diff=diff, z=diff / se))
+    return out
+
+
+def judge_benchmarks(layout):
+    pairs = table2_pairs(layout)
+    if not pairs:
+        return "no baseline / cosine pair in the table", NOT_RUN
+    ours = "; ".join(f"{p['size']}: mean {p['baseline']:.3f} baseline, {p['cosine']:.3f} cosine "
+                     f"({p['diff']:+.3f}, z = {p['z']:+.1f})" for p in pairs)
+    above = sum(p["z"] > 2 for p in pairs)
+    return ours, REPLICATED if above == len(pairs) else PARTLY if above else NOT_REPLICATED
+
+
+def fig5_pairs(table: pd.DataFrame) -> list[dict]:
+    """Per zoo size: mean probe test accuracy over boundaries of the baseline and the cosine
+    model, the difference, how many boundaries favour the cosine model, and z = diff / the mean
+    per-boundary standard error of the difference (conservative: boundaries are correlated)."""
+    out = []
+    for size, base, cos in _size_pairs(table.model):
+        a = table[table.model == base].set_index("boundary")
+        b = table[table.model == cos].set_index("boundary")
+        common = a.index.intersection(b.index)
+        a, b = a.loc[common], b.loc[common]
+        diff = b.test_acc - a.test_acc
+        se = np.sqrt(a.test_se**2 + b.test_se**2).mean()
+        out.append(dict(size=size, baseline=a.test_acc.mean(), cosine=b.test_acc.mean(), diff=diff.mean(),
+                        z=diff.mean() / se, higher=int((diff > 0).sum()), n=len(common)))
+    return out
+
+
+def judge_probes(table):
+    pairs = fig5_pairs(table)
+    if not pairs:
+        return "no baseline / cosine pair in the table", NOT_RUN
+    ours = "; ".join(f"{p['size']}: mean test accuracy {p['baseline']:.3f} baseline, {p['cosine']:.3f} cosine "
+                     f"({p['diff']:+.3f}, z = {p['z']:+.1f}; higher at {p['higher']} of {p['n']} boundaries)"
+                     for p in pairs)
+    above = sum(p["z"] > 2 for p in pairs)
+    return ours, REPLICATED if above == len(pairs) else PARTLY if above else NOT_REPLICATED
+
+
+def _benchmarks(p: dict, profile: str) -> pd.DataFrame | None:
+    from .experiments.evaluation import table2_layout
+
+    t = experiments.benchmark_scores(p["models"], p.get("tasks"), limit=p.get("limit"), max_length=p.get("max_length"),
+                                     seed=p.get("seed", 0), profile=profile, cache_only=True)
+    return None if t is None else table2_layout(t)
+
+
+def _probes(p: dict, profile: str) -> pd.DataFrame | None:
+    keys = ("max_train", "max_test", "cv", "C", "seed")
+    return experiments.probe_accuracy(p["models"], **{k: p[k] for k in keys if k in p}, profile=profile, cache_only=True)
+
+
+def _paper_rows(t: pd.DataFrame, method: str) -> pd.DataFrame:
+    """The paper's criterion (most linear first) under ``method``, one row per (model, k)."""
+    return t[(t.method == method) & (t.criterion == "linearity")].set_index(["model", "k"])
+
+
+def pruning_comparisons(t: pd.DataFrame) -> pd.DataFrame:
+    """For the paper's criterion, every (model, k >= 1, corpus): perplexity after removal, linear
+    replacement and linear replacement + distillation of the same blocks."""
+    rows = []
+    rem, lin, dis = (_paper_rows(t, m) for m in ("remove", "linear", "distill"))
+    for (model, k), r in rem.iterrows():
+        if k < 1 or (model, k) not in lin.index:
+            continue
+        for corpus in ("wikitext", "tinystories"):
+            col = f"ppl_{corpus}"
+            rows.append(dict(model=model, k=int(k), corpus=corpus, blocks=r["blocks"], remove=r[col],
+                             linear=lin.loc[(model, k), col],
+                             distill=dis.loc[(model, k), col] if (model, k) in dis.index else np.nan))
+    return pd.DataFrame(rows, columns=["model", "k", "corpus", "blocks", "remove", "linear", "distill"])
+
+
+def judge_pruning_ppl(t):
+    c = pruning_comparisons(t)
+    c = c.dropna(subset=["distill"])
+    if c.empty:
+        return "no distilled model in the table", NOT_RUN
+    wins, lin_wins = int((c.distill < c.remove).sum()), int((c.linear < c.remove).sum())
+    ratio = np.exp(np.mean(np.log(c.distill / c.remove)))
+    ours = (f"linear + distillation below removal in {wins} of {len(c)} (model, k, corpus) cases, linear maps alone in "
+            f"{lin_wins} of {len(c)}; perplexity ratio distilled / removed {ratio:.2f} (geometric mean)")
+    return ours, REPLICATED if wins == len(c) else PARTLY if wins else NOT_REPLICATED
+
+
+def pruning_arc_comparisons(t: pd.DataFrame) -> pd.DataFrame:
+    """For the paper's criterion, every (model, k >= 1) with ARC-Easy: accuracy after removal and
+    after linear replacement + distillation, their difference and its standard error."""
+    rem, dis = _paper_rows(t, "remove"), _paper_rows(t, "distill")
+    rows = []
+    for (model, k), r in rem.iterrows():
+        if k < 1 or (model, k) not in dis.index or pd.isna(r["arc_acc"]):
+            continue
+        d = dis.loc[(model, k)]
+        rows.append(dict(model=model, k=int(k), remove=r["arc_acc"], distill=d["arc_acc"], diff=d["arc_acc"] - r["arc_acc"],
+                         se=float(np.hypot(r["arc_acc_se"], d["arc_acc_se"])), chance=r["arc_chance"]))
+    return pd.DataFrame(rows, columns=["model", "k", "remove", "distill", "diff", "se", "chance"])
+
+
+def judge_pruning_arc(t):
+    c = pruning_arc_comparisons(t)
+    if c.empty:
+        return "no ARC-Easy result for a distilled model in the table", NOT_RUN
+    better, worse = int((c["diff"] > 2 * c.se).sum()), int((c["diff"] < -2 * c.se).sum())
+    ours = (f"accuracy difference distilled − removed {c['diff'].min():+.3f} to {c['diff'].max():+.3f} over k = "
+            f"{c.k.min()}..{c.k.max()} (standard error about {c.se.median():.3f}); more than 2 SE better at "
+            f"{better} of {len(c)} k, worse at {worse}")
+    verdict = REPLICATED if worse == 0 and better >= len(c) / 2 else PARTLY if better else NOT_REPLICATED
+    return ours, verdict
+
+
+def _pruning(p: dict, profile: str) -> pd.DataFrame | None:
+    keys = ("k_max", "criteria", "random_seeds", "linearity_metric", "calib_dataset", "calib_split", "calib_tokens",
+            "seq_len", "batch_size", "exclude_bos", "ridge", "sleb_tokens", "distill_steps", "distill_lr", "seed",
+            "ppl_tokens", "ppl_seq_len", "arc_limit", "arc_batch_size", "speed_batch", "speed_reps", "dtype", "device")
+    tables = experiments.pruning_study(p["model"], **{k: p[k] for k in keys if k in p}, profile=profile, cache_only=True)
+    return None if tables is None else tables["results"]
+
+
+def _pruning_both(p: dict, profile: str) -> pd.DataFrame | None:
+    """Figs 6 and 7 together: the results of the Fig 6 model and of the Fig 7 model."""
+    from .runner import notebook_parameters
+
+    first = _pruning(p, profile)
+    second = _pruning(notebook_parameters("fig7_pruning_second_model", profile), profile)
+    if first is None or second is None:
+        return None
+    return pd.concat([first, second], ignore_index=True)
+
+
+def table1_cells(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 per (model, task) cell from the per-seed runs of :func:`lin_utils.experiments.finetuning_deltas`.
+
+    Columns: ``model, arch, task, n_seeds``; ``delta``/``delta_std`` (mean and sample std over seeds
+    of the delta on the fixed corpus, the main number) and ``delta_task``/``delta_task_std`` (on the
+    task's held-out inputs); mean ``acc_before``, ``acc_after`` and ``baseline``; ``learned_seeds``
+    (seeds whose held-out accuracy beat the majority baseline by 2 standard errors) and ``learned``
+    (a majority of the seeds did); ``positive`` (mean delta > 0) and ``beyond_std`` (mean delta >
+    its std; False with a single seed, whose std is undefined), for both deltas.
+    """
+    rows = []
+    for (model, task), g in runs.groupby(["model", "task"], sort=False):
+        row = dict(model=model, arch=g.arch.iloc[0], task=task, n_seeds=len(g))
+        for col, name in (("delta_corpus", "delta"), ("delta_task", "delta_task")):
+            mean = float(g[col].mean())
+            std = float(g[col].std(ddof=1)) if len(g) > 1 else np.nan
+            row.update({name: mean, f"{name}_std": std, f"{name}_positive": mean > 0,
+                        f"{name}_beyond_std": bool(len(g) > 1 and mean > std)})
+        row.update(acc_before=float(g.acc_before.mean()), acc_after=float(g.acc_after.mean()),
+                   baseline=float(g.baseline.mean()), learned_seeds=int(g.learned.sum()),
+                   learned=bool(2 * int(g.learned.sum()) > len(g)))
+        rows.append(row)
+    return pd.DataFrame(rows).rename(columns={"delta_positive": "positive", "delta_beyond_std": "beyond_std"})
+
+
+def table1_numbers(runs: pd.DataFrame) -> dict:
+    """Counts of Table 1's cells: positive, positive beyond their std, learned; for the main delta
+    (fixed corpus) and the task's held-out inputs; the range of the mean deltas; the run sizes."""
+    c = table1_cells(runs)
+    learned = c[c.learned]
+    return dict(
+        n_cells=len(c), n_models=c.model.nunique(), n_tasks=c.task.nunique(),
+        n_seeds_min=int(c.n_seeds.min()), steps=int(runs.steps.max()), batch_size=int(runs.batch_size.max()),
+        n_positive=int(c.positive.sum()), n_beyond=int(c.beyond_std.sum()),
+        n_positive_task=int(c.delta_task_positive.sum()), n_beyond_task=int(c.delta_task_beyond_std.sum()),
+        n_learned=len(learned), n_positive_learned=int(learned.positive.sum()),
+        n_beyond_learned=int(learned.beyond_std.sum()),
+        delta_min=float(c.delta.min()), delta_max=float(c.delta.max()), delta_median=float(c.delta.median()),
+        delta_task_min=float(c.delta_task.min()), delta_task_max=float(c.delta_task.max()),
+        not_positive=", ".join(f"{m.split(':')[-1]} / {t}" for m, t, p in zip(c.model, c.task, c.positive)
+                               if not p) or "none",
+        not_learned=", ".join(f"{m.split(':')[-1]} / {t}" for m, t, ok in zip(c.model, c.task, c.learned)
+                              if not ok) or "none",
+    )
+
+
+def judge_finetuning(runs: pd.DataFrame) -> tuple[str, str]:
+    n = table1_numbers(runs)
+    ours = (f"{n['n_positive']} of {n['n_cells']} mean deltas positive, {n['n_beyond']} beyond their std over seeds "
+            f"(on the fixed corpus; on the tasks' held-out inputs {n['n_positive_task']} and "
+            f"{n['n_beyond_task']}); the model learned in {n['n_learned']} of {n['n_cells']} cells")
+    if n["n_beyond"] == n["n_cells"]:
+        verdict = REPLICATED
+    elif 2 * n["n_positive"] > n["n_cells"]:
+        verdict = PARTLY
+    else:
+        verdict = NOT_REPLICATED
+    return ours, verdict
+
+
+_FINETUNING_KEYS = ("steps", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip", "max_len",
+                    "heldout_fraction", "eval_examples", "task_tokens", "corpus", "corpus_split", "corpus_tokens",
+                    "seq_len", "exclude_bos", "dtype", "device")
+
+
+def _finetuning(p: dict, profile: str) -> pd.DataFrame | None:
+    return experiments.finetuning_deltas(p["models"], p["tasks"], p["seeds"],
+                                         **{k: p[k] for k in _FINETUNING_KEYS if k in p}, profile=profile,
+                                         cache_only=True)
+
+
 CLAIMS: list[Claim] = [
     Claim("Fig 1", "Consecutive layers are almost perfectly linearly related",
           "about 0.99 for every layer (GPT-2, OPT, Llama-2, BLOOM, Pythia)",
@@ -199,17 +417,35 @@ CLAIMS: list[Claim] = [
     Claim("Fig 2", "Linearity (averaged over layers) falls during pretraining", "decreasing over checkpoints",
           "replicated if the mean score falls by > 0.01 from initialisation to the last checkpoint for every model; "
           "partly if for some", "fig2_training_dynamics", _dynamics, judge_dynamics),
-    Claim("Table 1", "Fine-tuning raises linearity without the residual", "positive deltas on MultiRC, BoolQ, CB, HH-RLHF", "pending"),
+    Claim("Table 1", "Fine-tuning raises linearity without the residual",
+          "all 28 deltas positive (7 models x MultiRC, BoolQ, CB, HH-RLHF reward modelling)",
+          "per (model, task) cell, the mean over seeds of the delta (after - before) of linearity without the residual "
+          "averaged over blocks, on the fixed TinyStories corpus; replicated if every cell's mean delta is positive by "
+          "more than its standard deviation over seeds; partly if more than half of the cells have a positive mean; "
+          "cells whose model learned nothing count alike, and are named", "table1_finetuning", _finetuning,
+          judge_finetuning),
     Claim("Fig 4", "A cosine regularizer lowers per-layer linearity", "lower linearity at lambda 0.5",
           "replicated if the cosine-regularized model's mean score is below its baseline's at every size; partly if at some",
           "fig4_regularized_profiles", _profiles, judge_regularizer),
-    Claim("Fig 5", "The regularizer raises linear-probe accuracy on xStoryCloze", "higher per-layer probe accuracy", "pending"),
-    Claim("Table 2", "The regularizer raises SuperGLUE scores", "higher average score", "pending"),
+    Claim("Fig 5", "The regularizer raises linear-probe accuracy on xStoryCloze", "higher per-layer probe accuracy",
+          "replicated if the cosine model's test accuracy, averaged over boundaries, beats its baseline's by more "
+          "than 2 standard errors at every size; partly if at some", "fig5_linear_probes", _probes, judge_probes),
+    Claim("Table 2", "The regularizer raises SuperGLUE scores", "higher average score",
+          "replicated if the cosine model's Table 2 mean beats its baseline's by more than 2 standard errors at every "
+          "size; partly if at some", "table2_benchmarks", _benchmarks, judge_benchmarks),
     Claim("Table 3", "The regularizer raises judged story quality", "higher GPT-4 scores",
           "replicated if the cosine model's mean judge grade beats its baseline's at every size; partly if at some; "
           "automatic proxies never give a verdict", "table3_story_quality", _stories, judge_stories),
-    Claim("Figs 6-8", "Replacing the most linear layers by linear maps (and distilling) hurts less than removing them",
-          "lower perplexity and higher ARC-Easy than plain removal", "pending"),
+    Claim("Figs 6-7", "Replacing the most linear blocks by linear maps and distilling them hurts perplexity less than removing them",
+          "lower WikiText perplexity than plain removal at every number of removed layers",
+          "for the paper's criterion, every model of Figs 6 and 7, k >= 1, WikiText-2 and TinyStories perplexity: replicated "
+          "if linear + distillation is below plain removal of the same blocks in every case; partly if in some",
+          "fig6_pruning_perplexity", _pruning_both, judge_pruning_ppl),
+    Claim("Fig 8", "Linear replacement plus distillation keeps ARC-Easy accuracy above plain removal",
+          "higher ARC-Easy accuracy than removal (OPT-1.3B)",
+          "for the paper's criterion and each k >= 1: better or worse when the accuracy difference exceeds 2 standard "
+          "errors; replicated if never worse and better at half of the k or more; partly if better at some k",
+          "fig8_pruning_arc_easy", _pruning, judge_pruning_arc),
 ]
 
 

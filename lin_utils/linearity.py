@@ -628,14 +628,25 @@ class LinearityAccumulator:
         if not self.blocks:
             raise ValueError("no block has both its input and output boundary; call update() first")
 
-    def fitted_maps(self) -> dict[int, LinearMap]:
-        """The least-squares affine map of every block, fitted on all counted tokens."""
+    def fitted_maps(self, ridge: float = 0.0) -> dict[int, LinearMap]:
+        """The least-squares affine map of every block, fitted on all counted tokens.
+
+        ``ridge`` (>= 0, default 0: the plain least-squares fit, unchanged) adds ``lam I`` to the
+        centered Gram matrix, ``A = (Gxx + lam I)^-1 Gxy`` with ``lam = ridge * tr(Gxx) / d`` (so
+        ``ridge`` is relative to the mean eigenvalue, whatever the scale of the states); solved by
+        Cholesky, never an explicit inverse.
+        """
+        if not isinstance(ridge, (int, float)) or isinstance(ridge, bool) or not math.isfinite(ridge) or ridge < 0:
+            raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
         self._require_blocks()
         total = self._total()
         maps = {}
         check_token_count(total.n, self.dim, f"blocks {self.blocks}")
         for i in self.blocks:
             Gxx, Gxy, tyy, _, _ = total.centered(i)
+            if ridge > 0:
+                lam = ridge * float(Gxx.trace()) / self.dim
+                Gxx = Gxx + lam * torch.eye(self.dim, dtype=Gxx.dtype, device=Gxx.device)
             maps[i] = LinearMap(A=_solve_psd(Gxx, Gxy).cpu().numpy(), mu_x=self._mean(total, i), mu_y=self._mean(total, i + 1),
                                 rms_y=math.sqrt(tyy / total.n))
         return maps

@@ -368,3 +368,248 @@ def story_quality(summary):
         ax.set(title=labels.get(m, f"{m} (judge, 1–10)"), yticks=y, yticklabels=list(summary.model))
         ax.invert_yaxis()
     return fig
+
+
+# -------------------------------------------------------------------------------------------------
+# Section 4: Table 2 and Fig 5
+
+
+def benchmark_scores(layout):
+    """Table 2 as dots: one panel per column of the paper's layout (and the mean), one row per
+    model, ± one standard error, the chance level as a dashed line.
+
+    ``layout``: :func:`lin_utils.experiments.evaluation.table2_layout` (with its ``chance`` row).
+    """
+    t = layout.set_index("model")
+    chance = t.loc["chance"]
+    t = t.drop(index="chance")
+    cols = [c for c in t.columns if not c.endswith(" se")]
+    ncols = 4
+    nrows = -(-len(cols) // ncols)
+    fig, axes = new_figure(ncols=ncols, nrows=nrows, panel_size=(FIG_WIDTH / ncols, 0.25 * len(t) + 1.0),
+                           sharey=True, squeeze=False)
+    colors = model_palette(t.index)
+    y = np.arange(len(t))
+    for ax, c in zip(axes.flat, cols):
+        for i, (m, row) in enumerate(t.iterrows()):
+            ax.errorbar(row[c], i, xerr=row[f"{c} se"], color=colors[m], marker="o", markersize=4, capsize=2)
+        ax.axvline(chance[c], color=GREY, linestyle="--", linewidth=1)
+        ax.set_title(c, fontsize="medium")
+        ax.set(yticks=y, yticklabels=[m.replace("zoo:", "") for m in t.index])
+    axes.flat[0].invert_yaxis()  # shared y: first model on top in every panel
+    for ax in axes.flat[len(cols):]:
+        ax.set_visible(False)
+    fig.supxlabel("score (± 1 standard error); dashed: chance")
+    return fig
+
+
+def probe_accuracy(table):
+    """Fig 5: linear-probe accuracy against block boundary, one panel per model size: test
+    accuracy on en_eval (± 1 binomial standard error) and the grouped 5-fold CV mean ± its
+    std over folds (band); chance 0.5 dashed.
+
+    ``table``: :func:`lin_utils.experiments.evaluation.probe_accuracy`.
+    """
+    groups = _by_size(table["model"])
+    fig, axes = new_figure(nrows=len(groups), squeeze=False)
+    colors = model_palette(table["model"])
+    for ax, (size, models) in zip(axes[:, 0], groups.items()):
+        for m in models:
+            g = table[table.model == m].sort_values("boundary")
+            ax.errorbar(g.boundary, g.test_acc, yerr=g.test_se, color=colors[m], marker="o", capsize=3)
+            ax.fill_between(g.boundary, g.cv_mean - g.cv_std, g.cv_mean + g.cv_std, color=colors[m], alpha=0.15,
+                            linewidth=0)
+            ax.plot(g.boundary, g.cv_mean, color=colors[m], linestyle=":")
+        ax.axhline(0.5, color=GREY, linestyle="--", linewidth=1)
+        ax.set(title=size, ylabel="probe accuracy")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[-1, 0].set_xlabel("block boundary (0 = embeddings, i = output of block i−1)")
+    _legend(fig, colors, {"test accuracy (en_eval) ± 1 se": dict(marker="o"),
+                          "5-fold CV mean ± std": dict(linestyle=":"), "chance": dict(linestyle="--", color=GREY)})
+    return fig
+
+
+# -------------------------------------------------------------------------------------------------
+# Section 5: pruning (Figs 6, 7 and 8)
+
+#: one colour per ranking criterion on every pruning figure (the paper's first)
+CRITERION_COLOURS = {"linearity": PALETTE[0], "shortgpt": PALETTE[1], "angular": PALETTE[2], "sleb": PALETTE[4],
+                     "last": PALETTE[3], "random": PALETTE[5], "linearity_rescored": PALETTE[9]}
+#: small horizontal offsets, so that criteria which pick the same blocks stay visible side by side
+_DODGE = {"linearity_rescored": 0.09, "linearity": 0.0, "shortgpt": -0.06, "angular": 0.06, "sleb": -0.12, "last": 0.12, "random": 0.0}
+CRITERION_LABELS = {"linearity": "most linear first (paper)", "linearity_rescored": "most linear first, re-scored after each removal", "shortgpt": "ShortGPT block influence",
+                    "angular": "angular distance (Gromov et al.)", "sleb": "SLEB (greedy calibration loss)",
+                    "last": "last k", "random": "random (mean, min–max over seeds)"}
+
+
+def _pruning_lines(ax, res, method: str, col: str, err: str | None = None) -> None:
+    """One line per criterion of ``method`` (random: the mean over seeds and its min-max band)."""
+    sub = res[res.method == method]
+    groups = sorted(sub.groupby("criterion", sort=False), key=lambda cg: cg[0] == "linearity")  # the paper's on top
+    for crit, g in groups:
+        colour = CRITERION_COLOURS.get(crit, GREY)
+        lw = 2.4 if crit == "linearity" else 1.5
+        if crit == "random":
+            agg = g.groupby("k")[col].agg(["mean", "min", "max"]).reset_index()
+            ax.plot(agg.k, agg["mean"], color=colour, marker="o", linestyle="-.", linewidth=lw)
+            ax.fill_between(agg.k, agg["min"], agg["max"], color=colour, alpha=0.2, linewidth=0)
+            continue
+        g = g.sort_values("k")
+        x = g.k + _DODGE.get(crit, 0.0)
+        if err is not None:
+            ax.errorbar(x, g[col], yerr=g[err], color=colour, marker="o", capsize=2, linewidth=lw)
+        else:
+            ax.plot(x, g[col], color=colour, marker="o", linewidth=lw)
+
+
+def _log_minor_label(v: float, _pos=None) -> str:
+    """Minor ticks of a log axis: label only 2x and 5x a power of ten (the rest would collide)."""
+    if v <= 0:
+        return ""
+    lead = round(v / 10 ** np.floor(np.log10(v)))
+    return f"{v:g}" if lead in (2, 5) else ""
+
+
+def _distill_line(ax, res, col: str, err: str | None = None) -> None:
+    g = res[res.method == "distill"].sort_values("k")
+    if len(g):
+        kw = dict(color=CRITERION_COLOURS["linearity"], marker="s", linestyle="--", linewidth=2.4)
+        x = g.k + 0.03
+        if err is not None:
+            ax.errorbar(x, g[col], yerr=g[err], capsize=2, **kw)
+        else:
+            ax.plot(x, g[col], **kw)
+
+
+def _pruning_legend(fig, res) -> None:
+    from matplotlib.lines import Line2D
+
+    crits = list(dict.fromkeys(res.criterion))
+    handles = [Line2D([], [], color=CRITERION_COLOURS.get(c, GREY), marker="o", label=CRITERION_LABELS.get(c, c),
+                      linestyle="-." if c == "random" else "-", linewidth=2.4 if c == "linearity" else 1.5)
+               for c in crits]
+    if (res.method == "distill").any():
+        handles.append(Line2D([], [], color=CRITERION_COLOURS["linearity"], marker="s", linestyle="--", linewidth=2.4,
+                              label="most linear first + linear maps + distillation"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=2)
+
+
+def pruning_perplexity(results, distill=None):
+    """Figs 6 and 7: perplexity against the number of blocks pruned, for one model.
+
+    Columns: removal (left) and linear replacement (right; the angular criterion's contiguous
+    spans get one map per span, ReplaceMe's variant; the dashed line adds distillation). Rows:
+    WikiText-2 test and TinyStories validation perplexity (log scale, shared within a row). With
+    ``distill`` (the loss curves) a bottom panel shows the distillation loss of each k.
+
+    ``results``: the ``results`` table of :func:`lin_utils.experiments.pruning_study` for one model.
+    """
+    res = results
+    rows = [("ppl_wikitext", "WikiText-2"), ("ppl_tinystories", "TinyStories")]
+    has_curve = distill is not None and len(distill) > 0
+    apply_style()
+    fig = plt.figure(figsize=(FIG_WIDTH, 2.6 * len(rows) + (2.0 if has_curve else 0) + 1.0), layout="constrained")
+    grid = fig.add_gridspec(len(rows) + int(has_curve), 2, height_ratios=[1] * len(rows) + ([0.8] if has_curve else []))
+    k_max = int(res.k.max())
+    for r, (col, title) in enumerate(rows):
+        left = fig.add_subplot(grid[r, 0])
+        right = fig.add_subplot(grid[r, 1], sharey=left)
+        _pruning_lines(left, res, "remove", col)
+        _pruning_lines(right, res, "linear", col)
+        _distill_line(right, res, col)
+        dense = float(res.loc[res.k == 0, col].iloc[0])
+        for ax, name in ((left, "removed"), (right, "linear maps")):
+            ax.axhline(dense, color=GREY, linestyle=":", linewidth=1)
+            ax.set(yscale="log", xticks=range(k_max + 1), title=f"{title}: {name}")
+            ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(mpl.ticker.FuncFormatter(_log_minor_label))
+            if r == len(rows) - 1:
+                ax.set_xlabel("blocks pruned (k)")
+        left.set_ylabel("perplexity")
+        right.tick_params(labelleft=False)
+    if has_curve:
+        ax = fig.add_subplot(grid[len(rows), :])
+        ks = sorted(distill.k.unique())
+        shades = sns.light_palette(CRITERION_COLOURS["linearity"], n_colors=len(ks) + 2)[2:]
+        for k, shade in zip(ks, shades):
+            g = distill[distill.k == k].sort_values("step")
+            ax.plot(g.step, g.loss, color=shade, label=f"k = {k}")
+        ax.set(title="distillation: layerwise normalised MSE against the original model", xlabel="step",
+               ylabel="loss", yscale="log")
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), title="blocks")
+    _pruning_legend(fig, res)
+    fig.suptitle(f"{res.model.iloc[0]} ({int(res.n_blocks.iloc[0])} blocks); dotted: the dense model")
+    return fig
+
+
+def pruning_arc(results):
+    """Fig 8: ARC-Easy accuracy (top) and length-normalised accuracy (bottom) against blocks pruned,
+    removal (left) and linear replacement (+ distillation, dashed) right; bars are standard errors,
+    the grey dashed line the chance level."""
+    res = results.dropna(subset=["arc_acc"])
+    fig, axes = new_figure(ncols=2, nrows=2, panel_size=(FIG_WIDTH / 2, 2.8), sharey="row", squeeze=False)
+    k_max = int(res.k.max())
+    chance = float(res.arc_chance.iloc[0])
+    for r, (col, title) in enumerate((("arc_acc", "acc"), ("arc_acc_norm", "acc_norm"))):
+        _pruning_lines(axes[r, 0], res, "remove", col, f"{col}_se")
+        _pruning_lines(axes[r, 1], res, "linear", col, f"{col}_se")
+        _distill_line(axes[r, 1], res, col, f"{col}_se")
+        for ax, name in ((axes[r, 0], "removed"), (axes[r, 1], "linear maps")):
+            ax.axhline(chance, color=GREY, linestyle="--", linewidth=1.2)
+            ax.set(xticks=range(k_max + 1), title=f"{title}: {name}")
+        axes[r, 0].set_ylabel("accuracy")
+    for ax in axes[-1]:
+        ax.set_xlabel("blocks pruned (k)")
+    _pruning_legend(fig, res)
+    n = int(res.arc_n.iloc[0])
+    fig.suptitle(f"{res.model.iloc[0]}: {n:,} ARC-Easy test questions; dashed grey: chance ({chance:.3f})")
+    return fig
+
+
+# -------------------------------------------------------------------------------------------------
+# Section 3.2: Table 1
+
+
+def finetuning_deltas(runs):
+    """Table 1: the change of linearity without the residual after fine-tuning, per task (x) and
+    model (colour): mean over seeds with a ±1 std bar, each seed a small dot; filled where the
+    model learned the task (a majority of seeds beat the majority-class baseline), hollow where it
+    learned nothing. Top: on the fixed corpus (the main number); bottom: on the task's held-out
+    inputs. The dashed line is no change.
+
+    ``runs``: one row per (model, task, seed) with ``delta_corpus``, ``delta_task`` and ``learned``
+    (:func:`lin_utils.experiments.finetuning_deltas`).
+    """
+    from matplotlib.lines import Line2D
+
+    tasks = list(dict.fromkeys(runs["task"]))
+    models = list(dict.fromkeys(runs["model"]))
+    colors = model_palette(models)
+    width = 0.7 / max(len(models), 1)
+    fig, axes = new_figure(nrows=2, sharex=True)
+    for ax, col, title in ((axes[0], "delta_corpus", "on the fixed corpus (main number)"),
+                           (axes[1], "delta_task", "on the task's held-out inputs")):
+        ax.axhline(0, color=GREY, linestyle="--", linewidth=1)
+        for j, m in enumerate(models):
+            for i, t in enumerate(tasks):
+                g = runs[(runs.model == m) & (runs.task == t)]
+                if g.empty:
+                    continue
+                x = i + (j - (len(models) - 1) / 2) * width
+                vals = g[col].to_numpy(dtype=float)
+                std = vals.std(ddof=1) if len(vals) > 1 else 0.0
+                learned = 2 * int(g["learned"].sum()) > len(g)
+                ax.errorbar(x, vals.mean(), yerr=std, color=colors[m], marker="o", capsize=3,
+                            markerfacecolor=colors[m] if learned else "white", markeredgewidth=1.5)
+                ax.plot(np.full(len(vals), x + width * 0.25), vals, color=colors[m], marker=".", linestyle="none",
+                        alpha=0.5, markersize=4)
+        ax.set(title=title, ylabel="Δ linearity, no residual")
+    axes[-1].set(xticks=range(len(tasks)), xticklabels=tasks, xlabel="fine-tuning task")
+    handles = [Line2D([], [], color=c, marker="o", label=m.replace("zoo:", "")) for m, c in colors.items()]
+    handles += [Line2D([], [], color="0.3", marker="o", linestyle="none", label="learned the task"),
+                Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linestyle="none",
+                       label="learned nothing"),
+                Line2D([], [], color="0.3", marker=".", linestyle="none", alpha=0.5, label="one seed")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3)
+    return fig

@@ -575,3 +575,235 @@ def table3_summary(summary: pd.DataFrame) -> pd.DataFrame:
     out["repetition (proxy)"] = pm("repetition_4")
     out.attrs["formats"] = {"scorer ppl (proxy)": ".2f"}
     return out
+
+
+# -------------------------------------------------------------------------------------------------
+# Section 4: Table 2 and Fig 5
+
+
+def table2_numbers(layout: pd.DataFrame, scores: pd.DataFrame) -> dict:
+    """Table 2's prose: how many cells sit within 2 standard errors of chance, how many
+    regularized-vs-baseline differences exceed 2 standard errors, and the verdict."""
+    from .experiments.evaluation import compare_to_baseline
+
+    t = layout.set_index("model")
+    chance = t.loc["chance"]
+    t = t.drop(index="chance")
+    cols = [c for c in t.columns if not c.endswith(" se") and c != "mean"]
+    near = [abs(t.at[m, c] - chance[c]) <= 2 * t.at[m, f"{c} se"] for m in t.index for c in cols]
+    cmp = compare_to_baseline(layout)
+    cmp = cmp[cmp.column != "mean"]
+    ours, verdict = claims.judge_benchmarks(layout)
+    n = scores.drop_duplicates("task").set_index("task").n
+    return dict(n_models=len(t), n_columns=len(cols), n_min=n.min(), n_max=n.max(),
+                near_chance=int(sum(near)), n_cells=len(near), frac_near_chance=float(np.mean(near)),
+                n_diffs=len(cmp), diffs_up=int((cmp.z > 2).sum()), diffs_down=int((cmp.z < -2).sum()),
+                mean_min=t["mean"].min(), mean_max=t["mean"].max(), chance_mean=chance["mean"],
+                seconds_max=scores.groupby("model").seconds.first().max(),
+                near_chance_text=("most of these benchmarks cannot tell these models from guessing" if np.mean(near) > 0.5
+                                  else "most cells are distinguishable from guessing"),
+                verdict_benchmarks=verdict, pairs_text=ours)
+
+
+def table2_summary(layout: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """The paper's layout with ``value ± se`` cells, then the chance row and the n row."""
+    t = layout.set_index("model")
+    cols = [c for c in t.columns if not c.endswith(" se")]
+    out = pd.DataFrame({c: [f"{v:.3f} ± {e:.3f}" for v, e in zip(t[c], t[f"{c} se"])] for c in cols}, index=t.index)
+    out.loc["chance"] = [f"{v:.3f}" for v in t.loc["chance", cols]]
+    n = scores.drop_duplicates("task").set_index("task").n
+    out.loc["n (documents)"] = [str(int(n[c.split(" ")[0]])) if c != "mean" else "" for c in cols]
+    out.index = [m.replace("zoo:", "") for m in out.index]
+    return out.rename_axis("model").reset_index()
+
+
+def fig5_numbers(table: pd.DataFrame) -> dict:
+    """Fig 5's prose: the best boundary of any model, and each size's baseline/cosine means."""
+    best = table.loc[table.test_acc.idxmax()]
+    out = dict(n_models=table.model.nunique(), best_acc=best.test_acc, best_model=best.model.replace("zoo:", ""),
+               best_boundary=int(best.boundary), acc_min=table.test_acc.min(), n_test=int(table.n_test.max()),
+               n_train=int(table.n_train.max()), se=float(table.test_se.mean()))
+    ours, verdict = claims.judge_probes(table)
+    out.update(verdict_probes=verdict, pairs_text=ours)
+    return out
+
+
+def fig5_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per model: test accuracy at the first, best and last boundary, and the mean over boundaries."""
+    rows = []
+    for m, g in table.groupby("model", sort=False):
+        g = g.sort_values("boundary")
+        best = g.loc[g.test_acc.idxmax()]
+        rows.append({"model": m.replace("zoo:", ""), "boundaries": len(g), "embeddings": g.test_acc.iloc[0],
+                     "best": best.test_acc, "best boundary": int(best.boundary), "last": g.test_acc.iloc[-1],
+                     "mean": g.test_acc.mean(), "CV mean": g.cv_mean.mean()})
+    out = pd.DataFrame(rows)
+    out.attrs["formats"] = {"boundaries": "d", "best boundary": "d"}
+    return out
+
+
+# -------------------------------------------------------------------------------------------------
+# Section 5: pruning (Figs 6, 7 and 8)
+
+_PPL = {"wikitext": ("ppl_wikitext", "WikiText-2"), "tinystories": ("ppl_tinystories", "TinyStories")}
+_CRIT_NAMES = {"linearity": "the paper's (most linear first)", "linearity_rescored": "most linear, re-scored", "shortgpt": "ShortGPT", "angular": "angular distance",
+               "sleb": "SLEB", "last": "last k", "random": "random (mean over seeds)"}
+
+
+def _by_criterion(res: pd.DataFrame, method: str, col: str) -> pd.DataFrame:
+    """(k x criterion) of ``col`` under ``method``; random is the mean over seeds."""
+    sub = res[res.method == method]
+    return sub.groupby(["k", "criterion"], sort=False)[col].mean().unstack("criterion")
+
+
+def pruning_numbers(results: pd.DataFrame, distill: pd.DataFrame | None = None) -> dict:
+    """The numbers a pruning page's prose quotes, and its verdicts (this model alone)."""
+    res = results
+    dense = res[res.k == 0].iloc[0]
+    k_max = int(res.k.max())
+    top = res[res.k == k_max]
+    out = dict(model=dense.model, n_blocks=int(dense.n_blocks), k_max=k_max, calib_tokens=int(dense.calib_tokens),
+               ppl_tokens=int(dense.ppl_tokens_wikitext), dense_wikitext=dense.ppl_wikitext,
+               dense_tinystories=dense.ppl_tinystories, n_models=int(res.drop_duplicates(["method", "mapping", "blocks"]).shape[0]),
+               params_frac_remove=float(top[top.method == "remove"].params_frac.min()),
+               speedup_remove=float(top[top.method == "remove"].speedup.median()),
+               speedup_linear=float(top[top.method == "linear"].speedup.median()))
+    if distill is not None and len(distill):
+        first = distill.sort_values("step").groupby("k").loss.first()
+        last = distill.sort_values("step").groupby("k").loss.last()
+        out.update(distill_steps=int(distill.step.max()), distill_first=float(first.mean()), distill_last=float(last.mean()))
+    ours, verdict = claims.judge_pruning_ppl(res)
+    out.update(verdict_ppl=verdict, ours_ppl=ours)
+    if res.arc_acc.notna().any():
+        out.update(arc_n=int(dense.arc_n), dense_arc=dense.arc_acc, dense_arc_se=dense.arc_acc_se, arc_chance=dense.arc_chance)
+        ours, verdict = claims.judge_pruning_arc(res)
+        out.update(verdict_arc=verdict, ours_arc=ours)
+    return out
+
+
+def pruning_kbyk(results: pd.DataFrame) -> str:
+    """k by k, in words: does linear replacement (+ distillation) beat removal of the paper's blocks,
+    and where does the paper's criterion stand against the others (removal, WikiText-2)?"""
+    c = claims.pruning_comparisons(results)
+    lines = []
+    for k, g in c.groupby("k"):
+        parts = []
+        for r in g.itertuples():
+            name = _PPL[r.corpus][1]
+            dist = f" → + distillation {r.distill:.1f}" if pd.notna(r.distill) else ""
+            beat = ("beats" if r.distill < r.remove else "does **not** beat") if pd.notna(r.distill) else "—"
+            parts.append(f"{name}: removal {r.remove:.1f} → linear maps {r.linear:.1f}{dist} "
+                         f"(linear + distillation {beat} removal)")
+        lines.append(f"- **k = {k}** (blocks {g.blocks.iloc[0]}): " + "; ".join(parts) + ".")
+    table = _by_criterion(results, "remove", "ppl_wikitext")
+    lines.append("")
+    lines.append("Where the paper's criterion stands (plain removal, WikiText-2 perplexity, lower is better):")
+    lines.append("")
+    for k, row in table.iterrows():
+        if k == 0 or "linearity" not in row:
+            continue
+        ranked = row.dropna().sort_values()
+        mine = row["linearity"]
+        place = 1 + int((ranked.drop("linearity") < mine).sum())
+        ties = int((ranked.drop("linearity") == mine).sum())
+        tie = f", tied with {ties} (the same blocks)" if ties else ""
+        others = ", ".join(f"{_CRIT_NAMES.get(cr, cr)} {v:.1f}" for cr, v in ranked.items() if cr != "linearity")
+        lines.append(f"- **k = {k}**: the paper's {mine:.1f}, rank {place} of {len(ranked)}{tie} "
+                     f"(others: {others}).")
+    return "\n".join(lines)
+
+
+def pruning_arc_kbyk(results: pd.DataFrame) -> str:
+    """k by k: ARC-Easy accuracy after removal vs linear replacement + distillation (paper's criterion)."""
+    c = claims.pruning_arc_comparisons(results)
+    lines = []
+    for r in c.itertuples():
+        verdict = ("better by more than 2 SE" if r.diff > 2 * r.se else "worse by more than 2 SE" if r.diff < -2 * r.se
+                   else "within 2 SE")
+        lines.append(f"- **k = {r.k}**: removal {r.remove:.3f}, linear + distillation {r.distill:.3f}: "
+                     f"difference {r.diff:+.3f} ± {r.se:.3f}, {verdict} (chance {r.chance:.3f}).")
+    table = _by_criterion(results.dropna(subset=["arc_acc"]), "remove", "arc_acc")
+    lines += ["", "Plain removal by criterion (ARC-Easy acc):", ""]
+    for k, row in table.iterrows():
+        if k == 0:
+            continue
+        lines.append(f"- **k = {k}**: " + ", ".join(f"{_CRIT_NAMES.get(cr, cr)} {v:.3f}" for cr, v in row.dropna().items()) + ".")
+    return "\n".join(lines)
+
+
+def pruning_summary(results: pd.DataFrame, col: str = "ppl_wikitext") -> pd.DataFrame:
+    """One row per k: the paper's criterion removed / linear / distilled, and the other criteria's removal."""
+    rows = []
+    rem, lin = _by_criterion(results, "remove", col), _by_criterion(results, "linear", col)
+    dis = _by_criterion(results, "distill", col)
+    for k in rem.index:
+        row = {"k": int(k)}
+        if "linearity" in rem:
+            row["paper: removed"] = rem.loc[k, "linearity"]
+            row["paper: linear"] = lin.loc[k, "linearity"]
+            if "linearity" in dis and k in dis.index:
+                row["paper: + distill"] = dis.loc[k, "linearity"]
+        for crit in rem.columns:
+            if crit != "linearity":
+                row[f"{crit}: removed"] = rem.loc[k, crit]
+        if "angular" in lin:
+            row["ReplaceMe span map"] = lin.loc[k, "angular"]
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    fmt = ".3f" if col.startswith("arc") else ".1f"
+    out.attrs["formats"] = {c: fmt for c in out.columns if c != "k"} | {"k": "d"}
+    return out
+
+
+def pruning_table(results: pd.DataFrame) -> pd.DataFrame:
+    """The full results table a page shows (one row per method, criterion, seed and k)."""
+    cols = ["model", "method", "criterion", "seed", "k", "blocks", "mapping", "ppl_wikitext", "ppl_tinystories",
+            "arc_acc", "arc_acc_se", "arc_acc_norm", "n_params", "params_frac", "speedup"]
+    out = results[[c for c in cols if c in results]].copy()
+    out["blocks"] = out["blocks"].fillna("").astype(str)
+    out["mapping"] = out["mapping"].fillna("").astype(str)
+    out.attrs["formats"] = {"ppl_wikitext": ".2f", "ppl_tinystories": ".2f", "params_frac": ".2f", "speedup": ".2f",
+                            "n_params": ",d", "seed": "d", "k": "d"}
+    return out
+
+
+def pruning_page(name: str, profile: str, tables: dict[str, pd.DataFrame], *, figure: str = "perplexity") -> dict:
+    """A pruning figure page (Fig 6, 7 or 8) in one call: the figure, the numbers, the k-by-k text
+    (glued as ``kbyk``), the summary and the full table. Returns the numbers."""
+    from . import plots
+
+    res, curve = tables["results"], tables["distill"]
+    numbers = pruning_numbers(res, curve)
+    if figure == "arc":
+        fig, text, summary = plots.pruning_arc(res), pruning_arc_kbyk(res), pruning_summary(res, "arc_acc")
+    else:
+        fig, text, summary = plots.pruning_perplexity(res, curve), pruning_kbyk(res), pruning_summary(res, "ppl_wikitext")
+    glue_markdown("kbyk", text)
+    figure_page(name, profile, fig, numbers=numbers, summary=summary, table=pruning_table(res))
+    return numbers
+
+
+# -------------------------------------------------------------------------------------------------
+# Section 3.2: Table 1, linearity before and after fine-tuning
+
+TABLE1_TASKS = {"multirc": "MultiRC", "boolq": "BoolQ", "cb": "CB", "hh-rlhf": "reward modelling (HH)"}
+
+
+def table1_numbers(runs: pd.DataFrame) -> dict:
+    """The Table 1 page's prose numbers (:func:`lin_utils.claims.table1_numbers`) and its verdict."""
+    return _with_verdicts(claims.table1_numbers(runs), runs, finetuning=claims.judge_finetuning)
+
+
+def table1_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 1 layout: one row per model, one column per task. A cell reads
+    ``Δ mean ± std`` (the delta on the fixed corpus, over seeds), then the mean held-out accuracy
+    after fine-tuning against the majority-class baseline; a cell whose model learned nothing
+    (:func:`lin_utils.claims.table1_cells`) says so."""
+    cells = claims.table1_cells(runs)
+    out = {}
+    for c in cells.itertuples():
+        std = "n/a" if pd.isna(c.delta_std) else f"{c.delta_std:.4f}"
+        text = f"{c.delta:+.4f} ± {std} (acc {c.acc_after:.2f} vs {c.baseline:.2f}"
+        text += f", learned {c.learned_seeds}/{c.n_seeds})" if c.learned else f"; learned nothing, {c.learned_seeds}/{c.n_seeds})"
+        out.setdefault(c.model, {"model": c.model.replace("zoo:", ""), "kind": c.arch})[TABLE1_TASKS.get(c.task, c.task)] = text
+    return pd.DataFrame(list(out.values()))

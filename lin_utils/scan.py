@@ -21,11 +21,24 @@ from .extract import iter_block_states, normalize_blocks
 from .linearity import PRECISIONS, LinearityAccumulator, LinearMap
 
 __all__ = [
+    "model_key",
     "DTYPES", "ScanConfig", "describe_model", "load_scan_inputs", "profile_model", "scan_blocks",
     "token_errors", "with_description",
 ]
 
 DTYPES = ("float32", "float64", "bfloat16", "float16")
+
+
+def model_key(spec: str) -> dict:
+    """What identifies a model spec's weights in a result-cache key: ``{"model": spec}``, plus
+    ``"weights"`` (:func:`lin_utils.zoo.key`) for a ``zoo:NAME[@STEP]`` spec, so that results are
+    recomputed when the zoo entry's training configuration changes."""
+    out = {"model": spec}
+    if spec.startswith("zoo:"):
+        from . import zoo
+
+        out["weights"] = zoo.key(spec[len("zoo:"):].partition("@")[0])
+    return out
 
 
 @dataclass(frozen=True)
@@ -99,10 +112,7 @@ class ScanConfig:
         """
         out = dataclasses.asdict(self)
         out["layers"] = None if self.layers is None else list(self.layers)
-        if self.model.startswith("zoo:"):
-            from . import zoo
-
-            out["weights"] = zoo.key(self.model[len("zoo:"):].partition("@")[0])
+        out.update(model_key(self.model))
         return out
 
     @classmethod

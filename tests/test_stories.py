@@ -57,3 +57,30 @@ def test_proxy_table_has_a_row_per_completion(stories260k):
     model, tok = stories260k
     t = proxy_table(["Tom had a red", "The sun was"], [" ball. He liked it.", " hot and bright."], model, tok)
     assert len(t) == 2 and (t.scorer_tokens > 0).all() and np.isfinite(t.scorer_nll).all()
+
+
+def test_batched_greedy_completion_equals_a_direct_loop_per_opening(stories260k):
+    """Left padding, the cache and the position ids change nothing: greedy completions of a
+    batch equal token-by-token argmax over each unpadded opening, without a cache."""
+    model, tok = stories260k
+    openings = ["Once upon a time", "Tom and his dog went to the park. They saw a big", "The sun"]
+    got = complete(model, tok, openings, max_new_tokens=12, temperature=0, batch_size=3, progress=False)
+    for opening, text in zip(openings, got):
+        ids = [tok.bos_token_id] + tok(opening, add_special_tokens=False)["input_ids"]
+        new = []
+        for _ in range(12):
+            with torch.no_grad():
+                nxt = int(model(input_ids=torch.tensor([ids + new])).logits[0, -1].argmax())
+            if nxt == tok.eos_token_id:
+                break
+            new.append(nxt)
+        assert text == tok.decode(new, skip_special_tokens=True)
+
+
+def test_a_completion_does_not_depend_on_its_batch(stories260k):
+    model, tok = stories260k
+    openings = story_openings(4, seed=1)
+    together = complete(model, tok, openings, max_new_tokens=15, seed=3, batch_size=4, progress=False)
+    alone = [complete(model, tok, [o], max_new_tokens=15, seed=3 + i, batch_size=1, progress=False)[0]
+             for i, o in enumerate(openings)]
+    assert together == alone

@@ -388,6 +388,10 @@ def run_harness(model, tokenizer, tasks: Sequence[str] = DEFAULT_TASKS, *,
                 num_fewshot=num_fewshot, log_samples=True, bootstrap_iters=100_000,
                 random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
                 fewshot_random_seed=seed)
+    except AssertionError as exc:  # lm-eval asserts that every continuation fits in the context
+        raise LinUtilsError(
+            f"lm-eval rejected a request of tasks {', '.join(plan.task)} (an answer longer than the "
+            f"context of {lm.max_length} tokens?); pass a larger max_length or leave the task out") from exc
     except OSError as exc:  # datasets' ConnectionError when the hub is offline or unreachable
         if not hub or isinstance(exc, DataNotFoundError):
             raise

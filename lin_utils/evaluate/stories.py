@@ -51,36 +51,85 @@ def story_openings(n: int, *, seed: int = 0, fraction: float = 0.4, min_words: i
     return out
 
 
+def _opening_ids(tokenizer, opening: str, max_new_tokens: int, limit: int | None) -> list[int]:
+    """BOS + the opening's tokens, keeping only its last tokens when the context is too short."""
+    bos = tokenizer.bos_token_id
+    ids = tokenizer(opening, add_special_tokens=False)["input_ids"]
+    if bos is not None:
+        ids = [bos] + ids
+    if limit is not None and len(ids) + max_new_tokens > limit:
+        # A short-context model sees the end of the opening only (the smoke profile's tiny models).
+        keep = limit - max_new_tokens - (bos is not None)
+        if keep < 1:
+            raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for the opening in the "
+                             f"model's context of {limit} tokens")
+        ids = ([bos] if bos is not None else []) + ids[-keep:]
+    return ids
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_k: int, generators: list[torch.Generator]) -> torch.Tensor:
+    """One token per row of ``logits`` (B, V): top-k, then temperature, each row with its own generator.
+    ``temperature == 0`` is greedy."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, -1).cpu()
+    return torch.stack([torch.multinomial(p, 1, generator=g)[0] for p, g in zip(probs, generators)]).to(logits.device)
+
+
 @torch.no_grad()
 def complete(model, tokenizer, openings: Sequence[str], *, max_new_tokens: int = 120, temperature: float = 0.8,
-             top_k: int = 50, seed: int = 0, progress: bool = True) -> list[str]:
-    """Sample one completion per opening; opening ``i`` uses seed ``seed + i`` whatever the model.
+             top_k: int = 50, seed: int = 0, batch_size: int = 25, progress: bool = True) -> list[str]:
+    """Sample one completion per opening; opening ``i`` draws from its own generator seeded
+    ``seed + i``, whatever the model and the batch.
 
-    Returns the generated text only (the opening excluded), cut at the first EOS. When the opening
-    and ``max_new_tokens`` do not fit the model's context, the model sees the opening's last tokens.
+    Openings are completed ``batch_size`` at a time, left-padded, with a key-value cache (one
+    forward pass per new token for the whole batch). Each step keeps the ``top_k`` most likely
+    tokens, divides by ``temperature`` (0: greedy) and samples. Returns the generated text only
+    (the opening excluded), cut at the first EOS. When the opening and ``max_new_tokens`` do not
+    fit the model's context, the model sees the opening's last tokens.
     """
+    import inspect
+
     model.eval()
     device = next(model.parameters()).device
-    bos = tokenizer.bos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos if eos is not None else 0)
     limit = getattr(model.config, "max_position_embeddings", None)
-    out = []
-    for i, opening in enumerate(tqdm(openings, desc="complete", disable=not progress, leave=False)):
-        ids = tokenizer(opening, add_special_tokens=False)["input_ids"]
-        if bos is not None:
-            ids = [bos] + ids
-        if limit is not None and len(ids) + max_new_tokens > limit:
-            # A short-context model sees the end of the opening only (the smoke profile's tiny models).
-            keep = limit - max_new_tokens - (bos is not None)
-            if keep < 1:
-                raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for the opening in the "
-                                 f"model's context of {limit} tokens")
-            ids = ([bos] if bos is not None else []) + ids[-keep:]
-        torch.manual_seed(seed + i)
-        x = torch.tensor([ids], device=device)
-        y = model.generate(x, attention_mask=torch.ones_like(x), do_sample=True, temperature=temperature,
-                           top_k=top_k, max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id)
-        out.append(tokenizer.decode(y[0, x.shape[1]:], skip_special_tokens=True))
+    takes_positions = "position_ids" in inspect.signature(model.forward).parameters
+    out: list[str] = []
+    bar = tqdm(total=len(openings), desc="complete", disable=not progress, leave=False)
+    for lo in range(0, len(openings), batch_size):
+        rows = [_opening_ids(tokenizer, o, max_new_tokens, limit) for o in openings[lo:lo + batch_size]]
+        width = max(map(len, rows))
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+        generators = [torch.Generator().manual_seed(seed + lo + j) for j in range(len(rows))]
+        new = torch.full((len(rows), max_new_tokens), pad, dtype=torch.long, device=device)
+        done = torch.zeros(len(rows), dtype=torch.bool, device=device)
+        past, step_ids = None, ids
+        for t in range(max_new_tokens):
+            kw = {"position_ids": (mask.cumsum(-1) - 1).clamp_min(0)[:, -step_ids.shape[1]:]} if takes_positions else {}
+            res = model(input_ids=step_ids, attention_mask=mask, past_key_values=past, use_cache=True, **kw)
+            past = res.past_key_values
+            token = _sample(res.logits[:, -1], temperature, top_k, generators)
+            token = torch.where(done, torch.full_like(token, pad), token)
+            new[:, t] = token
+            if eos is not None:
+                done |= token == eos
+            if bool(done.all()):
+                break
+            step_ids = token[:, None]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        for row in new.tolist():
+            if eos is not None and eos in row:
+                row = row[: row.index(eos)]
+            out.append(tokenizer.decode(row, skip_special_tokens=True))
+        bar.update(len(rows))
+    bar.close()
     return out
 
 

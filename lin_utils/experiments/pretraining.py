@@ -24,7 +24,7 @@ import pandas as pd
 
 from .. import results
 from .linearity import scan_table
-from ..scan import ScanConfig
+from ..scan import ScanConfig, model_key
 
 __all__ = ["checkpoint_specs", "story_quality", "training_dynamics", "zoo_training"]
 
@@ -227,8 +227,7 @@ def story_quality(models: Sequence[str], *, n_stories: int = 50, max_new_tokens:
     from ..evaluate.judge import MODEL_ENV
 
     judged_by = judge_model or os.environ.get(MODEL_ENV) if (judge_url or os.environ.get("LIN_JUDGE_URL")) else None
-    params = dict(models=[ScanConfig.from_params(m, {}).key()["model"] for m in models],
-                  weights={m: ScanConfig.from_params(m, {}).key().get("weights") for m in models},
+    params = dict(models=list(models), weights={m: model_key(m).get("weights") for m in models},
                   n_stories=n_stories, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                   seed=seed, scorer=scorer, judge=judged_by)
     if cache_only:

@@ -1,0 +1,181 @@
+"""Ranking criteria: which blocks to remove (or replace) first.
+
+Each criterion turns calibration statistics (:class:`~lin_utils.prune.calibration.CalibrationStats`)
+into an order of blocks, first-removed first; :func:`removal_sets` turns an order into the block
+set of each ``k`` (nested: the set for ``k`` holds the set for ``k - 1``). Two criteria choose a
+contiguous span per ``k`` instead (:func:`angular_spans`).
+
+* **linearity** (the paper's, :func:`linearity_order`): remove the most linear block first. Our
+  reading of "sequentially": the blocks are ranked once, by the dense model's linearity score
+  (with the residual, the paper's), and removed in that order, so every ``k`` reuses the same
+  calibration statistics. The other reading (re-score the pruned model after each removal and
+  remove its most linear remaining block) is :func:`linearity_order_rescored`; it needs a
+  calibration pass per removal (criterion name ``linearity_rescored`` in the experiments).
+* **shortgpt** (:func:`shortgpt_order`): block influence BI_i = 1 - mean cos(h_i, h_{i+1}), lowest first.
+* **angular** (Gromov et al., :func:`angular_spans`): for ``n`` blocks, the span ``[l, l + n)``
+  with the smallest mean angular distance arccos(cos(h_l, h_{l+n})) / pi at the last token.
+* **sleb** (:func:`sleb_order`): greedily remove the block whose removal raises the calibration
+  loss least, re-evaluating the pruned model at every step.
+* **last** (:func:`last_order`) and **random** (:func:`random_order`, one order per seed): baselines.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from ..errors import LinUtilsError
+from .calibration import CalibrationStats, calibrate
+from .surgery import pruned
+
+__all__ = [
+    "CRITERIA", "LINEARITY_METRICS", "angular_spans", "calibration_nll", "last_order", "linearity_order",
+    "linearity_order_rescored", "random_order", "removal_sets", "shortgpt_order", "sleb_order",
+]
+
+CRITERIA = ("linearity", "linearity_rescored", "shortgpt", "angular", "sleb", "last", "random")
+LINEARITY_METRICS = ("score", "score_nores", "heldout", "heldout_nores")
+
+
+def _order(values: np.ndarray, descending: bool) -> list[int]:
+    """Block indices sorted by ``values`` (stable: ties keep the lower index first)."""
+    v = np.asarray(values, dtype=np.float64)
+    if np.isnan(v).any():
+        raise LinUtilsError("a ranking value is NaN (too few calibration tokens for a held-out score?)")
+    return [int(i) for i in np.argsort(-v if descending else v, kind="stable")]
+
+
+def linearity_order(stats: CalibrationStats, metric: str = "score") -> list[int]:
+    """The paper's criterion: blocks by linearity score, most linear first (ranked once).
+
+    ``metric``: a column of :meth:`LinearityAccumulator.result` (``score`` = the paper's score with
+    the residual; ``score_nores``, ``heldout``, ``heldout_nores``).
+    """
+    if metric not in LINEARITY_METRICS:
+        raise LinUtilsError(f"metric must be one of {', '.join(LINEARITY_METRICS)}, got {metric!r}")
+    table = stats.linearity().sort_values("block")
+    return [int(table.block.iloc[i]) for i in _order(table[metric].to_numpy(), descending=True)]
+
+
+def shortgpt_order(stats: CalibrationStats) -> list[int]:
+    """ShortGPT: blocks by block influence 1 - mean cos(h_i, h_{i+1}), lowest first."""
+    return _order(stats.block_influence(), descending=False)
+
+
+def last_order(n_blocks: int) -> list[int]:
+    """The last block first, then the one before it, ..."""
+    if not isinstance(n_blocks, int) or n_blocks < 1:
+        raise LinUtilsError(f"n_blocks must be a positive integer, got {n_blocks!r}")
+    return list(range(n_blocks - 1, -1, -1))
+
+
+def random_order(n_blocks: int, seed: int) -> list[int]:
+    """A uniformly random order of the blocks (numpy ``default_rng(seed)``)."""
+    if not isinstance(n_blocks, int) or n_blocks < 1:
+        raise LinUtilsError(f"n_blocks must be a positive integer, got {n_blocks!r}")
+    return [int(i) for i in np.random.default_rng(seed).permutation(n_blocks)]
+
+
+def removal_sets(order: Sequence[int], ks: Iterable[int]) -> dict[int, tuple[int, ...]]:
+    """``{k: sorted first k blocks of order}`` for each k in ``ks``."""
+    out = {}
+    for k in ks:
+        if not isinstance(k, int) or not 0 <= k <= len(order):
+            raise LinUtilsError(f"k must be an integer in 0..{len(order)}, got {k!r}")
+        out[k] = tuple(sorted(order[:k]))
+    return out
+
+
+def angular_spans(stats: CalibrationStats, ks: Iterable[int]) -> dict[int, tuple[int, ...]]:
+    """Gromov et al.: for each ``n`` in ``ks``, the blocks ``[l*, l* + n)`` with
+    ``l* = argmin_l`` mean arccos(cos(h_l, h_{l+n})) / pi (last token). ``n = 0`` gives ()."""
+    out = {}
+    for n in ks:
+        if n == 0:
+            out[n] = ()
+            continue
+        start = int(np.argmin(stats.angular_distance(n)))
+        out[n] = tuple(range(start, start + n))
+    return out
+
+
+@torch.no_grad()
+def calibration_nll(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                    device: str | torch.device | None = None) -> float:
+    """Mean next-token negative log-likelihood (nats) of ``model`` over ``batches`` (padding excluded)."""
+    if device is None:
+        device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for ids, mask in batches:
+        ids, mask = ids.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
+        logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        sel = mask[:, 1:].bool() & mask[:, :-1].bool()
+        total -= float(logp[sel].double().sum())
+        count += int(sel.sum())
+    if count == 0:
+        raise LinUtilsError("calibration_nll: the batches hold no scored token")
+    return total / count
+
+
+def sleb_order(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], k: int, *,
+               progress: bool = True) -> tuple[list[int], pd.DataFrame]:
+    """SLEB: ``k`` greedy steps, each removing the block whose removal (given the blocks already
+    removed) gives the lowest calibration NLL.
+
+    Returns:
+        ``(order, trials)``: the ``k`` blocks in removal order, and one row per evaluated
+        candidate (``step``, ``block``, ``nll``, ``chosen``).
+    """
+    from ..arch import n_blocks
+
+    L = n_blocks(model)
+    if not isinstance(k, int) or not 0 <= k < L:
+        raise LinUtilsError(f"k must be an integer in 0..{L - 1}, got {k!r}")
+    batches = list(batches)
+    removed: list[int] = []
+    rows = []
+    bar = tqdm(total=sum(L - s for s in range(k)), desc="SLEB", disable=not progress, leave=False)
+    for step in range(k):
+        best, best_nll = None, math.inf
+        for b in range(L):
+            if b in removed:
+                continue
+            with pruned(model, remove=removed + [b]):
+                nll = calibration_nll(model, batches)
+            rows.append(dict(step=step, block=b, nll=nll, chosen=False))
+            if nll < best_nll:
+                best, best_nll = b, nll
+            bar.update()
+        removed.append(best)
+        for r in rows:
+            if r["step"] == step and r["block"] == best:
+                r["chosen"] = True
+    bar.close()
+    return removed, pd.DataFrame(rows, columns=["step", "block", "nll", "chosen"])
+
+
+def linearity_order_rescored(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], k: int, *,
+                             metric: str = "score", exclude_bos: bool = False, progress: bool = True) -> list[int]:
+    """The other reading of the paper's "sequentially": remove the most linear block, re-score the
+    pruned model on the calibration batches, remove its most linear remaining block, ... ``k`` times.
+
+    Returns the removed blocks (original indices) in removal order. One calibration pass per step.
+    """
+    from ..arch import n_blocks
+
+    L = n_blocks(model)
+    if not isinstance(k, int) or not 0 <= k < L:
+        raise LinUtilsError(f"k must be an integer in 0..{L - 1}, got {k!r}")
+    batches = list(batches)
+    removed: list[int] = []
+    for _ in range(k):
+        kept = [b for b in range(L) if b not in removed]
+        with pruned(model, remove=removed):
+            stats = calibrate(model, batches, max_span=1, exclude_bos=exclude_bos, progress=progress)
+        removed.append(kept[linearity_order(stats, metric)[0]])
+    return removed
