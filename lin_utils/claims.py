@@ -306,6 +306,11 @@ def judge_pruning_arc(t):
     ours = (f"accuracy difference distilled − removed {c['diff'].min():+.3f} to {c['diff'].max():+.3f} over k = "
             f"{c.k.min()}..{c.k.max()} (standard error about {c.se.median():.3f}); more than 2 SE better at "
             f"{better} of {len(c)} k, worse at {worse}")
+    dense = t[(t.k == 0) & t.arc_acc.notna()]
+    at_chance = [m for m, g in dense.groupby("model") if g.arc_acc.iloc[0] - g.arc_chance.iloc[0] < 2 * g.arc_acc_se.iloc[0]]
+    if at_chance:
+        ours = (f"the dense model ({', '.join(at_chance)}) is within 2 SE of chance, so ARC-Easy cannot separate the "
+                f"methods here; " + ours)
     verdict = REPLICATED if worse == 0 and better >= len(c) / 2 else PARTLY if better else NOT_REPLICATED
     return ours, verdict
 

@@ -518,15 +518,28 @@ def pruning_perplexity(results, distill=None):
         _pruning_lines(right, res, "linear", col)
         _distill_line(right, res, col)
         dense = float(res.loc[res.k == 0, col].iloc[0])
+        others = res.loc[res.criterion != "random", col]
+        log = float(others.max()) / float(others.min()) > 5  # a log axis only where the range is wide
         for ax, name in ((left, "removed"), (right, "linear maps")):
             ax.axhline(dense, color=GREY, linestyle=":", linewidth=1)
-            ax.set(yscale="log", xticks=range(k_max + 1), title=f"{title}: {name}")
-            ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.yaxis.set_minor_formatter(mpl.ticker.FuncFormatter(_log_minor_label))
+            ax.set(xticks=range(k_max + 1), title=f"{title}: {name}")
+            if log:
+                ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.yaxis.set_minor_formatter(mpl.ticker.FuncFormatter(_log_minor_label))
             if r == len(rows) - 1:
                 ax.set_xlabel("blocks pruned (k)")
         left.set_ylabel("perplexity")
         right.tick_params(labelleft=False)
+        # random orders that hit a critical block can be orders of magnitude worse: keep the scale
+        # of the other methods and say what runs off the top
+        top = float(others.max()) * (1.3 if log else 1.08)
+        left.set_ylim(float(others.min()) * (0.9 if log else 0.97), top)
+        for ax, method in ((left, "remove"), (right, "linear")):
+            rnd = res[(res.criterion == "random") & (res.method == method)]
+            if len(rnd) and float(rnd[col].max()) > top:
+                ax.text(0.02, 0.97, f"random: up to {float(rnd[col].max()):,.0f} (off scale)", transform=ax.transAxes,
+                        va="top", fontsize=FONT_SIZE - 2, color=CRITERION_COLOURS["random"])
     if has_curve:
         ax = fig.add_subplot(grid[len(rows), :])
         ks = sorted(distill.k.unique())

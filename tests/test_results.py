@@ -377,3 +377,24 @@ def test_force_recomputes_once_per_run(tmp_path, monkeypatch):
     results.cached_tables("c", ["u", "v"], {"a": 1}, tables, profile="p", root=tmp_path, force=True)
     results.cached_tables("c", ["u", "v"], {"a": 1}, tables, profile="p", root=tmp_path, force=True)
     assert len(calls) == 6
+
+
+def test_every_committed_table_sits_where_its_parameters_hash_and_verifies():
+    """Each committed sidecar's parameters hash to its file name, and the table loads (rows and
+    sha256 verified): a change of the hash function or of the canonical form orphans no table
+    silently."""
+    import json
+
+    from lin_utils.paths import REPO_ROOT
+
+    sidecars = sorted((REPO_ROOT / "data" / "results").glob("*/*/*.json"))
+    assert sidecars, "no committed result tables"
+    for path in sidecars:
+        meta = json.loads(path.read_text())
+        assert meta["param_hash"] == results.param_hash(meta["params"]), path
+        csv, json_path = results.table_paths(meta["computation"], meta["table"], meta["params"], meta["profile"],
+                                             REPO_ROOT / "data" / "results")
+        assert json_path == path and csv.is_file(), path
+        table = results.load_table(meta["computation"], meta["table"], meta["params"], meta["profile"],
+                                   REPO_ROOT / "data" / "results")
+        assert table is not None and len(table) == meta["rows"], path
