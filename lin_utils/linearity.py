@@ -678,7 +678,11 @@ class LinearityAccumulator:
             procrustes: orthogonal Procrustes similarity,
             cosine: mean cos(h_i, h_{i+1}) over tokens,
             norm_resid: mean ||h_i||, norm_block: mean ||h_{i+1} - h_i||, norm_ratio,
-            note: a warning text when n < 10 d.
+            note: a warning text when n < 10 d,
+            sse: the least-squares residual sum of squares of Y on X (the same for Y - X on X),
+            ss_y: ||Y - mean(Y)||_F^2 and ss_block: ||B - mean(B)||_F^2 with B = Y - X, the
+            centered sums of squares (so score = 1 - sse/ss_y, score_nores = 1 - sse/ss_block
+            and 1 - score = (1 - score_nores) * ss_block / ss_y).
         """
         self._require_blocks()
         halves = self.halves
@@ -709,6 +713,9 @@ class LinearityAccumulator:
                     norm_block=norm_dx / n,
                     norm_ratio=norm_dx / norm_x,
                     note=note or "",
+                    sse=sse,
+                    ss_y=tyy,
+                    ss_block=sst_nores,
                 )
             )
         return pd.DataFrame(rows)

@@ -626,3 +626,132 @@ def finetuning_deltas(runs):
                 Line2D([], [], color="0.3", marker=".", linestyle="none", alpha=0.5, label="one seed")]
     fig.legend(handles=handles, loc="outside lower center", ncols=3)
     return fig
+
+
+# -------------------------------------------------------------------------------------------------
+# beyond the paper: the scaling study (fig10_scaling)
+
+
+def scaling(tables):
+    """Fig 10: what moves (1 − score) with size, tokens and norm placement.
+
+    ``tables``: :func:`lin_utils.experiments.scaling_study`'s dict. Panels:
+
+    * top: geometric mean over blocks of (1 − score) against the number of blocks, one colour per
+      width, trained (solid) and random init (dashed), log-log, with the trained fit's
+      extrapolation (stars, 95% interval) to the paper's shapes and the paper's 0.99 (grey);
+    * middle: the two factors of 1 − score = (1 − score_nores) · ‖B_c‖²/‖Y_c‖² per block against
+      its relative position, one colour per depth, at the widest width;
+    * bottom left: the three quantities against training tokens (the token series);
+    * bottom right: the three quantities for the norm-placement pairs (pre-norm ``mistral`` vs
+      sublayer-output-norm ``olmo2``), trained (filled) and random init (hollow).
+    """
+    import math
+
+    from matplotlib.lines import Line2D
+
+    blocks, models, extra = tables["blocks"], tables["models"], tables["extrapolation"]
+    apply_style()
+    fig = plt.figure(figsize=(FIG_WIDTH, 11.0), layout="constrained")
+    axd = fig.subplot_mosaic([["size", "size"], ["nores", "ratio"], ["tokens", "norm"]],
+                             height_ratios=[1.3, 1, 1])
+    labels = {"one_minus_score": "1 − score", "one_minus_nores": "1 − score without residual",
+              "ratio_sq": "‖B_c‖² / ‖Y_c‖²"}
+    qcolors = dict(zip(labels, [PALETTE[0], PALETTE[1], PALETTE[2]]))
+    mist = models[models.family == "mistral"]
+    trained = mist[mist.init == "trained"]
+    grid_tokens = int(trained.train_tokens.mode().iloc[0]) if len(trained) else 0
+    grid = trained[trained.train_tokens == grid_tokens]
+    widths = sorted(grid.width.unique())
+    wcol = {w: PALETTE[MODEL_SLOTS[i % len(MODEL_SLOTS)]] for i, w in enumerate(widths)}
+
+    ax = axd["size"]
+    for w in widths:
+        for init, ls in (("trained", "-"), ("random", "--")):
+            src = grid if init == "trained" else mist[mist.init == "random"]
+            g = src[src.width == w].sort_values("n_blocks")
+            ax.plot(g.n_blocks, g.gm_one_minus_score, color=wcol[w], linestyle=ls, marker="o",
+                    markerfacecolor=wcol[w] if init == "trained" else "white")
+    e = extra[(extra.target == "one_minus_score")] if len(extra) else extra
+    for row in e.itertuples():
+        ax.errorbar(row.blocks, row.pred, yerr=[[row.pred - math.exp(row.lo)], [math.exp(row.hi) - row.pred]],
+                    color="0.2", marker="*", markersize=10, capsize=3)
+        ax.annotate(f"{row.shape} (d={row.width})", (row.blocks, row.pred), textcoords="offset points",
+                    xytext=(6, 4), fontsize=FONT_SIZE - 2)
+    ax.axhline(0.01, color=GREY, linestyle=":", linewidth=1.5)
+    seen = _finite_values([grid.gm_one_minus_score, mist[mist.init == "random"].gm_one_minus_score,
+                             np.exp(e.log_pred) if len(e) else []])
+    ax.set(xscale="log", yscale="log", xlabel="blocks (depth)", ylabel="1 − score (geometric mean over blocks)",
+           title=f"depth and width at {grid_tokens:,} training tokens",
+           ylim=(min(seen.min(), 0.01) / 10, 1.5) if seen.size else None)
+    ticks = sorted(set(grid.n_blocks.astype(int)) | set(e.blocks.astype(int) if len(e) else []))
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+    handles = [Line2D([], [], color=wcol[w], marker="o", label=f"d = {w}") for w in widths]
+    handles += [Line2D([], [], color="0.3", label="trained"), Line2D([], [], color="0.3", linestyle="--",
+                                                                    marker="o", markerfacecolor="white", label="random init"),
+                Line2D([], [], color="0.2", marker="*", markersize=10, linestyle="none", label="trend at the paper's shapes"),
+                Line2D([], [], color=GREY, linestyle=":", label="paper: score 0.99")]
+    ax.legend(handles=handles, fontsize=FONT_SIZE - 2, ncols=2, loc="best")
+
+    wmax = max(widths) if widths else None
+    g = blocks[(blocks.family == "mistral") & (blocks.width == wmax)
+               & (((blocks.init == "trained") & (blocks.train_tokens == grid_tokens)) | (blocks.init == "random"))]
+    depths = sorted(g.n_blocks.unique())
+    dcol = {L: PALETTE[MODEL_SLOTS[i % len(MODEL_SLOTS)]] for i, L in enumerate(depths)}
+    for key, title in (("nores", "one_minus_nores"), ("ratio", "ratio_sq")):
+        ax = axd[key]
+        for (L, init), h in g.groupby(["n_blocks", "init"]):
+            h = h.sort_values("depth")
+            ax.plot(h.depth, h[title], color=dcol[L], linestyle="-" if init == "trained" else "--", marker=".",
+                    markerfacecolor=dcol[L] if init == "trained" else "white")
+        ax.set(yscale="log", xlabel="relative position (block / last block)", ylabel=labels[title],
+               title=f"{labels[title]} (d = {wmax})")
+    axd["nores"].legend(handles=[Line2D([], [], color=dcol[L], label=f"{L} blocks") for L in depths]
+                        + [Line2D([], [], color="0.3", linestyle="--", label="random init")],
+                        fontsize=FONT_SIZE - 2, loc="best")
+
+    ax = axd["tokens"]
+    shapes = trained.groupby(["n_blocks", "width"]).train_tokens.nunique()
+    series = shapes[shapes > 1]
+    if len(series):
+        L, d = series.index[0]
+        s = trained[(trained.n_blocks == L) & (trained.width == d)].sort_values("train_tokens")
+        for t, lab in labels.items():
+            ax.plot(s.train_tokens, s[f"gm_{t}"], color=qcolors[t], marker="o", label=lab)
+        ax.set(title=f"training tokens ({L} blocks, d = {d})")
+    ax.set(xscale="log", yscale="log", xlabel="training tokens", ylabel="geometric mean over blocks")
+    ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+    ax.legend(fontsize=FONT_SIZE - 2, loc="best")
+
+    ax = axd["norm"]
+    fams = sorted(models.family.unique())
+    pairs = models[models.train_tokens.isin([0, grid_tokens])]
+    norm_shapes = sorted({(r.n_blocks, r.width) for r in pairs.itertuples() if r.family != "mistral"})
+    markers = ["o", "s", "^", "D"]
+    ticks = []
+    for i, fam in enumerate(fams):
+        for j, (L, d) in enumerate(norm_shapes):
+            for init in ("trained", "random"):
+                h = pairs[(pairs.family == fam) & (pairs.n_blocks == L) & (pairs.width == d) & (pairs.init == init)]
+                if h.empty:
+                    continue
+                for k, t in enumerate(labels):
+                    x = i + (k - 1) * 0.25 + (j - (len(norm_shapes) - 1) / 2) * 0.06
+                    ax.plot(x, h[f"gm_{t}"].iloc[0], color=qcolors[t], marker=markers[j % len(markers)],
+                            linestyle="none", markerfacecolor=qcolors[t] if init == "trained" else "white")
+        ticks.append(fam)
+    ax.set(xticks=range(len(fams)), xticklabels=[{"mistral": "pre-norm\n(mistral)", "olmo2": "output norm\n(olmo2)"}.get(f, f)
+                                                  for f in ticks], yscale="log", ylabel="geometric mean over blocks",
+           title="norm placement, " + ", ".join(f"{L} blocks d={d}" for L, d in norm_shapes))
+    ax.legend(handles=[Line2D([], [], color=qcolors[t], marker="o", linestyle="none", label=lab) for t, lab in labels.items()]
+              + [Line2D([], [], color="0.3", marker="o", linestyle="none", markerfacecolor="white", label="random init")]
+              + [Line2D([], [], color="0.3", marker=markers[j % len(markers)], linestyle="none", label=f"{L} blocks")
+                 for j, (L, _) in enumerate(norm_shapes)], fontsize=FONT_SIZE - 3, loc="best")
+    return fig
+
+
+def _finite_values(parts) -> np.ndarray:
+    """The finite values of several 1-D array-likes, as one float array (for axis limits)."""
+    vals = np.concatenate([np.asarray(p, dtype=float).ravel() for p in parts]) if parts else np.array([])
+    return vals[np.isfinite(vals)]

@@ -807,3 +807,41 @@ def table1_summary(runs: pd.DataFrame) -> pd.DataFrame:
         text += f", learned {c.learned_seeds}/{c.n_seeds})" if c.learned else f"; learned nothing, {c.learned_seeds}/{c.n_seeds})"
         out.setdefault(c.model, {"model": c.model.replace("zoo:", ""), "kind": c.arch})[TABLE1_TASKS.get(c.task, c.task)] = text
     return pd.DataFrame(list(out.values()))
+
+
+# -------------------------------------------------------------------------------------------------
+# Beyond the paper: the scaling study (fig10_scaling)
+
+
+def fig10_numbers(tables: dict) -> dict:
+    """The scaling page's prose numbers (:func:`lin_utils.claims.scaling_numbers`) and its verdict."""
+    return _with_verdicts(claims.scaling_numbers(tables), tables, scaling=claims.judge_scaling)
+
+
+def fig10_summary(tables: dict) -> pd.DataFrame:
+    """Per trained model and its random-init copy: shape, tokens, validation loss, mean score with
+    and without the residual, and the geometric means of the identity's three quantities."""
+    m = tables["models"]
+    out = pd.DataFrame({
+        "model": m.model, "init": m.init, "family": m.family, "blocks": m.n_blocks, "d": m.width,
+        "tokens": m.train_tokens, "val loss": m.val_loss, "score": m.score, "score, no residual": m.score_nores,
+        "held-out": m.heldout, "1 − score (gm)": m.gm_one_minus_score, "1 − nores (gm)": m.gm_one_minus_nores,
+        "‖B_c‖²/‖Y_c‖² (gm)": m.gm_ratio_sq,
+    })
+    out.attrs["formats"] = {"blocks": "d", "d": "d", "tokens": ",d", "val loss": ".3f", "score": ".3f",
+                            "score, no residual": ".3f", "held-out": ".3f", "1 − score (gm)": ".4f",
+                            "1 − nores (gm)": ".3f", "‖B_c‖²/‖Y_c‖² (gm)": ".4f"}
+    return out
+
+
+def fig10_fit_table(tables: dict) -> pd.DataFrame:
+    """The fitted coefficients with standard errors, one row per (fit, init, target)."""
+    f = tables["fit"]
+    rows = []
+    for (fit, init, target), g in f.groupby(["fit", "init", "target"], sort=False):
+        g = g.set_index("term")
+        row = {"fit": fit, "init": init, "quantity": target, "n": int(g.n.iloc[0]), "R²": float(g.r2.iloc[0])}
+        for term in g.index:
+            row[term] = f"{g.loc[term, 'coef']:+.3f} ± {g.loc[term, 'se']:.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("")

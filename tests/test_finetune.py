@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lin_utils import claims, plots, report, results
+from lin_utils import claims, plots, report
 from lin_utils.arch import from_config, tiny_config
 from lin_utils.errors import LinUtilsError
 from lin_utils.extract import capture

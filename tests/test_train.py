@@ -178,6 +178,25 @@ def test_regularizer_values_match_float64_numpy():
     assert float(mse_regularizer(states)) != pytest.approx(ref_mse, rel=1e-3)  # mask=None: all tokens
 
 
+def test_cosine_regularizer_and_its_gradient_equal_torch_cosine_similarity():
+    import torch.nn.functional as F
+
+    from lin_utils.train.regularizers import _cosine_fused
+
+    torch.manual_seed(0)
+    states = [torch.randn(2, 7, 16, dtype=torch.float64, requires_grad=True) for _ in range(4)]
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[1, 4:] = False
+    ours = cosine_regularizer(states, mask)
+    fused = _cosine_fused(states, mask, 1e-8)  # the GPU path, run here on the CPU
+    ref = sum(((1 - F.cosine_similarity(b, a, dim=-1))[mask]).mean() for a, b in zip(states[:-1], states[1:]))
+    g_ref = torch.autograd.grad(ref, states, retain_graph=True)
+    for value in (ours, fused):
+        assert float(value) == pytest.approx(float(ref), rel=1e-6)  # the function computes in float32
+        for a, b in zip(torch.autograd.grad(value, states, retain_graph=True), g_ref):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 def _rerun_last_block(model, family: str, x: torch.Tensor) -> torch.Tensor:
     """The raw output of the last block on input ``x`` (HF's last hidden state is final-norm'd)."""
     if family == "llama":

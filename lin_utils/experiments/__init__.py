@@ -6,6 +6,7 @@
 * :mod:`.evaluation` (Section 4: benchmarks for Table 2, linear probes for Fig 5).
 * :mod:`.finetuning` (Section 3.2: Table 1, linearity before and after fine-tuning).
 * :mod:`.pruning` (Section 5: Figs 6, 7 and 8, depth pruning next to ShortGPT, SLEB, Gromov et al., ReplaceMe).
+* :mod:`.scaling` (beyond the paper, Fig 10: linearity against depth, width, tokens and norm placement).
 
 Each function returns tidy pandas tables cached by what it computes (:mod:`lin_utils.results`),
 with a ``cache_only=True`` mode for the claims page.
@@ -16,10 +17,12 @@ from .evaluation import benchmark_scores, compare_to_baseline, probe_accuracy, t
 from .finetuning import finetuning_deltas
 from .pretraining import checkpoint_specs, story_quality, training_dynamics, zoo_training
 from .pruning import PRUNING, pruning_study
+from .scaling import SCALING, scaling_study
 
 __all__ = [
     "finetuning_deltas",
     "PRUNING", "pruning_study",
+    "SCALING", "scaling_study",
     "benchmark_scores", "compare_to_baseline", "probe_accuracy", "table2_layout",
     "ERRORS", "SCAN", "checkpoint_specs", "gaussian_norm_quantiles", "linearity_profiles", "scan_table",
     "story_quality", "token_error_distribution", "token_error_tables", "training_dynamics", "zoo_training",

@@ -32,7 +32,6 @@ __all__ = ["FINETUNING", "finetuning_deltas", "finetune_cell"]
 FINETUNING = "finetuning_deltas"
 #: bumped whenever the code changes what a cell's numbers are for the same parameters
 CODE_VERSION = 1
-_TRAIN_KEYS = ("steps", "batch_size", "lr", "warmup_steps", "weight_decay", "grad_clip")
 
 
 def _spec_key(model: str) -> dict:

@@ -18,8 +18,8 @@ from .tasks import (TASKS, EncodedSet, Example, Segment, TaskSpec, encode_exampl
                     split_examples, task_spec)
 
 __all__ = [
-    "TASKS", "accuracy_from_features", "pooled_features", "EncodedSet", "Example", "FineTuneConfig", "FineTuneResult", "LinearityProbe", "Measurement",
-    "Segment", "SequenceHead", "TaskSpec", "delta", "encode_examples", "evaluate", "finetune", "last_token_index",
-    "learned", "load_examples", "majority_baseline", "pad_right", "pairwise_loss", "pool", "predictions",
-    "split_examples", "step_indices", "task_loss", "task_spec", "trunk_of",
+    "TASKS", "EncodedSet", "Example", "FineTuneConfig", "FineTuneResult", "LinearityProbe", "Measurement",
+    "Segment", "SequenceHead", "TaskSpec", "accuracy_from_features", "delta", "encode_examples", "evaluate",
+    "finetune", "last_token_index", "learned", "load_examples", "majority_baseline", "pad_right", "pairwise_loss",
+    "pool", "pooled_features", "predictions", "split_examples", "step_indices", "task_loss", "task_spec", "trunk_of",
 ]

@@ -205,7 +205,8 @@ def _load_final(model: torch.nn.Module, run_dir: Path) -> FineTuneResult:
 
 
 @torch.no_grad()
-def pooled_features(model: SequenceHead, data: EncodedSet, *, batch_size: int = 16, progress: bool = False) -> torch.Tensor:
+def pooled_features(model: SequenceHead, data: EncodedSet, *, batch_size: int = 16,
+                    progress: bool = False) -> torch.Tensor:
     """The head's inputs for every sequence of ``data``: (len(data) · seqs_per_example, d), in
     eval mode (no dropout). They depend on the trunk only, so the accuracy of several heads on one
     trunk (the seeds before fine-tuning) needs one pass."""

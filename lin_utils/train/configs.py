@@ -26,15 +26,20 @@ sizes, 16 and 12 for the smoke sizes, 64 otherwise.
 tokenizer, data, token budget, optimizer, schedule, seed, regularizer) plus a few fields that do
 not (evaluation and checkpoint cadence); :meth:`TrainConfig.key` hashes only the former, so the
 zoo rebuilds a model exactly when its weights would change.
+
+The scaling study's grid sizes are not listed here: :func:`grid_size` names them by family, blocks
+and width, and :func:`architecture` builds their shape from the name.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 
-__all__ = ["SIZES", "TrainConfig", "zoo_config", "count_parameters", "TRAIN_CODE_VERSION"]
+__all__ = ["SIZES", "TrainConfig", "zoo_config", "count_parameters", "TRAIN_CODE_VERSION",
+           "GRID_FAMILIES", "grid_size", "architecture"]
 
 #: bumped whenever the training loop changes what weights a given config produces
 TRAIN_CODE_VERSION = 1
@@ -61,24 +66,68 @@ SIZES: dict[str, dict[str, int]] = {
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 
 
+# Grid sizes of the scaling study (``notebooks/fig10_scaling.ipynb``), built from their name
+# ``grid-<family>-L<blocks>-d<width>`` rather than listed: 32-dimensional heads (one head below
+# d=32), half as many key/value heads (at least one), a 3·d SwiGLU MLP, as the cpu sizes have.
+# ``mistral`` is pre-norm (RMSNorm before each sublayer, like Llama); ``olmo2`` has the same
+# shapes with OLMo2's placement: RMSNorm on each sublayer's output before it is added to the
+# stream (and on queries and keys), none on its input.
+GRID_FAMILIES = ("mistral", "olmo2")
+_GRID = re.compile(r"grid-(?P<family>[a-z0-9]+)-L(?P<blocks>[1-9][0-9]*)-d(?P<width>[1-9][0-9]*)")
+
+
+def grid_size(blocks: int, width: int, family: str = "mistral") -> str:
+    """The name of a scaling-study size: ``grid-<family>-L<blocks>-d<width>``."""
+    for name, v in (("blocks", blocks), ("width", width)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if family not in GRID_FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(GRID_FAMILIES)}, got {family!r}")
+    if width % 2 or (width > 32 and width % 32):
+        raise ValueError(f"width {width} must be even, and a multiple of 32 above 32 (32-dim heads)")
+    return f"grid-{family}-L{blocks}-d{width}"
+
+
+def architecture(size: str) -> dict:
+    """The architecture of a named size: :data:`SIZES`' entry (Mistral), or for a grid size
+    (:func:`grid_size`) its shape plus ``family``."""
+    if size in SIZES:
+        return SIZES[size]
+    m = _GRID.fullmatch(size) if isinstance(size, str) else None
+    if m is None or m["family"] not in GRID_FAMILIES:
+        raise ValueError(f"unknown model size {size!r}; expected one of {', '.join(SIZES)} or "
+                         f"grid-<{'|'.join(GRID_FAMILIES)}>-L<blocks>-d<width>")
+    blocks, width = int(m["blocks"]), int(m["width"])
+    try:
+        grid_size(blocks, width, m["family"])  # validates the shape
+    except ValueError as exc:
+        raise ValueError(f"model size {size!r}: {exc}") from None
+    heads = max(1, width // 32)
+    return dict(family=m["family"], hidden_size=width, num_hidden_layers=blocks, num_attention_heads=heads,
+                num_key_value_heads=max(1, heads // 2), intermediate_size=3 * width)
+
+
 def zoo_config(size: str, vocab_size: int, *, max_position_embeddings: int = 2048):
-    """A ``transformers.MistralConfig`` for a named size (see the table in the module docstring).
+    """A ``transformers.MistralConfig`` for a named size (see the table in the module docstring);
+    an ``Olmo2Config`` for an ``olmo2`` grid size (:func:`grid_size`).
 
     Untied embeddings, no sliding window, rotary base 10,000, initializer std 0.02, pad/BOS/EOS
     ids 0/1/2 (those of :func:`lin_utils.train.tokenizer.train_tokenizer`).
     """
     import transformers
 
-    if size not in SIZES:
-        raise ValueError(f"unknown model size {size!r}; expected one of {', '.join(SIZES)}")
+    arch = dict(architecture(size))
+    family = arch.pop("family", "mistral")
     if vocab_size < 3:
         raise ValueError(f"vocab_size must be >= 3 (pad, BOS, EOS), got {vocab_size}")
-    return transformers.MistralConfig(
-        vocab_size=vocab_size, max_position_embeddings=max_position_embeddings,
-        sliding_window=None, tie_word_embeddings=False, rope_theta=10_000.0,
-        initializer_range=0.02, rms_norm_eps=1e-5, hidden_act="silu",
-        attention_dropout=0.0, use_cache=True,
-        pad_token_id=PAD_ID, bos_token_id=BOS_ID, eos_token_id=EOS_ID, **SIZES[size])
+    common = dict(vocab_size=vocab_size, max_position_embeddings=max_position_embeddings,
+                  tie_word_embeddings=False, rope_theta=10_000.0,
+                  initializer_range=0.02, rms_norm_eps=1e-5, hidden_act="silu",
+                  attention_dropout=0.0, use_cache=True,
+                  pad_token_id=PAD_ID, bos_token_id=BOS_ID, eos_token_id=EOS_ID, **arch)
+    if family == "olmo2":
+        return transformers.Olmo2Config(attention_bias=False, **common)
+    return transformers.MistralConfig(sliding_window=None, **common)
 
 
 def count_parameters(size: str, vocab_size: int) -> int:
@@ -87,7 +136,7 @@ def count_parameters(size: str, vocab_size: int) -> int:
     import transformers
 
     with torch.device("meta"):
-        model = transformers.MistralForCausalLM(zoo_config(size, vocab_size))
+        model = transformers.AutoModelForCausalLM.from_config(zoo_config(size, vocab_size))
     return sum(p.numel() for p in model.parameters())
 
 
@@ -141,8 +190,7 @@ class TrainConfig:
     num_threads: int | None = field(default=None, metadata={"cadence": True})
 
     def __post_init__(self):
-        if self.size not in SIZES:
-            raise ValueError(f"unknown model size {self.size!r}; expected one of {', '.join(SIZES)}")
+        architecture(self.size)  # ValueError for an unknown size
         if self.regularizer not in ("none", "cosine", "mse"):
             raise ValueError(f"regularizer must be 'none', 'cosine' or 'mse', got {self.regularizer!r}")
         if self.regularizer == "none" and self.reg_lambda != 0:
@@ -175,7 +223,7 @@ class TrainConfig:
         out["betas"] = list(out["betas"])
         if out["reg_boundaries"] is not None:
             out["reg_boundaries"] = list(out["reg_boundaries"])
-        out["architecture"] = SIZES[self.size]
+        out["architecture"] = architecture(self.size)
         out["train_code_version"] = TRAIN_CODE_VERSION
         return out
 
