@@ -207,8 +207,14 @@ def judge_benchmarks(layout):
         return "no baseline / cosine pair in the table", NOT_RUN
     ours = "; ".join(f"{p['size']}: mean {p['baseline']:.3f} baseline, {p['cosine']:.3f} cosine "
                      f"({p['diff']:+.3f}, z = {p['z']:+.1f})" for p in pairs)
+    return ours, _beyond_two_se(pairs)
+
+
+def _beyond_two_se(pairs: list[dict]) -> str:
+    """Replicated if the regularized model is ahead by more than 2 standard errors at every size,
+    partly if at some, else not replicated."""
     above = sum(p["z"] > 2 for p in pairs)
-    return ours, REPLICATED if above == len(pairs) else PARTLY if above else NOT_REPLICATED
+    return REPLICATED if above == len(pairs) else PARTLY if above else NOT_REPLICATED
 
 
 def fig5_pairs(table: pd.DataFrame) -> list[dict]:
@@ -235,8 +241,7 @@ def judge_probes(table):
     ours = "; ".join(f"{p['size']}: mean test accuracy {p['baseline']:.3f} baseline, {p['cosine']:.3f} cosine "
                      f"({p['diff']:+.3f}, z = {p['z']:+.1f}; higher at {p['higher']} of {p['n']} boundaries)"
                      for p in pairs)
-    above = sum(p["z"] > 2 for p in pairs)
-    return ours, REPLICATED if above == len(pairs) else PARTLY if above else NOT_REPLICATED
+    return ours, _beyond_two_se(pairs)
 
 
 def _benchmarks(p: dict, profile: str) -> pd.DataFrame | None:
@@ -407,7 +412,7 @@ def _finetuning(p: dict, profile: str) -> pd.DataFrame | None:
 
 
 # ------------------------------------------------------------------------------------------------
-# Beyond the paper: the scaling study (fig10_scaling)
+# Beyond the paper: the scaling study (the `scaling` page)
 
 _SCALING_KEYS = ("token_shape", "token_budgets", "norm_shapes", "norm_families", "jobs", "train_device", "validate")
 
@@ -569,7 +574,7 @@ CLAIMS: list[Claim] = [
           "over blocks) and extrapolate to GPT-2-small (12, 768), GPT-2-XL (48, 1600) and OPT-1.3B (24, 2048); "
           "replicated if the lower end of the 95% interval of the predicted score is >= 0.99 at all three; partly if "
           "the point estimate is >= 0.99 at some; not replicated if at none",
-          "fig10_scaling", _scaling, judge_scaling),
+          "scaling", _scaling, judge_scaling),
 ]
 
 

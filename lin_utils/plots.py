@@ -305,16 +305,21 @@ def _by_size(models: Iterable[str]) -> dict[str, list[str]]:
     return groups
 
 
+def _size_panels(models):
+    """One panel per zoo size, stacked: ``(fig, axes, colours, [(ax, (size, models)), ...])``."""
+    groups = _by_size(models)
+    fig, axes = new_figure(nrows=len(groups), squeeze=False)
+    return fig, axes, model_palette(models), list(zip(axes[:, 0], groups.items()))
+
+
 def training_curves(curves):
     """The zoo notebook: training loss (thin) and validation loss (markers) against tokens seen,
     one panel per model size.
 
     ``curves``: one row per logged step with ``model``, ``tokens``, ``loss`` and ``val_loss``.
     """
-    groups = _by_size(curves["model"])
-    fig, axes = new_figure(nrows=len(groups), squeeze=False)
-    colors = model_palette(curves["model"])
-    for ax, (size, models) in zip(axes[:, 0], groups.items()):
+    fig, axes, colors, panels = _size_panels(curves["model"])
+    for ax, (size, models) in panels:
         for m in models:
             g = curves[curves.model == m].sort_values("tokens")
             train = g.dropna(subset=["loss"])
@@ -410,10 +415,8 @@ def probe_accuracy(table):
 
     ``table``: :func:`lin_utils.experiments.evaluation.probe_accuracy`.
     """
-    groups = _by_size(table["model"])
-    fig, axes = new_figure(nrows=len(groups), squeeze=False)
-    colors = model_palette(table["model"])
-    for ax, (size, models) in zip(axes[:, 0], groups.items()):
+    fig, axes, colors, panels = _size_panels(table["model"])
+    for ax, (size, models) in panels:
         for m in models:
             g = table[table.model == m].sort_values("boundary")
             ax.errorbar(g.boundary, g.test_acc, yerr=g.test_se, color=colors[m], marker="o", capsize=3)
@@ -629,7 +632,7 @@ def finetuning_deltas(runs):
 
 
 # -------------------------------------------------------------------------------------------------
-# beyond the paper: the scaling study (fig10_scaling)
+# beyond the paper: the scaling study (the `scaling` page)
 
 
 def scaling(tables):
@@ -712,6 +715,7 @@ def scaling(tables):
                         fontsize=FONT_SIZE - 2, loc="best")
 
     ax = axd["tokens"]
+    ax.set(xscale="log", yscale="log", xlabel="training tokens", ylabel="geometric mean over blocks")
     shapes = trained.groupby(["n_blocks", "width"]).train_tokens.nunique()
     series = shapes[shapes > 1]
     if len(series):
@@ -720,9 +724,11 @@ def scaling(tables):
         for t, lab in labels.items():
             ax.plot(s.train_tokens, s[f"gm_{t}"], color=qcolors[t], marker="o", label=lab)
         ax.set(title=f"training tokens ({L} blocks, d = {d})")
-    ax.set(xscale="log", yscale="log", xlabel="training tokens", ylabel="geometric mean over blocks")
+        ax.set_xticks(list(s.train_tokens), [_short_count(t) for t in s.train_tokens])
+        ax.legend(fontsize=FONT_SIZE - 2, loc="best")
+    else:
+        ax.set(title="training tokens (no token series)")
     ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
-    ax.legend(fontsize=FONT_SIZE - 2, loc="best")
 
     ax = axd["norm"]
     fams = sorted(models.family.unique())
@@ -749,6 +755,14 @@ def scaling(tables):
               + [Line2D([], [], color="0.3", marker=markers[j % len(markers)], linestyle="none", label=f"{L} blocks")
                  for j, (L, _) in enumerate(norm_shapes)], fontsize=FONT_SIZE - 3, loc="best")
     return fig
+
+
+def _short_count(n: float) -> str:
+    """12288 -> '12k', 1499136 -> '1.5M' (tick labels)."""
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            return f"{n / div:.3g}{unit}"
+    return f"{n:g}"
 
 
 def _finite_values(parts) -> np.ndarray:

@@ -810,15 +810,15 @@ def table1_summary(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 # -------------------------------------------------------------------------------------------------
-# Beyond the paper: the scaling study (fig10_scaling)
+# Beyond the paper: the scaling study (the `scaling` page)
 
 
-def fig10_numbers(tables: dict) -> dict:
+def scaling_numbers(tables: dict) -> dict:
     """The scaling page's prose numbers (:func:`lin_utils.claims.scaling_numbers`) and its verdict."""
     return _with_verdicts(claims.scaling_numbers(tables), tables, scaling=claims.judge_scaling)
 
 
-def fig10_summary(tables: dict) -> pd.DataFrame:
+def scaling_summary(tables: dict) -> pd.DataFrame:
     """Per trained model and its random-init copy: shape, tokens, validation loss, mean score with
     and without the residual, and the geometric means of the identity's three quantities."""
     m = tables["models"]
@@ -834,7 +834,7 @@ def fig10_summary(tables: dict) -> pd.DataFrame:
     return out
 
 
-def fig10_fit_table(tables: dict) -> pd.DataFrame:
+def scaling_fit_table(tables: dict) -> pd.DataFrame:
     """The fitted coefficients with standard errors, one row per (fit, init, target)."""
     f = tables["fit"]
     rows = []

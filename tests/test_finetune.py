@@ -27,17 +27,7 @@ from lin_utils.linearity import linearity_score
 from lin_utils.models import load_model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # bit-exact repeats on CPU
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def stories():
-    return load_model("stories260K")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: bit-exact repeats on CPU
 
 
 @pytest.fixture(scope="module")

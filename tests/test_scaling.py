@@ -1,4 +1,4 @@
-"""lin_utils.experiments.scaling (the fig10_scaling page): the identity
+"""lin_utils.experiments.scaling (the scaling page): the identity
 1 - score = (1 - score_nores) * ||B_c||^2 / ||Y_c||^2 on real models, the trend fit against the
 closed form, the grid's configs, and a tiny grid trained and scanned for real."""
 from __future__ import annotations
@@ -218,6 +218,11 @@ def test_a_two_model_grid_trains_and_scans_for_real(dirs):
     for m in scaling.grid_models([1, 2], [16], 2048, _TINY):
         assert (dirs[0] / "zoo" / m.config.key() / "final" / "meta.json").is_file()
     assert t["fit"].empty and t["extrapolation"].empty  # one width: no depth-width fit
+    import matplotlib.pyplot as plt
+
+    from lin_utils import plots
+
+    plt.close(plots.scaling(t))  # the page's figure draws without fits too
     # cached: the same tables again, without training or scanning; and from the cache alone
     again = scaling.scaling_study(**kw, jobs=1)
     pd.testing.assert_frame_equal(again["blocks"], blocks)

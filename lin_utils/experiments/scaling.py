@@ -1,4 +1,4 @@
-"""Beyond the paper: why is the score about 0.99 at scale and 0.76 here? (``fig10_scaling``)
+"""Beyond the paper: why is the score about 0.99 at scale and 0.76 here? (the ``scaling`` page)
 
 With Y = X + B (B the block's output), the least-squares residual of Y on X equals that of B on
 X, so per block, on centered sums of squares,
@@ -11,7 +11,7 @@ two factors: how linear the block's own output is (``1 - score_nores``) and how 
 output is next to the stream (``ratio_sq`` = ``ss_block / ss_y``). This module measures which of
 the two moves with depth, width, training tokens and norm placement:
 
-* :func:`grid_models`: the models of the study, as :class:`~lin_utils.train.TrainConfig`\\ s of
+* :func:`grid_models`: the models of the study, as :class:`~lin_utils.train.TrainConfig` objects of
   the zoo (same tokenizer, data, loop and model cache, :mod:`lin_utils.zoo`), with grid sizes
   named by :func:`lin_utils.train.configs.grid_size`;
 * :func:`scaling_study`: trains the missing models (``jobs`` single-threaded processes at once,

@@ -21,9 +21,9 @@ import pytest
 from lin_utils import claims, report, runner, site
 
 ROOT = Path(__file__).resolve().parents[2]
-FIGURE_PAGES = sorted(p.stem for p in (ROOT / "notebooks").glob("fig*.ipynb"))
+FIGURE_PAGES = sorted([*(p.stem for p in (ROOT / "notebooks").glob("fig*.ipynb")), "scaling"])
 # every page the landing page shows a thumbnail of: the figures, the tables and the model zoo
-THUMBNAIL_PAGES = sorted(p.stem for pat in ("fig*", "table*", "model_zoo") for p in (ROOT / "notebooks").glob(f"{pat}.ipynb"))
+THUMBNAIL_PAGES = sorted(p.stem for pat in ("fig*", "table*", "model_zoo", "scaling") for p in (ROOT / "notebooks").glob(f"{pat}.ipynb"))
 
 
 @pytest.fixture(scope="module")
