@@ -732,7 +732,9 @@ def pruning_arc_kbyk(results: pd.DataFrame) -> str:
 
 
 def pruning_summary(results: pd.DataFrame, col: str = "ppl_wikitext") -> pd.DataFrame:
-    """One row per k: the paper's criterion removed / linear / distilled, and the other criteria's removal."""
+    """One row per method (the paper's criterion removed / linear / distilled, the other criteria's
+    removal, ReplaceMe's span map) and one column per number of blocks pruned, so that the table
+    stays as narrow as the text column whatever the number of criteria."""
     rows = []
     rem, lin = _by_criterion(results, "remove", col), _by_criterion(results, "linear", col)
     dis = _by_criterion(results, "distill", col)
@@ -749,9 +751,10 @@ def pruning_summary(results: pd.DataFrame, col: str = "ppl_wikitext") -> pd.Data
         if "angular" in lin:
             row["ReplaceMe span map"] = lin.loc[k, "angular"]
         rows.append(row)
-    out = pd.DataFrame(rows)
+    wide = pd.DataFrame(rows).set_index("k")
+    out = wide.T.rename(columns=lambda k: f"k = {k}").rename_axis("method").reset_index()
     fmt = ".3f" if col.startswith("arc") else ".1f"
-    out.attrs["formats"] = {c: fmt for c in out.columns if c != "k"} | {"k": "d"}
+    out.attrs["formats"] = {c: fmt for c in out.columns if c != "method"}
     return out
 
 

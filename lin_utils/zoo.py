@@ -34,8 +34,8 @@ time. On the shared machine it was measured on (load average 5–7 from other jo
 0.44 of a core on average) it took 74 minutes. Validation losses after 1.5M tokens: 2.9–3.3 nats/token (1.15–1.30 bits per byte).
 The smoke zoo (BPE on 2,000 stories, eight models of 48 steps) trains in about 20 s. On one H100
 (bf16, ``scripts/bench_train.py``, 64 × 512 tokens a step) gpu-small trains at about 600k
-tokens/s, so its 20M tokens take about 35 s; the larger gpu size was not measured (no gpu zoo has
-been trained yet), and at 4.5× gpu-small's parameters it should take a few minutes.
+tokens/s and mistral-150m at about 257k, so the eight gpu models' 20M tokens each take
+4 × 35 s + 4 × 78 s ≈ 8 minutes plus the tokenizer (no gpu zoo has been trained yet).
 
 Public API: :func:`names`, :func:`entry`, :func:`key`, :func:`run_dir`, :func:`resolve`,
 :func:`checkpoints`, :func:`train`, :func:`train_profile`, :func:`status`. From a shell:
