@@ -636,7 +636,7 @@ def finetuning_deltas(runs):
 
 
 def scaling(tables):
-    """Fig 10: what moves (1 − score) with size, tokens and norm placement.
+    """The scaling page: what moves (1 − score) with size, tokens and norm placement.
 
     ``tables``: :func:`lin_utils.experiments.scaling_study`'s dict. Panels:
 
@@ -723,7 +723,7 @@ def scaling(tables):
         s = trained[(trained.n_blocks == L) & (trained.width == d)].sort_values("train_tokens")
         for t, lab in labels.items():
             ax.plot(s.train_tokens, s[f"gm_{t}"], color=qcolors[t], marker="o", label=lab)
-        ax.set(title=f"training tokens ({L} blocks, d = {d})")
+        ax.set(title=f"token series, {L} blocks, d={d}")
         ax.set_xticks(list(s.train_tokens), [_short_count(t) for t in s.train_tokens])
         ax.legend(fontsize=FONT_SIZE - 2, loc="best")
     else:
@@ -749,7 +749,7 @@ def scaling(tables):
         ticks.append(fam)
     ax.set(xticks=range(len(fams)), xticklabels=[{"mistral": "pre-norm\n(mistral)", "olmo2": "output norm\n(olmo2)"}.get(f, f)
                                                   for f in ticks], yscale="log", ylabel="geometric mean over blocks",
-           title="norm placement, " + ", ".join(f"{L} blocks d={d}" for L, d in norm_shapes))
+           title="norm placement (blocks×d): " + ", ".join(f"{L}×{d}" for L, d in norm_shapes))
     ax.legend(handles=[Line2D([], [], color=qcolors[t], marker="o", linestyle="none", label=lab) for t, lab in labels.items()]
               + [Line2D([], [], color="0.3", marker="o", linestyle="none", markerfacecolor="white", label="random init")]
               + [Line2D([], [], color="0.3", marker=markers[j % len(markers)], linestyle="none", label=f"{L} blocks")
