@@ -758,15 +758,31 @@ def pruning_summary(results: pd.DataFrame, col: str = "ppl_wikitext") -> pd.Data
     return out
 
 
-def pruning_table(results: pd.DataFrame) -> pd.DataFrame:
-    """The full results table a page shows (one row per method, criterion, seed and k)."""
-    cols = ["model", "method", "criterion", "seed", "k", "blocks", "mapping", "ppl_wikitext", "ppl_tinystories",
-            "arc_acc", "arc_acc_se", "arc_acc_norm", "n_params", "params_frac", "speedup"]
-    out = results[[c for c in cols if c in results]].copy()
-    out["blocks"] = out["blocks"].fillna("").astype(str)
-    out["mapping"] = out["mapping"].fillna("").astype(str)
-    out.attrs["formats"] = {"ppl_wikitext": ".2f", "ppl_tinystories": ".2f", "params_frac": ".2f", "speedup": ".2f",
-                            "n_params": ",d", "seed": "d", "k": "d"}
+def pruning_table(results: pd.DataFrame, figure: str = "perplexity") -> pd.DataFrame:
+    """The full results table a page shows (one row per method, criterion, seed and k), narrow
+    enough for the text column: a random order's seed joins its criterion ("random 1"), the
+    perplexity pages show the perplexities and the ARC page ARC-Easy accuracy (its standard errors
+    are in the figure), and parameters are a fraction of the dense model's. The result table in
+    the cache keeps every column."""
+    out = pd.DataFrame({"model": results["model"], "method": results["method"]})
+    seed = results["seed"] if "seed" in results else pd.Series(np.nan, index=results.index)
+    out["criterion"] = [f"{c} {int(s)}" if c == "random" and pd.notna(s) else str(c)
+                        for c, s in zip(results["criterion"], seed)]
+    out["k"] = results["k"]
+    out["blocks"] = results["blocks"].fillna("").astype(str)
+    if figure == "arc":
+        for col, label in (("arc_acc", "ARC-Easy acc"), ("arc_acc_norm", "acc_norm")):
+            if col in results:
+                out[label] = results[col]
+    else:
+        for col, label in (("ppl_wikitext", "WikiText-2"), ("ppl_tinystories", "TinyStories")):  # perplexities
+            if col in results:
+                out[label] = results[col]
+    for col in ("params_frac", "speedup"):
+        if col in results:
+            out[col.replace("_frac", "")] = results[col]
+    out.attrs["formats"] = {"WikiText-2": ".1f", "TinyStories": ".2f", "ARC-Easy acc": ".3f", "acc_norm": ".3f",
+                            "params": ".2f", "speedup": ".2f", "k": "d"}
     return out
 
 
@@ -782,7 +798,7 @@ def pruning_page(name: str, profile: str, tables: dict[str, pd.DataFrame], *, fi
     else:
         fig, text, summary = plots.pruning_perplexity(res, curve), pruning_kbyk(res), pruning_summary(res, "ppl_wikitext")
     glue_markdown("kbyk", text)
-    figure_page(name, profile, fig, numbers=numbers, summary=summary, table=pruning_table(res))
+    figure_page(name, profile, fig, numbers=numbers, summary=summary, table=pruning_table(res, figure))
     return numbers
 
 
