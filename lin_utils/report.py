@@ -606,7 +606,8 @@ def table2_numbers(layout: pd.DataFrame, scores: pd.DataFrame) -> dict:
 
 
 def table2_summary(layout: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
-    """The paper's layout with ``value ± se`` cells, then the chance row and the n row."""
+    """The paper's layout transposed: one row per task column (and the mean), one column per model
+    with ``value ± se`` cells, then the chance and n columns."""
     t = layout.set_index("model")
     cols = [c for c in t.columns if not c.endswith(" se")]
     out = pd.DataFrame({c: [f"{v:.3f} ± {e:.3f}" for v, e in zip(t[c], t[f"{c} se"])] for c in cols}, index=t.index)
@@ -614,7 +615,8 @@ def table2_summary(layout: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     n = scores.drop_duplicates("task").set_index("task").n
     out.loc["n (documents)"] = [str(int(n[c.split(" ")[0]])) if c != "mean" else "" for c in cols]
     out.index = [m.replace("zoo:", "") for m in out.index]
-    return out.rename_axis("model").reset_index()
+    # one row per column of the paper's layout, one column per model: stays narrow for a few models
+    return out.T.rename_axis("column").reset_index()
 
 
 def fig5_numbers(table: pd.DataFrame) -> dict:
