@@ -191,12 +191,28 @@ def md_table(df: pd.DataFrame, formats: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def tables_by_model(table: pd.DataFrame, formats: dict | None = None) -> str:
+def _column_slices(df: pd.DataFrame, max_columns: int) -> list[pd.DataFrame]:
+    """``df`` cut into tables of at most ``max_columns`` columns, each repeating the key columns:
+    the leading columns that are not floats (``block``; ``task``, ``seed``)."""
+    keys = 0
+    while keys < len(df.columns) - 1 and not pd.api.types.is_float_dtype(df[df.columns[keys]]):
+        keys += 1
+    values = list(df.columns[keys:])
+    if len(df.columns) <= max_columns or keys >= max_columns:
+        return [df]
+    width = max_columns - keys
+    n = -(-len(values) // width)
+    size = -(-len(values) // n)  # even slices
+    return [df[list(df.columns[:keys]) + values[i:i + size]] for i in range(0, len(values), size)]
+
+
+def tables_by_model(table: pd.DataFrame, formats: dict | None = None, max_columns: int = 9) -> str:
     """The full table, one :func:`md_table` per model under the model's name and kind.
 
     Columns that hold one value for the whole model (``n_tokens``, ``d``, ``chance``...) move
     into that heading, and underscores in column names become spaces so that headers can wrap:
-    the rest fits the text column.
+    the rest fits the text column. A model's table with more than ``max_columns`` columns is cut
+    into several (:func:`_column_slices`).
     """
     if "model" not in table:
         return md_table(table, formats)
@@ -210,7 +226,8 @@ def tables_by_model(table: pd.DataFrame, formats: dict | None = None) -> str:
         rest = rest.drop(columns=constant)
         rest = rest.rename(columns=lambda c: str(c).replace("_", " "))
         head = f"**{model}**" + (f" ({kind})" if kind else "") + (f": {facts}" if facts else "")
-        parts.append(head + "\n\n" + md_table(rest, {str(k).replace("_", " "): v for k, v in formats.items()}))
+        fmts = {str(k).replace("_", " "): v for k, v in formats.items()}
+        parts.append(head + "\n\n" + "\n\n".join(md_table(part, fmts) for part in _column_slices(rest, max_columns)))
     return "\n\n".join(parts)
 
 
@@ -605,18 +622,56 @@ def table2_numbers(layout: pd.DataFrame, scores: pd.DataFrame) -> dict:
                 verdict_benchmarks=verdict, pairs_text=ours)
 
 
-def table2_summary(layout: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
-    """The paper's layout transposed: one row per task column (and the mean), one column per model
-    with ``value ± se`` cells, then the chance and n columns."""
+def _model_groups(models: list[str]) -> list[list[str]]:
+    """Models grouped by name up to the last ``-`` (a zoo size: ``cpu-small-*``), in order; a model
+    alone in its group joins the previous one (stories260K beside the last size)."""
+    groups: dict[str, list[str]] = {}
+    for m in models:
+        groups.setdefault(m.replace("zoo:", "").rsplit("-", 1)[0], []).append(m)
+    out: list[list[str]] = []
+    for g in groups.values():
+        if len(g) == 1 and out:
+            out[-1] += g
+        else:
+            out.append(list(g))
+    return out
+
+
+def table2_summary(layout: pd.DataFrame, scores: pd.DataFrame) -> str:
+    """The paper's layout transposed, one table per zoo size (so that each fits the text column):
+    one row per task column (and the mean), one column per model, then the chance level. The row's
+    label gives the documents scored and the largest standard error over the models (a task's n is
+    the same for every model, so its standard errors differ little). Markdown, tables one below
+    the other."""
     t = layout.set_index("model")
     cols = [c for c in t.columns if not c.endswith(" se")]
-    out = pd.DataFrame({c: [f"{v:.3f} ± {e:.3f}" for v, e in zip(t[c], t[f"{c} se"])] for c in cols}, index=t.index)
-    out.loc["chance"] = [f"{v:.3f}" for v in t.loc["chance", cols]]
     n = scores.drop_duplicates("task").set_index("task").n
-    out.loc["n (documents)"] = [str(int(n[c.split(" ")[0]])) if c != "mean" else "" for c in cols]
-    out.index = [m.replace("zoo:", "") for m in out.index]
-    # one row per column of the paper's layout, one column per model: stays narrow for a few models
-    return out.T.rename_axis("column").reset_index()
+    models = [m for m in t.index if m != "chance"]
+    se = {c: t.loc[models, f"{c} se"].max() for c in cols}
+    rows = [f"{c} (n = {int(n[c.split(' ')[0]]):,}, se ≤ {se[c]:.3f})" if c != "mean" else f"mean (se ≤ {se[c]:.3f})"
+            for c in cols]
+    parts = []
+    for group in _model_groups(models):
+        size = group[0].replace("zoo:", "").rsplit("-", 1)[0]
+        out = t.loc[group, cols].T.rename(columns=lambda m: m.replace("zoo:", "").removeprefix(f"{size}-"))
+        out["chance"] = t.loc["chance", cols].to_numpy(dtype=float)
+        out.index = rows
+        parts.append(f"**{size}**\n\n" + md_table(out.rename_axis("column").reset_index(),
+                                                 {c: ".3f" for c in out.columns}))
+    return "\n\n".join(parts)
+
+
+def table2_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """The full table, one row per (model, task, metric): value ± standard error, chance, the
+    documents scored out of the split's, and the split."""
+    out = pd.DataFrame({
+        "model": scores.model, "task": scores.task, "metric": scores.metric,
+        "value ± se": [f"{v:.3f} ± {e:.3f}" for v, e in zip(scores.value, scores.stderr)],
+        "chance": scores.chance, "n of total": [f"{n:,} of {t:,}" for n, t in zip(scores.n, scores.n_total)],
+        "split": scores.split, "seconds": scores.seconds,
+    })
+    out.attrs["formats"] = {"chance": ".3f", "seconds": ".1f"}
+    return out
 
 
 def fig5_numbers(table: pd.DataFrame) -> dict:
@@ -840,29 +895,36 @@ def scaling_numbers(tables: dict) -> dict:
 
 
 def scaling_summary(tables: dict) -> pd.DataFrame:
-    """Per trained model and its random-init copy: shape, tokens, validation loss, mean score with
-    and without the residual, and the geometric means of the identity's three quantities."""
+    """Per trained model and its random-init copy: validation loss, mean score with and without the
+    residual, and the geometric means over blocks of the identity's three quantities.
+
+    The model's name carries its family, shape and token budget (``grid-mistral-L4-d64@1499136``),
+    so those are not repeated as columns: the table fits the text column.
+    """
     m = tables["models"]
     out = pd.DataFrame({
-        "model": m.model, "init": m.init, "family": m.family, "blocks": m.n_blocks, "d": m.width,
-        "tokens": m.train_tokens, "val loss": m.val_loss, "score": m.score, "score, no residual": m.score_nores,
-        "held-out": m.heldout, "1 − score (gm)": m.gm_one_minus_score, "1 − nores (gm)": m.gm_one_minus_nores,
-        "‖B_c‖²/‖Y_c‖² (gm)": m.gm_ratio_sq,
+        "model": m.model, "val loss": m.val_loss, "score": m.score, "score, no residual": m.score_nores,
+        "held-out": m.heldout, "1 − score": m.gm_one_minus_score, "1 − score, no residual": m.gm_one_minus_nores,
+        "‖B_c‖² / ‖Y_c‖²": m.gm_ratio_sq,
     })
-    out.attrs["formats"] = {"blocks": "d", "d": "d", "tokens": ",d", "val loss": ".3f", "score": ".3f",
-                            "score, no residual": ".3f", "held-out": ".3f", "1 − score (gm)": ".4f",
-                            "1 − nores (gm)": ".3f", "‖B_c‖²/‖Y_c‖² (gm)": ".4f"}
+    out.attrs["formats"] = {"val loss": ".3f", "score": ".3f", "score, no residual": ".3f", "held-out": ".3f",
+                            "1 − score": ".4f", "1 − score, no residual": ".3f", "‖B_c‖² / ‖Y_c‖²": ".4f"}
     return out
 
 
+SCALING_QUANTITIES = {"one_minus_score": "1 − score", "one_minus_nores": "1 − score, no residual",
+                      "ratio_sq": "‖B_c‖² / ‖Y_c‖²"}
+
+
 def scaling_fit_table(tables: dict) -> pd.DataFrame:
-    """The fitted coefficients with standard errors, one row per (fit, init, target)."""
+    """The fitted coefficients with standard errors, one row per (fit, init, quantity)."""
     f = tables["fit"]
     rows = []
     for (fit, init, target), g in f.groupby(["fit", "init", "target"], sort=False):
         g = g.set_index("term")
-        row = {"fit": fit, "init": init, "quantity": target, "n": int(g.n.iloc[0]), "R²": float(g.r2.iloc[0])}
+        row = {"fit": f"{fit}, {init}", "quantity": SCALING_QUANTITIES.get(target, target),
+               "n": int(g.n.iloc[0]), "R²": float(g.r2.iloc[0])}
         for term in g.index:
-            row[term] = f"{g.loc[term, 'coef']:+.3f} ± {g.loc[term, 'se']:.3f}"
+            row[term.replace("_", " ").replace("width", "d")] = f"{g.loc[term, 'coef']:+.3f} ± {g.loc[term, 'se']:.3f}"
         rows.append(row)
     return pd.DataFrame(rows).fillna("")

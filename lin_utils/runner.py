@@ -568,6 +568,11 @@ def run_profile(
         with _deferred_sigint():
             for record in records:
                 os.replace(staging / f"{record.name}.ipynb", record.output)
+            # an executed page whose source notebook is gone (renamed or deleted) would still match
+            # the table of contents' globs and reach the book
+            for stale in sorted(set(out_dir.glob("*.ipynb")) - {out_dir / f"{n}.ipynb" for n in everything}):
+                stale.unlink()
+                log(f"removed {stale.name}: no notebook {stale.stem} in {notebooks_dir}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         for k, v in previous_env.items():

@@ -178,6 +178,18 @@ def test_only_runs_the_selection_in_order(tmp_path):
     assert sorted(p.name for p in (tmp_path / "book" / "notebooks").iterdir()) == ["claims.ipynb", "fig1_a.ipynb"]
 
 
+def test_a_run_removes_pages_whose_notebook_is_gone(tmp_path):
+    dirs = _project(tmp_path, _logging_sections(tmp_path))
+    runner.run_profile("smoke", log=lambda _: None, **dirs)
+    (tmp_path / "notebooks" / "fig3_b.ipynb").rename(tmp_path / "notebooks" / "fig3_c.ipynb")  # renamed
+    (dirs["profiles_dir"] / "smoke.yaml").write_text(yaml.safe_dump(_logging_sections(tmp_path, ["fig1_a", "claims"])))
+    lines = []
+    runner.run_profile("smoke", only=["fig1_a"], log=lines.append, **dirs)
+    pages = sorted(p.name for p in (tmp_path / "book" / "notebooks").iterdir())
+    assert pages == ["claims.ipynb", "fig1_a.ipynb"]  # fig3_c not run yet; claims kept
+    assert any(ln.startswith("removed fig3_b.ipynb") for ln in lines)
+
+
 def test_unknown_profile_lists_valid_ones(tmp_path):
     dirs = _project(tmp_path, {})
     (dirs["profiles_dir"] / "cpu.yaml").write_text("{}\n")
