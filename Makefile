@@ -34,7 +34,7 @@ verify: $(STAMP)
 	$(BIN)/lin-utils book verify --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_linearity.py

@@ -35,7 +35,11 @@ time. On the shared machine it was measured on (load average 5–7 from other jo
 The smoke zoo (BPE on 2,000 stories, eight models of 48 steps) trains in about 20 s. On one H100
 (bf16, ``scripts/bench_train.py``, 64 × 512 tokens a step) gpu-small trains at about 600k
 tokens/s and mistral-150m at about 257k, so the eight gpu models' 20M tokens each take
-4 × 35 s + 4 × 78 s ≈ 8 minutes plus the tokenizer (no gpu zoo has been trained yet).
+4 × 35 s + 4 × 78 s ≈ 8 minutes plus the tokenizer. Measured on one H100 (torch 2.11, 2026-11-23,
+``zoo.train(name, device="cuda")`` one model after another, evaluation and checkpoints included):
+gpu-small 45.4–52.5 s per model (the first one also trains the BPE tokenizer), mistral-150m
+98.3–106.7 s, so the eight take about 10.5 minutes, more than one 10-minute device command. No
+gpu result tables are committed yet: the trained models did not survive to the next command.
 
 Public API: :func:`names`, :func:`entry`, :func:`key`, :func:`run_dir`, :func:`resolve`,
 :func:`checkpoints`, :func:`train`, :func:`train_profile`, :func:`status`. From a shell:
