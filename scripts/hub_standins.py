@@ -454,6 +454,10 @@ def stage_dataset(hf_home: Path, d: DatasetStandIn) -> Path:
 
 def stage_datasets(hf_home: Path, which: list[str] | None = None) -> list[str]:
     """Stage every stand-in of :data:`DATASETS` (or those whose ``label`` is in ``which``)."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
     done = []
     for d in DATASETS:
         if which is None or d.label in which or d.repo_id in which:

@@ -254,7 +254,7 @@ def _rehearse(args, work: Path, mathjax: Path, log) -> int:
         log(f"FAILED: {exc}")
         return 1
     for r in records:
-        log(f"{r.name}: {getattr(r, 'seconds', float('nan')):.1f} s")
+        log(f"{r.name}: {r.wall_time_s:.1f} s")
     if args.slice or args.no_build:
         return 0
     try:
