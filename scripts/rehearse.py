@@ -13,7 +13,8 @@
    GLUE RTE, xStoryCloze, ARC, HH-RLHF) is absent from it, so it comes from the hub stand-ins.
 3. **A rehearsal profile** ``<work>/profiles/full.yaml`` made from ``profiles/full.yaml`` by
    :func:`shrink`, which changes only sizes (tokens, steps, seeds, limits, stories, k_max, the
-   scaling grid's extent) and ``device: cuda`` -> ``cpu`` (the one non-size change). Model ids,
+   scaling grid's extent) and the device: ``device: cuda`` -> ``cpu``, and bf16 training -> fp32
+   where training runs (the zoo, the scaling grid; see :data:`ZOO_OVERRIDE`). Model ids,
    revisions, datasets, tasks and code paths are those of ``full``. The zoo's gpu entries, whose
    training budget is fixed in ``lin_utils/zoo.py``, get a smaller budget through
    ``$LIN_ZOO_OVERRIDE`` (:data:`ZOO_OVERRIDE`; same architectures, fewer tokens).
@@ -44,10 +45,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 #: the zoo's training budget in the rehearsal ($LIN_ZOO_OVERRIDE): 4 steps of 4 x 64 tokens, a BPE
-#: and a token stream of the first 2,000 training stories; architectures and vocabularies unchanged
+#: and a token stream of the first 2,000 training stories; architectures and vocabularies unchanged.
+#: ``precision`` bf16 -> fp32 is a device change like cuda -> cpu: bf16 autocast is the GPU's
+#: precision, and on a CPU without bf16 units a bf16 matmul is ~80x slower than fp32 (measured).
 ZOO_OVERRIDE = {"max_tokens": 1024, "batch_size": 4, "seq_len": 64, "warmup_steps": 1,
                 "tokenizer_stories": 2000, "data_stories": 2000, "val_tokens": 512, "eval_every": 2,
-                "log_every": 1}
+                "log_every": 1, "precision": "fp32"}
 #: mirror files the full profile reads locally (see the module docstring); relative to $LIN_DATA_DIR
 MIRROR_ONLY = ("stories260K", "tinystories-more/tinystories_train_head_2MiB.txt",
                "tinystories-more/new_distinct_stories.jsonl")
@@ -74,7 +77,7 @@ SIZE_RULES = {
     "steps": _cap(2), "warmup_steps": _cap(1), "distill_steps": _cap(2), "eval_examples": _cap(8),
     "limit": _cap_none(4), "arc_limit": _cap_none(4), "max_train": _cap_none(16), "max_test": _cap_none(16),
     "n_stories": _cap(2), "max_new_tokens": _cap(8), "sample_per_block": _cap(200), "k_max": _cap(2),
-    "speed_reps": _cap(2), "cv": _cap(2),
+    "speed_reps": _cap(2), "cv": _cap(2), "max_len": _cap(128),
 }
 
 
@@ -86,6 +89,8 @@ def _shrink_scaling(s: dict) -> dict:
     cfg = dict(s.get("train_config") or {})
     cfg.update(batch_size=2, seq_len=128, tokenizer_stories=2000, data_stories=2000,
                val_tokens=min(cfg.get("val_tokens", 512), 512), warmup_steps=1, eval_every=2, log_every=1)
+    if cfg.get("precision") == "bf16":  # a device change, as for the zoo (see ZOO_OVERRIDE)
+        cfg["precision"] = "fp32"
     s["train_config"] = cfg
     step = cfg["batch_size"] * cfg["seq_len"]
     s["train_tokens"] = 4 * step
@@ -211,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     env = environment(work, partial_mirror(work / "mirror", Path(real_mirror).expanduser()))
     os.environ.update(env)
     try:
-        return _rehearse(args, work, mathjax, log)
+        status = _rehearse(args, work, mathjax, log)
+        log(f"rehearsal {'passed' if status == 0 else 'FAILED'} in {time.perf_counter() - t0:.0f} s")
+        return status
     finally:
         if args.work is None and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
