@@ -44,12 +44,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: the zoo's training budget in the rehearsal ($LIN_ZOO_OVERRIDE): 4 steps of 4 x 64 tokens, a BPE
+#: the zoo's training budget in the rehearsal ($LIN_ZOO_OVERRIDE): 2 steps of 4 x 64 tokens, a BPE
 #: and a token stream of the first 2,000 training stories; architectures and vocabularies unchanged.
 #: ``precision`` bf16 -> fp32 is a device change like cuda -> cpu: bf16 autocast is the GPU's
 #: precision, and on a CPU without bf16 units a bf16 matmul is ~80x slower than fp32 (measured).
-ZOO_OVERRIDE = {"max_tokens": 1024, "batch_size": 4, "seq_len": 64, "warmup_steps": 1,
-                "tokenizer_stories": 2000, "data_stories": 2000, "val_tokens": 512, "eval_every": 2,
+ZOO_OVERRIDE = {"max_tokens": 512, "batch_size": 4, "seq_len": 64, "warmup_steps": 1,
+                "tokenizer_stories": 2000, "data_stories": 2000, "val_tokens": 256, "eval_every": 0,
                 "log_every": 1, "precision": "fp32"}
 #: mirror files the full profile reads locally (see the module docstring); relative to $LIN_DATA_DIR
 MIRROR_ONLY = ("stories260K", "tinystories-more/tinystories_train_head_2MiB.txt",
