@@ -197,12 +197,15 @@ def stage_model(hf_home: Path, hub_id: str, revision: str | None, base_tokenizer
 
     from lin_utils.arch import from_config, tiny_config
 
+    transformers.utils.logging.disable_progress_bar()
+
     fam = family_of(hub_id)
     commit = commit_of(hub_id, revision)
     repo = _repo_dir(hf_home, "models", hub_id)
     snap = repo / "snapshots" / commit
     if not (snap / "config.json").is_file():
-        tmp = Path(tempfile.mkdtemp(prefix=".stage-", dir=repo.parent if repo.parent.exists() else None))
+        repo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".stage-", dir=repo.parent))  # same filesystem: atomic rename
         cls = getattr(transformers, fam.tokenizer_class)
         tok = cls.from_pretrained(str(base_tokenizer), **fam.specials)
         vocab = -(-len(tok) // 64) * 64  # padded like the real models' embeddings (50257 -> 50304 ...)
