@@ -182,7 +182,8 @@ def environment(work: Path, mirror: Path) -> dict[str, str]:
     return {"HF_HOME": str(work / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
             "LIN_DATA_DIR": str(mirror), "LIN_CACHE": str(work / "cache"),
-            "LIN_RESULTS_DIR": str(work / "results"), "LIN_ZOO_OVERRIDE": json.dumps(ZOO_OVERRIDE)}
+            "LIN_RESULTS_DIR": str(work / "results"), "LIN_PROFILES_DIR": str(work / "profiles"),
+            "LIN_ZOO_OVERRIDE": json.dumps(ZOO_OVERRIDE)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,7 +232,7 @@ def _rehearse(args, work: Path, mathjax: Path, log) -> int:
     from lin_utils import runner, site
     from lin_utils.errors import LinUtilsError
 
-    sections = shrink(runner.load_profile("full"))
+    sections = shrink(runner.load_profile("full", ROOT / "profiles"))
     if args.slice:
         sections = slice_profile(sections)
     elif args.only:
