@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: book run build test bench verify mutate venv clean
+.PHONY: book run build test bench verify rehearse mutate venv clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,11 @@ verify: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadscope
+
+# Dress rehearsal of the full profile, offline: tiny models under the paper's hub ids and revisions,
+# hub datasets' stand-ins, every notebook at shrunk sizes, the book built (scripts/rehearse.py).
+rehearse: $(STAMP)
+	$(BIN)/python scripts/rehearse.py $(if $(ONLY),--only $(ONLY),)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_linearity.py

@@ -289,9 +289,10 @@ def load_eval(name: str, split: str | None = None) -> list[dict]:
     - ``winogrande`` (``validation``=``dev``, 1267): ``{"qID", "sentence", "option1", "option2",
       "answer", "label"}`` with ``label`` (int 1/2) merged in from ``dev-labels.lst``.
 
-    These are the mirror's layouts. The hub fallback returns the hub's rows as they are, which
-    for ARC (``question`` a string, ``choices = {"text": [...], "label": [...]}``) and SuperGLUE
-    (integer ``ClassLabel`` labels; MultiRC one row per answer) differ from the files; the
+    These are the mirror's layouts. The SuperGLUE hub fallback is converted to them
+    (:func:`superglue_rows_from_hub`: label values, MultiRC regrouped by paragraph), so the
+    fine-tuning tasks read either source. For ARC (``question`` a string, ``choices = {"text":
+    [...], "label": [...]}``) the hub fallback returns the hub's rows as they are; the
     benchmarks do not go through here but through lm-eval
     (:mod:`lin_utils.evaluate.harness`), whose task ``process_docs`` convert the mirror's rows to
     the hub's layout. FewGLUE subsets have no hub equivalent.
@@ -346,7 +347,36 @@ def _with_labels(jsonl: Path, labels: Path) -> list[dict]:
 def _superglue_hub_rows(task: str, fname: str) -> list[dict]:
     if fname != "val":
         raise LookupError("the FewGLUE 32-example subsets are not an aps/super_glue split")
-    return [dict(r) for r in _hub_dataset("aps/super_glue", task, split="validation")]
+    ds = _hub_dataset("aps/super_glue", task, split="validation")
+    label = ds.features.get("label")
+    return superglue_rows_from_hub(task, [dict(r) for r in ds], getattr(label, "names", None))
+
+
+def superglue_rows_from_hub(task: str, rows: list[dict], label_names: Sequence[str] | None) -> list[dict]:
+    """``aps/super_glue`` validation rows in the mirror's ``val.jsonl`` layout.
+
+    Integer ``ClassLabel`` labels become the mirror's values: ``"true"``/``"false"`` for the
+    boolean tasks, the class name for CB and RTE; COPA keeps its integer. MultiRC's one row per
+    (paragraph, question, answer) is regrouped into one row per paragraph,
+    ``{"idx", "passage": {"text", "questions": [{"question", "idx", "answers": [{"text", "idx",
+    "label"}]}]}}`` with integer answer labels, in first-seen order.
+    """
+    if task == "multirc":
+        passages: dict[int, dict] = {}
+        for r in rows:
+            i = r["idx"]
+            p = passages.setdefault(i["paragraph"], {"idx": i["paragraph"],
+                                                     "passage": {"text": r["paragraph"], "questions": []}})
+            questions = p["passage"]["questions"]
+            if not questions or questions[-1]["idx"] != i["question"]:
+                questions.append({"question": r["question"], "idx": i["question"], "answers": []})
+            questions[-1]["answers"].append({"text": r["answer"], "idx": i["answer"], "label": int(r["label"])})
+        return list(passages.values())
+    if task == "copa" or not label_names or "label" not in (rows[0] if rows else {}):
+        return rows
+    mirror = {"False": "false", "True": "true"}
+    return [{**r, "label": mirror.get(label_names[r["label"]], label_names[r["label"]])
+             if r["label"] >= 0 else None} for r in rows]
 
 
 # ----------------------------------------------------------------------------------------------

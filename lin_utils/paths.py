@@ -4,7 +4,7 @@ Every default location of the package is a function here, so that an environment
 test can move it without patching several modules:
 
 - :func:`results_root`: the result cache (``$LIN_RESULTS_DIR``, else ``<repo>/data/results``);
-- :func:`profiles_dir`, :func:`notebooks_dir`, :func:`book_dir`: the profiles, the papermill
+- :func:`profiles_dir` (``$LIN_PROFILES_DIR``), :func:`notebooks_dir`, :func:`book_dir`: the profiles, the papermill
   source notebooks and the book's pages (``book/_toc.yml``, ``book/notebooks/`` for the executed
   copies);
 - :func:`cache_dir`: rebuildable things that live outside git, such as vendored MathJax and
@@ -30,8 +30,10 @@ def results_root() -> Path:
 
 
 def profiles_dir() -> Path:
-    """``<repo>/profiles``: one YAML file of notebook parameters per profile."""
-    return REPO_ROOT / "profiles"
+    """The profiles, one YAML file of notebook parameters each: ``$LIN_PROFILES_DIR`` if set (a
+    generated profile, e.g. the rehearsal's; the kernels inherit it, so pages and claims read the
+    parameters that ran), else ``<repo>/profiles``."""
+    return _env_path("LIN_PROFILES_DIR") or REPO_ROOT / "profiles"
 
 
 def notebooks_dir() -> Path:

@@ -169,8 +169,11 @@ def _type_name(value: Any) -> str:
 
 
 def _fits(value: Any, default: Any) -> bool:
-    """Whether a profile value has the type of the notebook's default."""
+    """Whether a profile value has the type of the notebook's default. ``null`` fits a numeric
+    default: the notebooks' "None: all" (lm-eval's ``limit``, ``arc_limit``, ``max_train``)."""
     if default is None or default is _NO_DEFAULT:
+        return True
+    if value is None and isinstance(default, (int, float)) and not isinstance(default, bool):
         return True
     if isinstance(default, bool):
         return isinstance(value, bool)

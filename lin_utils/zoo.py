@@ -97,9 +97,41 @@ _BASES: dict[tuple[str, str], TrainConfig] = {
 }
 
 
+#: environment variable holding a JSON object of :class:`TrainConfig` fields that replace those of
+#: every entry (e.g. ``{"max_tokens": 4096, "batch_size": 4, "seq_len": 128}``): a smaller training
+#: budget for rehearsals of a profile on a machine too small for it (``scripts/rehearse.py``). The
+#: fields are hashed like any others, so overridden models get their own keys and run folders and
+#: never mix with the real ones. The regularizer and its lambda define an entry and cannot be set.
+OVERRIDE_ENV = "LIN_ZOO_OVERRIDE"
+_NOT_OVERRIDABLE = ("regularizer", "reg_lambda")
+
+
+def _override() -> dict:
+    """The :data:`OVERRIDE_ENV` fields (empty when unset); ValueError for a malformed value."""
+    import dataclasses
+
+    raw = os.environ.get(OVERRIDE_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        fields = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"${OVERRIDE_ENV} is not valid JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise ValueError(f"${OVERRIDE_ENV} must be a JSON object of TrainConfig fields, got {raw!r}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - set(_NOT_OVERRIDABLE)
+    bad = sorted(set(fields) - known)
+    if bad:
+        raise ValueError(f"${OVERRIDE_ENV}: cannot override {', '.join(bad)}; "
+                         f"overridable fields: {', '.join(sorted(known))}")
+    return fields
+
+
 def _build() -> dict[str, ZooEntry]:
     out = {}
+    override = _override()
     for (profile, size), base in _BASES.items():
+        base = base.replace(**override)
         for variant, (reg, lam) in VARIANTS.items():
             name = f"{profile}-{size}-{variant}"
             out[name] = ZooEntry(name, profile, variant, base.replace(regularizer=reg, reg_lambda=lam))

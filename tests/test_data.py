@@ -241,3 +241,29 @@ def test_text_chunks(tiny_bpe_tokenizer):
                              add_bos=False)
     assert nobos.n_tokens == 100 and not nobos.has_bos
     assert tok.decode(nobos.input_ids[0]).startswith("Spot. Spot saw")
+
+
+# ---------------------------------------------------------------- SuperGLUE hub rows -> mirror layout
+
+def _to_hub(task, rows, names):
+    """The mirror's rows as aps/super_glue lays them out (integer labels; MultiRC flat)."""
+    if task == "multirc":
+        return [{"paragraph": p["passage"]["text"], "question": q["question"], "answer": a["text"],
+                 "idx": {"paragraph": p["idx"], "question": q["idx"], "answer": a["idx"]}, "label": a["label"]}
+                for p in rows for q in p["passage"]["questions"] for a in q["answers"]]
+    index = {n.lower(): i for i, n in enumerate(names)}
+    return [{**r, "label": index[str(r["label"]).lower()]} for r in rows]
+
+
+@pytest.mark.parametrize("task,names", [
+    ("multirc", ["False", "True"]), ("boolq", ["False", "True"]), ("wic", ["False", "True"]),
+    ("cb", ["entailment", "contradiction", "neutral"]), ("rte", ["entailment", "not_entailment"]),
+])
+def test_superglue_hub_rows_take_the_mirror_layout(task, names):
+    # the fine-tuning tasks (Table 1) read MultiRC, BoolQ and CB through load_eval from either source
+    mirror = data.load_eval(task)[:40]
+    back = data.superglue_rows_from_hub(task, _to_hub(task, mirror, names), names)
+    if task == "multirc":
+        assert back == [{"idx": p["idx"], "passage": p["passage"]} for p in mirror]
+    else:
+        assert back == mirror

@@ -50,3 +50,10 @@ def test_smoke_results_and_run_leftovers_are_ignored_by_git():
     res = subprocess.run(["git", "check-ignore", "--no-index", *committed], cwd=paths.REPO_ROOT,
                          capture_output=True, text=True)
     assert res.stdout.split() == []
+
+
+def test_profiles_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIN_PROFILES_DIR", str(tmp_path))
+    assert paths.profiles_dir() == tmp_path
+    monkeypatch.setenv("LIN_PROFILES_DIR", "")
+    assert paths.profiles_dir() == paths.REPO_ROOT / "profiles"

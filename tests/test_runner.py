@@ -389,3 +389,22 @@ def test_ctrl_c_prints_one_line_exits_130_and_cleans_up(tmp_path):
         time.sleep(0.1)
     else:
         pytest.fail(f"kernel {kernel} still running")
+
+
+@pytest.mark.parametrize("key", ["steps", "lr"])
+def test_null_fits_a_numeric_default(tmp_path, key):
+    # "None: all" (lm-eval's limit in the gpu and full profiles); a bool or a list stays typed
+    dirs = _typed_project(tmp_path, {key: None})
+    assert runner.notebook_parameters("fig2_typed", "smoke", profiles_dir=dirs["profiles_dir"],
+                                      notebooks_dir=dirs["notebooks_dir"])[key] is None
+    for other in ("flag", "models"):
+        dirs = _typed_project(tmp_path, {other: None})
+        with pytest.raises(LinUtilsError, match=f"parameter '{other}' must be"):
+            runner.notebook_parameters("fig2_typed", "smoke", profiles_dir=dirs["profiles_dir"],
+                                       notebooks_dir=dirs["notebooks_dir"])
+
+
+def test_the_gpu_and_full_profiles_validate():
+    for profile in ("gpu", "full"):
+        for name in runner.load_profile(profile):
+            runner.notebook_parameters(name, profile)

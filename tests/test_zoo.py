@@ -104,3 +104,33 @@ def test_a_smoke_model_trains_resolves_loads_and_has_fig2_checkpoints():
     assert (path / "model.safetensors").stat().st_mtime_ns == mtime
     rows = {r["name"]: r for r in zoo.status("smoke")}
     assert rows[name]["trained"] and not rows["smoke-small-baseline"]["trained"]
+
+
+def test_override_env_shrinks_every_entry_under_its_own_key(monkeypatch):
+    import json
+
+    from lin_utils import zoo
+
+    monkeypatch.setenv(zoo.OVERRIDE_ENV, json.dumps({"max_tokens": 1024, "batch_size": 4, "seq_len": 64}))
+    shrunk = zoo._build()
+    monkeypatch.delenv(zoo.OVERRIDE_ENV)
+    real = zoo._build()
+    assert set(shrunk) == set(real)
+    for name, e in shrunk.items():
+        cfg = e.config
+        assert (cfg.max_tokens, cfg.batch_size, cfg.seq_len, cfg.steps) == (1024, 4, 64, 4)
+        # architecture and regularizer are the entry's; the key (and run folder) is not the real one
+        assert (cfg.size, cfg.regularizer, cfg.reg_lambda) == (real[name].config.size, real[name].config.regularizer,
+                                                               real[name].config.reg_lambda)
+        assert cfg.key() != real[name].config.key()
+
+
+@pytest.mark.parametrize("value,match", [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"),
+                                         ('{"reg_lambda": 1.0}', "cannot override reg_lambda"),
+                                         ('{"steps_per_day": 3}', "cannot override steps_per_day")])
+def test_override_env_errors_are_one_line(monkeypatch, value, match):
+    from lin_utils import zoo
+
+    monkeypatch.setenv(zoo.OVERRIDE_ENV, value)
+    with pytest.raises(ValueError, match=match):
+        zoo._build()
