@@ -525,9 +525,11 @@ def load_table(
     # pandas >= 3 parses floats exactly by default and deprecates the option
     exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
     try:
+        # rows end in "\n" (see save_table); a bare "\r" inside a text cell is not quoted by the
+        # writer, and the default reader would take it for a line end
         df = pd.read_csv(
             io.BytesIO(data), dtype=text_cols or None, keep_default_na=False, na_values=[""],
-            **exact,
+            lineterminator="\n", **exact,
         )
         df = _restore_dtypes(df, columns)
     except (ValueError, TypeError, pd.errors.ParserError) as e:
