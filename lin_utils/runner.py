@@ -345,11 +345,17 @@ def _failed_cell(source: Path, error) -> str:
 # executing
 
 
+KERNEL_STDERR = "kernel-stderr.log"
+
+
 def _tracking_kernel_manager(started: list, ipc_dir: str):
     """An AsyncKernelManager class that records its instances, so Ctrl-C can kill the kernel.
 
     The kernel talks over Unix sockets in ``ipc_dir`` rather than unencrypted localhost TCP
-    (which also makes every kernel log a warning on stderr).
+    (which also makes every kernel log a warning on stderr). The kernel process's own stderr
+    (ipykernel's log lines, C-level messages; cell output goes to the notebook) goes to
+    :data:`KERNEL_STDERR` in ``ipc_dir``, not to the terminal: after Ctrl-C the command prints
+    one line, and a kernel that dies has its last words added to the error (:func:`_execute`).
     """
     from jupyter_client.manager import AsyncKernelManager
 
@@ -359,6 +365,11 @@ def _tracking_kernel_manager(started: list, ipc_dir: str):
             kwargs.setdefault("ip", os.path.join(ipc_dir, "kernel"))
             super().__init__(*args, **kwargs)
             started.append(self)
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(os.path.join(ipc_dir, KERNEL_STDERR), "ab") as err:  # the child keeps its copy
+                kw["stderr"] = err
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
 
     return TrackedKernelManager
 
@@ -421,11 +432,21 @@ def _execute(source: Path, output: Path, params: dict, cwd: Path) -> None:
             for lg, level in zip(quiet, levels):
                 lg.setLevel(level)
         raise
+    else:
+        try:
+            last = Path(ipc_dir, KERNEL_STDERR).read_text(errors="replace").strip().splitlines()[-3:]
+        except OSError:
+            last = []
     finally:
         if not worker.is_alive():
             shutil.rmtree(ipc_dir, ignore_errors=True)
     if "error" in outcome:
-        raise outcome["error"]
+        from papermill.exceptions import PapermillExecutionError
+
+        e = outcome["error"]
+        if last and not isinstance(e, (PapermillExecutionError, KeyboardInterrupt)):  # e.g. the kernel died
+            raise RuntimeError(f"{one_line(e, None)}; the kernel's stderr ended: {' | '.join(last)}") from e
+        raise e
 
 
 @contextmanager

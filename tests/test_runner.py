@@ -351,6 +351,18 @@ sys.exit(cli.main(["book", "run", "--profile", sys.argv[2]]))
 
 
 @pytest.mark.slow
+def test_a_kernel_that_dies_fails_its_notebook_in_one_line(tmp_path):
+    dirs = _project(tmp_path, {}, names=["fig1_a", "claims"])
+    _write_notebook(dirs["notebooks_dir"] / "fig1_a.ipynb", 'profile = "cpu"\nforce = False',
+                    "import os\nos.write(2, b'last words of the kernel\\n')\nos._exit(3)")
+    with pytest.raises(LinUtilsError) as err:
+        runner.run_profile("smoke", log=lambda _: None, **dirs)
+    msg = str(err.value)
+    assert msg.startswith("notebook fig1_a failed") and "\n" not in msg, msg
+    assert "last words of the kernel" in msg  # its stderr went to a file, not to the terminal
+    assert not (tmp_path / "book" / "notebooks" / "fig1_a.ipynb").exists()
+
+
 def test_ctrl_c_prints_one_line_exits_130_and_cleans_up(tmp_path):
     dirs = _project(tmp_path, _logging_sections(tmp_path, names=["fig1_a", "claims"]),
                     names=["fig1_a", "claims"], profile="cpu")
