@@ -424,3 +424,27 @@ def test_small_boundary_groups_equal_one_group(chain, monkeypatch):
     small = LinearityAccumulator(precision="mixed").update(states, m)
     for (a, k), (b, _) in zip(one._slots(), small._slots()):
         torch.testing.assert_close(b[k], a[k], rtol=1e-12, atol=1e-12)
+
+
+def test_bad_input_errors_name_the_argument_and_the_shapes():
+    """The errors a user of their own model meets: which argument, which shapes (mutation audit)."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((50, 4)), rng.standard_normal((50, 4))
+    for i, name in enumerate(["X_fit", "Y_fit", "X_test", "Y_test"]):
+        args = [X, Y, X, Y]
+        args[i] = X[:, 0]  # 1-D
+        with pytest.raises(ValueError, match=rf"^{name} must be 2-D \(n_tokens, d\), got shape \(50,\)$"):
+            heldout_linearity_score(*args)
+    with pytest.raises(ValueError, match=r"^Y must be 2-D"):
+        linearity_score(X, Y[:, 0])
+    with pytest.raises(ValueError, match=r"^X and Y must have the same number of rows, got 50 and 49$"):
+        linearity_score(X, Y[:49])
+    with pytest.raises(ValueError, match=r"^X and Y must have the same number of rows, got 49 and 50$"):
+        linearity_score(X[:49], Y)
+    for Xc, Yc in ((np.ones_like(X), Y), (X, np.ones_like(Y))):  # either side constant
+        with pytest.raises(ValueError, match=r"^X or Y is constant across tokens; the score is undefined$"):
+            linearity_score(Xc, Yc)
+    with pytest.raises(TooFewTokensError, match=r"^linearity_score: n_tokens=4 <= d=4"):
+        linearity_score(X[:4], Y[:4])
+    with pytest.raises(TooFewTokensError, match=r"^heldout_linearity_score: n_tokens=4 <= d=4"):
+        heldout_linearity_score(X[:4], Y[:4], X, Y)
