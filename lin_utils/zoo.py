@@ -108,7 +108,7 @@ _NOT_OVERRIDABLE = ("regularizer", "reg_lambda")
 
 def _override() -> dict:
     """The :data:`OVERRIDE_ENV` fields (empty when unset); ValueError for a malformed value."""
-    import dataclasses
+    from .train.configs import settable_fields
 
     raw = os.environ.get(OVERRIDE_ENV, "").strip()
     if not raw:
@@ -119,7 +119,7 @@ def _override() -> dict:
         raise ValueError(f"${OVERRIDE_ENV} is not valid JSON: {exc}") from None
     if not isinstance(fields, dict):
         raise ValueError(f"${OVERRIDE_ENV} must be a JSON object of TrainConfig fields, got {raw!r}")
-    known = {f.name for f in dataclasses.fields(TrainConfig)} - set(_NOT_OVERRIDABLE)
+    known = settable_fields(_NOT_OVERRIDABLE)
     bad = sorted(set(fields) - known)
     if bad:
         raise ValueError(f"${OVERRIDE_ENV}: cannot override {', '.join(bad)}; "

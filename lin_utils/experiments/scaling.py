@@ -117,13 +117,13 @@ def grid_models(depths: Sequence[int], widths: Sequence[int], train_tokens: int,
     (tokenizer, data, sequence length, batch, schedule, seed...); not ``size`` or ``max_tokens``.
     """
     from ..train import TrainConfig
-    from ..train.configs import GRID_FAMILIES, grid_size
+    from ..train.configs import GRID_FAMILIES, grid_size, settable_fields
 
     depths, widths = _positive_ints("depths", depths), _positive_ints("widths", widths)
     (train_tokens,) = _positive_ints("train_tokens", [train_tokens])
     if not isinstance(train_config, Mapping):
         raise LinUtilsError(f"train_config must be a mapping of TrainConfig fields, got {train_config!r}")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)} - set(_TRAIN_FIXED)
+    fields = settable_fields(_TRAIN_FIXED)
     bad = sorted(set(train_config) - fields)
     if bad:
         raise LinUtilsError(f"train_config: unknown or fixed TrainConfig field(s) {', '.join(bad)} "

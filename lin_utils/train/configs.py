@@ -38,7 +38,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["SIZES", "TrainConfig", "zoo_config", "count_parameters", "TRAIN_CODE_VERSION",
+__all__ = ["SIZES", "TrainConfig", "settable_fields", "zoo_config", "count_parameters", "TRAIN_CODE_VERSION",
            "GRID_FAMILIES", "grid_size", "architecture"]
 
 #: bumped whenever the training loop changes what weights a given config produces
@@ -247,3 +247,9 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+def settable_fields(fixed=()) -> set[str]:
+    """The :class:`TrainConfig` field names a caller may set, all but ``fixed`` (the zoo's
+    ``$LIN_ZOO_OVERRIDE``, the scaling study's ``train_config``)."""
+    return {f.name for f in dataclasses.fields(TrainConfig)} - set(fixed)
