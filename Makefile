@@ -48,7 +48,7 @@ bench: $(STAMP)
 # (mutmut 3; not in CI: hours on two cores). Resumes where it stopped; `mutmut browse` to inspect.
 mutate: $(STAMP)
 	$(BIN)/pip install -q mutmut==3.8.1
-	$(BIN)/mutmut run $(if $(ONLY),"$(ONLY)",)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/mutmut run $(if $(ONLY),"$(ONLY)",)
 	$(BIN)/mutmut results
 
 clean:

@@ -47,23 +47,38 @@ def test_token_errors_match_a_direct_float64_fit(results_dir):
     for states, mask in iter_block_states(model, chunks.batches(cfg.batch_size), progress=False):
         for b, h in states.items():
             kept.setdefault(b, []).append(h[mask].double().numpy())
+        kept.setdefault("position", []).append(np.nonzero(mask.numpy())[1])
     H = {b: np.concatenate(v) for b, v in kept.items()}
+    position = H.pop("position")
     for row in summary.itertuples():
         X, Y = H[row.block], H[row.block + 1]
         Xc, Yc = X - X.mean(0), Y - Y.mean(0)
         A = np.linalg.lstsq(Xc, Yc, rcond=None)[0]
         err = np.linalg.norm(Xc @ A - Yc, axis=1) / np.sqrt((Yc**2).sum(1).mean())
-        assert row.n_tokens == len(err)
-        np.testing.assert_allclose([row.median, row.p99, row.max], np.quantile(err, [0.5, 0.99, 1.0]), rtol=1e-6)
+        assert row.n_tokens == len(err) and row.d == X.shape[1]
+        np.testing.assert_allclose([row.median, row.p90, row.p99, row.p999, row.max],
+                                   np.quantile(err, [0.5, 0.9, 0.99, 0.999, 1.0]), rtol=1e-6)
+        assert row.bos_median == pytest.approx(np.median(err[position == 0]), rel=1e-6)
+        assert row.score == pytest.approx(1 - ((Xc @ A - Yc) ** 2).sum() / (Yc**2).sum(), abs=1e-8)
         assert row.mean_sq_error == pytest.approx(1 - row.score, abs=1e-8)  # mean squared error is 1 - R²
         assert row.tail_ratio == pytest.approx(row.p999 / row.median)
         assert row.gauss_tail_ratio == pytest.approx(row.gauss_p999 / row.gauss_median)
+        assert row.excess_tail == pytest.approx(row.tail_ratio / row.gauss_tail_ratio)
+        # the sample holds distinct tokens of this block, each with its own error and position
+        mine = sample[sample.block == row.block]
+        token = [int(np.argmin(np.abs(err - e))) for e in mine.error]
+        np.testing.assert_allclose(mine.error, err[token], rtol=1e-6)
+        assert len(set(token)) == len(mine) and mine.position.tolist() == position[token].tolist()
         # the Gaussian reference is in the errors' unit (rms of the centered target), so Fig 9 can draw both
         resid = Xc @ A - Yc
         ref = experiments.gaussian_norm_quantiles(np.linalg.eigvalsh(resid.T @ resid / len(resid)), q=(0.5, 0.999))
         np.testing.assert_allclose([row.gauss_median, row.gauss_p999], ref / np.sqrt((Yc**2).sum(1).mean()), rtol=0.03)
     assert sample.groupby("block").size().max() == 50
     assert sample.is_bos.equals(sample.position == 0)
+    # seeded: computed again, the Monte Carlo reference and the sample are the same
+    again = experiments.token_error_tables(cfg, 50, profile="t", force=True, progress=False)
+    pd.testing.assert_frame_equal(again["summary"], summary)
+    pd.testing.assert_frame_equal(again["sample"], sample)
 
 
 def _weighted_chi2_cdf(t, lam):

@@ -448,3 +448,53 @@ def test_bad_input_errors_name_the_argument_and_the_shapes():
         linearity_score(X[:4], Y[:4])
     with pytest.raises(TooFewTokensError, match=r"^heldout_linearity_score: n_tokens=4 <= d=4"):
         heldout_linearity_score(X[:4], Y[:4], X, Y)
+
+
+def _batch(H, mask, rows):
+    return list(torch.tensor(H[:, rows])), torch.tensor(mask[rows])
+
+
+@pytest.mark.parametrize("other", ["boundaries", "width", "blocks"])
+def test_merge_refuses_accumulators_that_scored_something_else(chain, other):
+    H, mask = chain
+    a = LinearityAccumulator().update(*_batch(H, mask, slice(0, 4)))
+    states, m = _batch(H, mask, slice(4, 8))
+    b = {"boundaries": lambda: LinearityAccumulator().update(states[:3], m),
+         "width": lambda: LinearityAccumulator().update([s[..., :8] for s in states], m),
+         "blocks": lambda: LinearityAccumulator(blocks=[1, 2]).update(states, m)}[other]()
+    with pytest.raises(ValueError, match="^cannot merge accumulators over different boundaries, blocks or widths$"):
+        a.merge(b)
+
+
+def test_merge_into_an_empty_accumulator_keeps_the_block_selection(chain):
+    H, mask = chain
+    a = LinearityAccumulator(blocks=[1, 2]).update(*_batch(H, mask, slice(0, 6)))
+    merged = LinearityAccumulator().merge(a).update(*_batch(H, mask, slice(6, 12)))
+    single = LinearityAccumulator(blocks=[1, 2]).update(*_batch(H, mask, slice(0, 12)))
+    assert merged.blocks == [1, 2]
+    np.testing.assert_allclose(merged.result()[COLS].to_numpy(), single.result()[COLS].to_numpy(), atol=1e-10)
+
+
+def test_a_merged_mixed_accumulator_stays_accurate_on_later_batches(chain):
+    # States far from the origin: float32 products are only accurate around the reference mean,
+    # so a merge must keep one reference for the batches that follow.
+    H, mask = chain
+    H = H + 1000.0
+    a = LinearityAccumulator(precision="mixed").update(*_batch(H, mask, slice(0, 4)))
+    b = LinearityAccumulator(precision="mixed").update(*_batch(H, mask, slice(4, 8)))
+    merged = a.merge(b).update(*_batch(H, mask, slice(8, 12)))
+    single = LinearityAccumulator().update(*_batch(H, mask, slice(0, 12)))
+    np.testing.assert_allclose(merged.result()[COLS].to_numpy(), single.result()[COLS].to_numpy(), atol=1e-6)
+
+
+def test_a_merge_continues_the_row_count_of_the_held_out_halves(chain):
+    # Rows alternate between the two halves by their running index in the accumulator they were
+    # added to; a merge appends the other's rows, so a later batch continues after both. With
+    # shards of 3, 2 and 1 rows the halves are {a0, a2, b0} and {a1, b1, c0}: the same halves
+    # as one pass over the rows in the order a0 a1 a2 b1 b0 c0.
+    H, mask = chain
+    a = LinearityAccumulator().update(*_batch(H, mask, [0, 1, 2]))
+    b = LinearityAccumulator().update(*_batch(H, mask, [3, 4]))
+    merged = a.merge(b).update(*_batch(H, mask, [5]))
+    single = LinearityAccumulator().update(*_batch(H, mask, [0, 1, 2, 4, 3, 5]))
+    np.testing.assert_allclose(merged.result()[COLS].to_numpy(), single.result()[COLS].to_numpy(), atol=1e-10)

@@ -410,3 +410,31 @@ def test_every_committed_table_sits_where_its_parameters_hash_and_verifies():
         table = results.load_table(meta["computation"], meta["table"], meta["params"], meta["profile"],
                                    REPO_ROOT / "data" / "results")
         assert table is not None and len(table) == meta["rows"], path
+
+
+@pytest.mark.parametrize("text, reason", [("{not json", "Expecting property name"), ("[1, 2]", "not a JSON object")])
+def test_an_unreadable_sidecar_is_an_error_naming_the_file_and_why(tmp_path, text, reason):
+    results.save_table(_table(), "fig1", "scores", PARAMS, "smoke", root=tmp_path)
+    _, sidecar = results.table_paths("fig1", "scores", PARAMS, "smoke", root=tmp_path)
+    sidecar.write_text(text)
+    with pytest.raises(LinUtilsError) as e:
+        results.load_provenance("fig1", "scores", PARAMS, "smoke", root=tmp_path)
+    assert str(e.value).startswith(f"unreadable sidecar {sidecar}: ") and reason in str(e.value)
+
+
+def test_a_cache_miss_warning_points_at_the_callers_line(tmp_path):
+    results.save_table(_table(), "fig1", "scores", PARAMS, "smoke", root=tmp_path)
+    csv, _ = results.table_paths("fig1", "scores", PARAMS, "smoke", root=tmp_path)
+    csv.write_text(csv.read_text().replace("stories260K", "stories261K"))
+    with pytest.warns(results.CacheWarning, match="does not match the sha256") as caught:
+        assert results.load_table("fig1", "scores", PARAMS, "smoke", root=tmp_path) is None
+    assert [w.filename for w in caught] == [__file__]
+
+
+def test_a_first_computation_inside_a_run_warns_of_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv(results.RUN_ID_ENV, "run-1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        df = results.cached("c", "t", {"a": 1}, lambda: pd.DataFrame({"x": [1]}), profile="p", root=tmp_path,
+                            force=True)
+    assert df.x.tolist() == [1]
