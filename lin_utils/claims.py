@@ -150,8 +150,9 @@ def judge_stories(t):
         ours = ("no judge configured, so no verdict; automatic proxies only (perplexity under the scorer "
                 + ", ".join(f"{m.split(':')[-1]} {v:.2f}" for m, v in zip(t.model, t.scorer_ppl)) + ")")
         return ours, NOT_RUN
-    grade = t[["grammar", "creativity", "consistency", "plot"]].mean(axis=1)
-    scores = dict(zip(t.model, grade))
+    judged = t[t.judged > 0]  # a model the judge failed on has no grades: its pair is not compared
+    grade = judged[["grammar", "creativity", "consistency", "plot"]].mean(axis=1)
+    scores = dict(zip(judged.model, grade))
     pairs = [(m, scores[m], scores[m[: -len("baseline")] + "cos0.5"]) for m in scores
              if m.endswith("-baseline") and m[: -len("baseline")] + "cos0.5" in scores]
     if not pairs:

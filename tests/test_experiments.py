@@ -75,10 +75,18 @@ def test_token_errors_match_a_direct_float64_fit(results_dir):
         np.testing.assert_allclose([row.gauss_median, row.gauss_p999], ref / np.sqrt((Yc**2).sum(1).mean()), rtol=0.03)
     assert sample.groupby("block").size().max() == 50
     assert sample.is_bos.equals(sample.position == 0)
+    assert list(sample.columns) == ["model", "arch", "trained", "block", "position", "is_bos", "error"]
+    assert (sample.model == "stories260K").all() and (sample.arch == "decoder").all() and sample.trained.all()
     # seeded: computed again, the Monte Carlo reference and the sample are the same
     again = experiments.token_error_tables(cfg, 50, profile="t", force=True, progress=False)
     pd.testing.assert_frame_equal(again["summary"], summary)
     pd.testing.assert_frame_equal(again["sample"], sample)
+
+
+def test_token_errors_without_bos_measure_no_bos_token(results_dir):
+    cfg = ScanConfig("stories260K", **{**SCAN, "max_tokens": 600, "exclude_bos": True})
+    tables = experiments.token_error_tables(cfg, 20, profile="t", progress=False)
+    assert not tables["sample"].is_bos.any() and tables["summary"].bos_median.isna().all()
 
 
 def _weighted_chi2_cdf(t, lam):
