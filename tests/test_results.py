@@ -422,15 +422,6 @@ def test_an_unreadable_sidecar_is_an_error_naming_the_file_and_why(tmp_path, tex
     assert str(e.value).startswith(f"unreadable sidecar {sidecar}: ") and reason in str(e.value)
 
 
-def test_a_cache_miss_warning_points_at_the_callers_line(tmp_path):
-    results.save_table(_table(), "fig1", "scores", PARAMS, "smoke", root=tmp_path)
-    csv, _ = results.table_paths("fig1", "scores", PARAMS, "smoke", root=tmp_path)
-    csv.write_text(csv.read_text().replace("stories260K", "stories261K"))
-    with pytest.warns(results.CacheWarning, match="does not match the sha256") as caught:
-        assert results.load_table("fig1", "scores", PARAMS, "smoke", root=tmp_path) is None
-    assert [w.filename for w in caught] == [__file__]
-
-
 def test_a_first_computation_inside_a_run_warns_of_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv(results.RUN_ID_ENV, "run-1")
     with warnings.catch_warnings():
