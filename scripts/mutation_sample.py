@@ -4,9 +4,9 @@ mutmut 3 tests every mutant of the modules in ``[tool.mutmut]``; on two cores th
 A uniform random sample of each module's mutants estimates its score without bias: mutants the
 run already decided cost nothing, and only the undecided ones of the sample need testing.
 
-    python scripts/mutation_sample.py names --n 200 --seed 0   # the sample's undecided mutants
-    mutmut run $(python scripts/mutation_sample.py names --n 200 --seed 0)
-    python scripts/mutation_sample.py report --n 200 --seed 0  # per module: killed / covered
+    python scripts/mutation_sample.py run --n 200      # `make mutate-sample`: test the sample, report
+    python scripts/mutation_sample.py report --n 200   # per module: killed / covered
+    python scripts/mutation_sample.py names --n 200    # the sample's mutants still to test
 
 A module with at most ``n`` mutants is taken whole. The score is killed / (killed + survived +
 timeout) over the sample's covered mutants (mutants no test reaches are reported beside it),
@@ -18,6 +18,9 @@ import argparse
 import json
 import math
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from mutmut.stats import status_by_exit_code  # mutmut's own reading of its exit codes
@@ -46,9 +49,17 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return mid - half, mid + half
 
 
+def _names(args, wanted: set[str]) -> list[str]:
+    """The sampled mutants of every module whose status is in ``wanted``."""
+    out = []
+    for codes in _results(args.root).values():
+        out += [m for m in sample(codes, args.n or len(codes), args.seed) if status_by_exit_code[codes[m]] in wanted]
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["names", "report"])
+    ap.add_argument("what", choices=["run", "names", "report"])
     ap.add_argument("--n", type=int, default=200, help="mutants per module (default 200; 0 = all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--root", type=Path, default=Path("."))
@@ -56,13 +67,20 @@ def main(argv=None) -> int:
                     help="names: the sampled mutants with these statuses, comma-separated (default 'not checked'; "
                          "after new tests, 'not checked,no tests,survived')")
     args = ap.parse_args(argv)
+    if args.what == "run":
+        mutmut = shutil.which("mutmut") or str(Path(sys.executable).with_name("mutmut"))
+        # a filter that matches nothing: mutmut generates the mutants and maps tests to functions, then stops
+        subprocess.run([mutmut, "run", "no-such-mutant"], cwd=args.root, capture_output=True)
+        names = _names(args, {"not checked", "no tests", "survived", "timeout"})
+        if names:  # (with no names, `mutmut run` would test every mutant)
+            subprocess.run([mutmut, "run", *names], cwd=args.root, check=True)
+        args.what = "report"
+    if args.what == "names":
+        print("\n".join(_names(args, set(args.status.split(",")))))
+        return 0
     for module, codes in _results(args.root).items():
         picked = sample(codes, args.n or len(codes), args.seed)
         status = [status_by_exit_code[codes[m]] for m in picked]
-        if args.what == "names":
-            wanted = set(args.status.split(","))
-            print("\n".join(m for m, s in zip(picked, status) if s in wanted))
-            continue
         count = {s: status.count(s) for s in sorted(set(status))}
         # a crash is a kill; a timeout or a suspicious run counts against the score
         killed = count.get("killed", 0) + count.get("segfault", 0)

@@ -528,6 +528,8 @@ def test_pruning_comparisons_empty_without_a_removed_block():
     t = _pruning({("m", 1): {"remove": (100, 10, 0.4, 0.02)}})
     c = claims.pruning_comparisons(t)
     assert c.empty and list(c.columns) == ["model", "k", "corpus", "blocks", "remove", "linear", "distill"]
+    a = claims.pruning_arc_comparisons(t)
+    assert a.empty and list(a.columns) == ["model", "k", "remove", "distill", "diff", "se", "chance"]
 
 
 def test_pruning_perplexity_text():

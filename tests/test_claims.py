@@ -50,3 +50,18 @@ def test_claims_judge_exactly_the_tables_the_profile_selects(tmp_path, monkeypat
     assert len(fig1) == 2 and (fig1.verdict != claims.NOT_RUN).all()
     assert f"{claims.fig1_numbers(table)['score_mean']:.3f}" in fig1.iloc[0].ours
     assert (t[t.notebook == "fig9_error_distribution"].verdict == claims.NOT_RUN).all()
+
+
+def test_the_committed_cpu_results_give_every_claim_its_table(monkeypatch):
+    """Each claim's loader selects its committed cpu table: only Table 3 (no judge) has no verdict."""
+    from pathlib import Path
+
+    monkeypatch.setenv("LIN_RESULTS_DIR", str(Path(__file__).resolve().parents[1] / "data" / "results"))
+    t = claims.claims_table("cpu")
+    assert list(t.columns) == ["artifact", "claim", "paper", "ours", "verdict", "rule", "notebook"]
+    assert t.artifact.tolist() == [c.artifact for c in claims.CLAIMS]
+    assert t.rule.tolist() == [c.rule for c in claims.CLAIMS]
+    assert t.notebook.tolist() == [c.notebook or "" for c in claims.CLAIMS]
+    assert t[t.verdict == claims.NOT_RUN].artifact.tolist() == ["Table 3"]
+    assert t.set_index("artifact").loc["Table 3", "ours"].startswith("no judge configured, so no verdict")
+    assert (t.ours != "—").all()
