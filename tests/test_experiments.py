@@ -28,6 +28,10 @@ def test_each_model_is_scanned_once_and_reused(results_dir):
     assert [f.stat().st_mtime_ns for f in files] == stamps
     pd.testing.assert_frame_equal(again, first[first.model == "random:stories260K"].reset_index(drop=True))
     assert first.groupby("model").depth.max().tolist() == [1.0, 1.0]
+    assert first.index.equals(pd.RangeIndex(len(first))) and first.model.unique().tolist() == ["stories260K", "random:stories260K"]
+    # force recomputes every model's table
+    experiments.linearity_profiles(["stories260K", "random:stories260K"], SCAN, profile="t", force=True, progress=False)
+    assert all(f.stat().st_mtime_ns != t for f, t in zip(files, stamps))
     # another parameter is another scan
     assert experiments.linearity_profiles(["stories260K"], {**SCAN, "max_tokens": 1400}, profile="t", cache_only=True) is None
 
@@ -81,6 +85,18 @@ def test_token_errors_match_a_direct_float64_fit(results_dir):
     again = experiments.token_error_tables(cfg, 50, profile="t", force=True, progress=False)
     pd.testing.assert_frame_equal(again["summary"], summary)
     pd.testing.assert_frame_equal(again["sample"], sample)
+
+
+def test_the_fig9_tables_of_several_models_are_concatenated_in_order(results_dir):
+    scan = {**SCAN, "max_tokens": 600}
+    both = experiments.token_error_distribution(["stories260K", "random:stories260K"], scan, sample_per_block=5,
+                                                profile="t", progress=False)
+    assert set(both) == {"summary", "sample"}
+    for name, table in both.items():
+        parts = [experiments.token_error_tables(ScanConfig.from_params(m, scan), 5, profile="t", cache_only=True)[name]
+                 for m in ("stories260K", "random:stories260K")]
+        pd.testing.assert_frame_equal(table, pd.concat(parts, ignore_index=True))
+        assert table.index.equals(pd.RangeIndex(len(table)))
 
 
 def test_token_errors_without_bos_measure_no_bos_token(results_dir):
