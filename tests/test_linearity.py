@@ -437,6 +437,10 @@ def test_bad_input_errors_name_the_argument_and_the_shapes():
             heldout_linearity_score(*args)
     with pytest.raises(ValueError, match=r"^Y must be 2-D"):
         linearity_score(X, Y[:, 0])
+    with pytest.raises(ValueError, match=r"^X must be 2-D"):
+        linearity_score(X[:, 0], Y)
+    with pytest.raises(ValueError, match=r"^X contains NaN or Inf$"):
+        linearity_score(np.where(X > 2, np.inf, X), Y)
     with pytest.raises(ValueError, match=r"^X and Y must have the same number of rows, got 50 and 49$"):
         linearity_score(X, Y[:49])
     with pytest.raises(ValueError, match=r"^X and Y must have the same number of rows, got 49 and 50$"):

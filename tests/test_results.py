@@ -429,3 +429,20 @@ def test_a_first_computation_inside_a_run_warns_of_nothing(tmp_path, monkeypatch
         df = results.cached("c", "t", {"a": 1}, lambda: pd.DataFrame({"x": [1]}), profile="p", root=tmp_path,
                             force=True)
     assert df.x.tolist() == [1]
+
+
+def test_a_compute_that_returns_the_wrong_thing_is_named(tmp_path):
+    with pytest.raises(LinUtilsError, match=r"^compute\(\) for c/t returned list, expected a DataFrame$"):
+        results.cached("c", "t", {"a": 1}, lambda: [1, 2], profile="p", root=tmp_path)
+    with pytest.raises(LinUtilsError, match=r"^compute\(\) for c returned list, expected tables \['u', 'v'\]$"):
+        results.cached_tables("c", ["u", "v"], {"a": 1}, lambda: [1, 2], profile="p", root=tmp_path)
+    with pytest.raises(LinUtilsError, match=r"^compute\(\) for c returned \['u', 'w'\], expected tables \['u', 'v'\]$"):
+        results.cached_tables("c", ["u", "v"], {"a": 1}, lambda: {"w": pd.DataFrame(), "u": pd.DataFrame()},
+                              profile="p", root=tmp_path)
+    assert not any(tmp_path.rglob("*.csv"))
+
+
+def test_atomic_write_creates_missing_folders(tmp_path):
+    path = tmp_path / "a" / "b" / "c.txt"
+    results.atomic_write_text(path, "x")
+    assert path.read_text() == "x"
