@@ -494,3 +494,14 @@ def test_provenance_matches_git_and_the_cpu_read_independently(tmp_path):
     flags = set(next(ln.split(":", 1)[1].split() for ln in cpuinfo if ln.startswith(("flags", "Features"))))
     assert model is None or hw["cpu_model"] == model
     assert hw["cpu_flags"] == [f for f in results.KERNEL_CPU_FLAGS if f in flags]
+
+
+def test_a_named_index_is_stored_as_columns_and_a_row_selection_is_not(tmp_path):
+    df = pd.DataFrame({"block": [0, 1, 2, 3], "score": [0.5, 0.6, 0.7, 0.8]})
+    selected = df[df.score > 0.55]  # index 1, 2, 3: a selection, not data
+    results.save_table(selected, "c", "sel", {"a": 1}, "p", root=tmp_path)
+    back = results.load_table("c", "sel", {"a": 1}, "p", root=tmp_path)
+    assert list(back.columns) == ["block", "score"] and back.block.tolist() == [1, 2, 3]
+    results.save_table(df.set_index("block"), "c", "named", {"a": 1}, "p", root=tmp_path)
+    back = results.load_table("c", "named", {"a": 1}, "p", root=tmp_path)
+    pd.testing.assert_frame_equal(back, df)
