@@ -346,7 +346,8 @@ def _remove_stale_temps(folder: Path, max_age_s: float = STALE_TMP_S) -> list[Pa
 
 def _tidy(df: pd.DataFrame) -> pd.DataFrame:
     """Turn a meaningful index into columns so that nothing is lost in the CSV."""
-    if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1:
+    # (pandas 3 makes set_index("block") a RangeIndex when the values are 0, 1, ...: keep its name)
+    if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1 and df.index.name is None:
         return df
     if all(name is None for name in df.index.names):
         return df.reset_index(drop=True)
