@@ -505,3 +505,31 @@ def test_a_named_index_is_stored_as_columns_and_a_row_selection_is_not(tmp_path)
     results.save_table(df.set_index("block"), "c", "named", {"a": 1}, "p", root=tmp_path)
     back = results.load_table("c", "named", {"a": 1}, "p", root=tmp_path)
     pd.testing.assert_frame_equal(back, df)
+
+
+def _edit_sidecar(sidecar: Path, **changes) -> None:
+    meta = json.loads(sidecar.read_text())
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key)
+        else:
+            meta[key] = value
+    sidecar.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("corrupt, culprit, reason", [
+    (lambda csv, js: csv.unlink(), "csv", "table unreadable (FileNotFoundError)"),
+    (lambda csv, js: _edit_sidecar(js, sha256=None), "json",
+     "sidecar records no sha256 or row count (written by an older version)"),
+    (lambda csv, js: _edit_sidecar(js, columns=None), "json", "sidecar records no column dtypes"),
+    (lambda csv, js: _edit_sidecar(js, columns={}), "csv", "no columns but rows"),
+    (lambda csv, js: _edit_sidecar(js, rows=5), "csv", "4 rows, its sidecar says 5"),
+])
+def test_every_kind_of_cache_miss_names_its_file_and_reason(tmp_path, corrupt, culprit, reason):
+    results.save_table(_table(), "fig1", "scores", PARAMS, "smoke", root=tmp_path)
+    csv, sidecar = results.table_paths("fig1", "scores", PARAMS, "smoke", root=tmp_path)
+    corrupt(csv, sidecar)
+    with pytest.warns(results.CacheWarning) as caught:
+        assert results.load_table("fig1", "scores", PARAMS, "smoke", root=tmp_path) is None
+    path = csv if culprit == "csv" else sidecar
+    assert [str(w.message) for w in caught] == [f"result cache: {path}: {reason}; treated as missing"]
