@@ -1,4 +1,6 @@
 """The computations behind the figures: cached by what they compute, checked against direct math."""
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,11 +99,23 @@ def test_the_fig9_tables_of_several_models_are_concatenated_in_order(results_dir
                  for m in ("stories260K", "random:stories260K")]
         pd.testing.assert_frame_equal(table, pd.concat(parts, ignore_index=True))
         assert table.index.equals(pd.RangeIndex(len(table)))
+    # asked again (without force): read back, nothing recomputed
+    files = sorted((results_dir / "t" / experiments.ERRORS).glob("*.csv"))
+    stamps = [f.stat().st_mtime_ns for f in files]
+    assert len(files) == 4
+    again = experiments.token_error_distribution(["stories260K", "random:stories260K"], scan, sample_per_block=5,
+                                                 profile="t", progress=False)
+    one = experiments.token_error_tables(ScanConfig.from_params("stories260K", scan), 5, profile="t", progress=False)
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    pd.testing.assert_frame_equal(again["summary"], both["summary"])
+    pd.testing.assert_frame_equal(one["sample"], both["sample"][both["sample"].model == "stories260K"])
 
 
 def test_token_errors_without_bos_measure_no_bos_token(results_dir):
     cfg = ScanConfig("stories260K", **{**SCAN, "max_tokens": 600, "exclude_bos": True})
-    tables = experiments.token_error_tables(cfg, 20, profile="t", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "mean of empty slice" from the BOS median
+        tables = experiments.token_error_tables(cfg, 20, profile="t", progress=False)
     assert not tables["sample"].is_bos.any() and tables["summary"].bos_median.isna().all()
 
 
@@ -120,3 +134,20 @@ def test_gaussian_reference_weights_by_the_eigenvalues():
     d = 20
     q = experiments.gaussian_norm_quantiles(np.ones(d), q=(0.5, 0.99), rng=np.random.default_rng(0))
     np.testing.assert_allclose(q, np.sqrt(stats.chi2.ppf([0.5, 0.99], d)), rtol=0.01)
+
+
+def test_gaussian_reference_draws_exactly_the_asked_number_in_bounded_chunks():
+    # drawn in chunks of 20,000 for memory; the numbers are those of one draw of all of them
+    lam = np.array([2.0, 1.0, 0.5])
+    for draws in (45_000, 20_000, 7):
+        z = np.random.default_rng(3).standard_normal((draws, lam.size))
+        ref = np.sqrt(np.quantile((z**2) @ lam, (0.5, 0.9)))
+        q = experiments.gaussian_norm_quantiles(lam, q=(0.5, 0.9), draws=draws, rng=np.random.default_rng(3))
+        np.testing.assert_array_equal(q, ref)
+
+
+def test_gaussian_reference_is_seeded_by_default():
+    lam = np.linspace(0.1, 1, 5)
+    q = experiments.gaussian_norm_quantiles(lam, draws=1000)
+    np.testing.assert_array_equal(q, experiments.gaussian_norm_quantiles(lam, draws=1000))
+    np.testing.assert_array_equal(q, experiments.gaussian_norm_quantiles(lam, draws=1000, rng=np.random.default_rng(0)))

@@ -502,3 +502,71 @@ def test_a_merge_continues_the_row_count_of_the_held_out_halves(chain):
     merged = a.merge(b).update(*_batch(H, mask, [5]))
     single = LinearityAccumulator().update(*_batch(H, mask, [0, 1, 2, 4, 3, 5]))
     np.testing.assert_allclose(merged.result()[COLS].to_numpy(), single.result()[COLS].to_numpy(), atol=1e-10)
+
+
+def test_accumulator_errors_say_what_is_wrong():
+    with pytest.raises(ValueError, match=r"^precision must be one of \('float64', 'mixed'\), got 'half'$"):
+        LinearityAccumulator(precision="half")
+    acc = LinearityAccumulator()
+    with pytest.raises(ValueError, match=r"^states is empty$"):
+        acc.update({})
+    with pytest.raises(ValueError, match=r"^states must be \(B, T, d\) tensors, got shape \(50, 4\)$"):
+        acc.update([torch.randn(50, 4), torch.randn(50, 4)])
+    with pytest.raises(ValueError, match=r"^mask must have shape \(2, 50\), got \(2, 49\)$"):
+        acc.update([torch.randn(2, 50, 4), torch.randn(2, 50, 4)], torch.ones(2, 49, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"^no block has both its input and output boundary; call update\(\) first$"):
+        acc.result()
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_nan_error_names_the_block_whose_output_it_is(precision):
+    states = torch.randn(3, 2, 50, 4, dtype=torch.float64)
+    states[2, :, :, 1] = float("nan")  # every token, so that the mixed reference itself is NaN
+    with pytest.raises(ValueError, match=r"^boundary 2 \(input of block 2, output of block 1\) contains NaN or Inf$"):
+        LinearityAccumulator(precision=precision).update(list(states))
+
+
+def test_the_few_tokens_warning_gives_the_chance_level():
+    rng = np.random.default_rng(3)
+    with pytest.warns(LinearityWarning, match=r"^linearity_score: n_tokens=100 < 10\*d=200; chance level d/\(n-1\)=0\.202$"):
+        linearity_score(rng.normal(size=(100, 20)), rng.normal(size=(100, 20)))
+
+
+def test_heldout_is_nan_exactly_when_a_half_has_no_more_tokens_than_dimensions():
+    # rows alternate between the halves; with T tokens per row each half has T tokens. A fit on
+    # n <= d tokens is exact (heldout_linearity_score refuses it), so the streaming score is NaN.
+    rng = np.random.default_rng(8)
+    d = 6
+    for T, finite in ((d, False), (d + 1, True)):
+        H = torch.tensor(noisy_chain(rng, 2, T, d, 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LinearityWarning)
+            row = LinearityAccumulator().update(list(H)).result().iloc[0]
+        assert math.isfinite(row.heldout) is finite and math.isfinite(row.heldout_nores) is finite
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_a_small_but_real_direction_is_fitted_next_to_a_null_one(precision):
+    # X has a null direction (column 3 = column 0 + column 1), which forces the eigendecomposition,
+    # and a direction 1e-4 times smaller than the others but far above rounding (singular value
+    # ratio 1e-4 > RCOND): y depends on it, so dropping it would cost a third of the variance.
+    rng = np.random.default_rng(9)
+    z = rng.standard_normal((2, 3000, 3))
+    X = np.concatenate([z[..., :2], 1e-4 * z[..., 2:], z[..., :1] + z[..., 1:2]], axis=-1)
+    Y = X @ np.diag([1.0, 1.0, 1e4, 0.0])
+    states = torch.tensor(np.stack([X, Y]))
+    row = LinearityAccumulator(precision=precision).update(list(states)).result().iloc[0]
+    exact = linearity_score(X.reshape(-1, 4), Y.reshape(-1, 4))
+    assert exact == pytest.approx(1.0, abs=1e-9)
+    assert row.score == pytest.approx(exact, abs=TOL[precision])
+
+
+def test_merging_an_accumulator_of_one_token_re_expresses_it_around_the_reference(chain):
+    H, mask = chain
+    big = LinearityAccumulator(precision="mixed").update(*_batch(H, mask, list(range(1, 12))))
+    one = LinearityAccumulator(precision="mixed").update(list(torch.tensor(H[:, :1, :1])))
+    assert one.n_tokens == 1 and not torch.equal(one.ref, big.ref)
+    merged = big.merge(one)
+    tokens = [np.concatenate([H[b][1:][mask[1:]], H[b][0, :1]]) for b in range(5)]
+    for i in range(4):
+        assert merged.result().score[i] == pytest.approx(linearity_score(tokens[i], tokens[i + 1]), abs=TOL["mixed"])
