@@ -533,3 +533,58 @@ def test_every_kind_of_cache_miss_names_its_file_and_reason(tmp_path, corrupt, c
         assert results.load_table("fig1", "scores", PARAMS, "smoke", root=tmp_path) is None
     path = csv if culprit == "csv" else sidecar
     assert [str(w.message) for w in caught] == [f"result cache: {path}: {reason}; treated as missing"]
+
+
+def test_text_like_values_dates_and_categories_round_trip(tmp_path):
+    # numbers written as text must stay text in every text dtype; dates and categories come back typed
+    df = pd.DataFrame({
+        "id": pd.array(["001", "2", "30"], dtype="string"),
+        "size": pd.Categorical(["010", "1", "010"]),
+        "when": pd.to_datetime(["2026-11-23 10:00:01", "2026-11-22 00:00:00", "1999-01-01 23:59:59"]),
+        "when_utc": pd.to_datetime(["2026-11-23 10:00:01", "2026-11-22 00:00:00", "1999-01-01 23:59:59"], utc=True),
+    })
+    results.save_table(df, "fig1", "dates", PARAMS, "smoke", root=tmp_path)
+    back = results.load_table("fig1", "dates", PARAMS, "smoke", root=tmp_path)
+    pd.testing.assert_frame_equal(back, df)
+    assert back["size"].cat.categories.tolist() == ["010", "1"]
+
+
+def test_a_table_that_cannot_round_trip_names_every_such_table(tmp_path):
+    df = pd.DataFrame({"bins": pd.interval_range(0, 3)})  # intervals do not parse back from CSV text
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", results.CacheWarning)
+        with pytest.raises(LinUtilsError, match=r"^table\(s\) a, b of fig1 did not verify right after they were written$"):
+            results.cached_tables("fig1", ["a", "b"], PARAMS, lambda: {"a": df, "b": df}, profile="smoke", root=tmp_path)
+
+
+def test_the_sidecar_records_its_format_and_the_wall_time(tmp_path):
+    results.save_table(pd.DataFrame({"x": [1.0]}), "fig1", "scores", PARAMS, "smoke", 12.345678, root=tmp_path)
+    meta = results.load_provenance("fig1", "scores", PARAMS, "smoke", root=tmp_path)
+    assert meta["format"] == results.FORMAT_VERSION and meta["wall_time_s"] == 12.346
+
+
+def test_an_unserializable_value_says_which_types_are_allowed():
+    with pytest.raises(LinUtilsError, match=r"^parameter value b'x' of type bytes is not JSON-serializable; "
+                                            r"use str, int, float, bool, None, lists or dicts$"):
+        results.param_hash({"f": b"x"})
+
+
+def test_temp_files_are_written_beside_their_target_not_in_the_system_temp(tmp_path, monkeypatch):
+    # a rename is atomic only within one file system: the temp file must sit in the target's folder
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    results.atomic_write_text(tmp_path / "out" / "a.txt", "x\n")
+    results.save_table(pd.DataFrame({"x": [1.0]}), "fig1", "scores", PARAMS, "smoke", root=tmp_path)
+    assert (tmp_path / "out" / "a.txt").read_text() == "x\n" and not (tmp_path / "no-such-folder").exists()
+
+
+def test_an_unparsable_table_is_a_miss_that_quotes_the_parser_cut_to_80_characters(tmp_path):
+    results.save_table(pd.DataFrame({"bins": pd.interval_range(0, 3)}), "fig1", "bins", PARAMS, "smoke", root=tmp_path)
+    csv = results.table_paths("fig1", "bins", PARAMS, "smoke", root=tmp_path)[0]
+    with pytest.warns(results.CacheWarning) as caught:
+        assert results.load_table("fig1", "bins", PARAMS, "smoke", root=tmp_path) is None
+    (message,) = [str(w.message) for w in caught]
+    head, tail = f"result cache: {csv}: unparsable (TypeError: ", "); treated as missing"
+    assert message.startswith(head) and message.endswith(tail)
+    quoted = message[len(head):-len(tail)]
+    assert "intervals" in quoted and len(quoted) == 80 and quoted.endswith("…")
