@@ -539,6 +539,7 @@ def test_text_like_values_dates_and_categories_round_trip(tmp_path):
     # numbers written as text must stay text in every text dtype; dates and categories come back typed
     df = pd.DataFrame({
         "id": pd.array(["001", "2", "30"], dtype="string"),
+        "code": pd.Series(["007", "8", "9"], dtype="str"),
         "size": pd.Categorical(["010", "1", "010"]),
         "when": pd.to_datetime(["2026-11-23 10:00:01", "2026-11-22 00:00:00", "1999-01-01 23:59:59"]),
         "when_utc": pd.to_datetime(["2026-11-23 10:00:01", "2026-11-22 00:00:00", "1999-01-01 23:59:59"], utc=True),

@@ -339,7 +339,11 @@ def test_failed_run_leaves_the_previous_profile_pages_untouched(tmp_path):
 
 
 CTRL_C_SCRIPT = """
-import sys
+import faulthandler, signal, sys
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for the stacks if it hangs
+# Ctrl-C as in an interactive terminal: a background job of a non-interactive shell
+# (`make test &`) starts with SIGINT ignored, and the child would inherit that.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 from lin_utils import cli, paths
 tmp = Path(sys.argv[1])
@@ -384,7 +388,14 @@ def test_ctrl_c_prints_one_line_exits_130_and_cleans_up(tmp_path):
             time.sleep(0.2)
         assert marker.exists(), "the notebook never started"
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=90)
+        try:
+            out, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"no exit 90 s after Ctrl-C; stdout:\n{out}\nstacks:\n{err}")
     finally:
         if proc.poll() is None:
             proc.kill()
