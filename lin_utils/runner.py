@@ -410,6 +410,9 @@ def _execute(source: Path, output: Path, params: dict, cwd: Path) -> None:
                 str(source), str(output), parameters=params, kernel_name=KERNEL, cwd=str(cwd),
                 progress_bar=False, log_output=False,
                 kernel_manager_class=_tracking_kernel_manager(managers, ipc_dir),
+                # the outputs are in once the last cell returns: a graceful shutdown only waits
+                # (about a second per notebook) for an interpreter holding torch to tear down
+                shutdown_kernel="immediate",
             )
         except BaseException as e:  # handed to the caller
             outcome["error"] = e

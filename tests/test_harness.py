@@ -169,6 +169,18 @@ def test_process_docs_convert_to_hub_layout():
     assert doc["choices"]["text"][0] == "cellular telephone" and doc["choices"]["label"][0] == "A"
 
 
+def test_each_dataset_is_converted_once_and_never_mixed_up():
+    # lm-eval calls process_docs on the whole split for every access; the conversion is done once
+    rows = data.load_eval("arc-easy", "dev")
+    first = tu.process_arc(_ds(rows))
+    assert tu.process_arc(_ds(rows)) is first  # same content, same fingerprint: no second pass
+    head = tu.process_arc(_ds(rows[:3]))
+    assert len(head) == 3 and len(first) == len(rows) and head[2] == first[2]
+    labels = [{"label": v} for v in ("true", "false", "true")]
+    assert tu.process_boolq(_ds(labels))["label"] == [1, 0, 1]
+    assert tu.process_wic(_ds(labels)) is not tu.process_boolq(_ds(labels))  # keyed by the task too
+
+
 def test_squad_metrics_and_cb_f1():
     assert tu.squad_f1("The Cat sat.", "cat sat") == 1.0
     assert tu.squad_exact("an Apple", "apple") == 1

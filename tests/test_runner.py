@@ -62,7 +62,7 @@ def _write_notebook(path: Path, parameters: str, *cells: str) -> Path:
 
 
 def test_runs_in_toc_order_with_injected_parameters(tmp_path):
-    dirs = _project(tmp_path, _logging_sections(tmp_path))
+    dirs = _project(tmp_path, _logging_sections(tmp_path, **{n: {"draw": True} for n in NAMES}))
     lines = []
     records = runner.run_profile("smoke", force=True, log=lines.append, **dirs)
 
@@ -79,7 +79,7 @@ def test_runs_in_toc_order_with_injected_parameters(tmp_path):
         assert r.parameters["profile"] == "smoke" and r.parameters["force"] is True
         # every value that ran is injected, defaults included; the page shows that one cell only
         assert r.parameters == {"profile": "smoke", "force": True, "name": r.name,
-                                "log_path": str(tmp_path / "run.log"), "fail": False}
+                                "log_path": str(tmp_path / "run.log"), "fail": False, "draw": True}
         tags = [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"]
         assert "remove-cell" in tags[0] and "parameters" in tags[0]
         assert "injected-parameters" in tags[1] and "hide-input" in tags[1]
@@ -282,7 +282,7 @@ def test_compatible_types_and_notebook_parameters(tmp_path):
     forced = runner.notebook_parameters("fig1_a", "smoke", force=True, profiles_dir=dirs["profiles_dir"],
                                         notebooks_dir=dirs["notebooks_dir"])
     assert forced == {"profile": "smoke", "force": True, "name": "fig1_a",
-                      "log_path": str(tmp_path / "run.log"), "fail": False}
+                      "log_path": str(tmp_path / "run.log"), "fail": False, "draw": False}
 
 
 def test_model_specs_are_checked_before_anything_runs(tmp_path):

@@ -214,7 +214,8 @@ def test_strict_build_with_globs_renders_offline_math_and_keeps_last_good_build(
     root = _book_root(tmp_path)
     profiles = tmp_path / "profiles"
     profiles.mkdir()
-    (profiles / "smoke.yaml").write_text("{}\n")
+    # pages with figures, as the book's are
+    (profiles / "smoke.yaml").write_text(yaml.safe_dump({n: {"draw": True} for n in ("fig1_a", "fig3_b", "claims")}))
     runner.run_profile("smoke", log=lambda _: None, profiles_dir=profiles,
                        notebooks_dir=root / "notebooks", book_dir=root / "book")
     source_files = sorted(p.relative_to(root) for p in root.rglob("*"))
