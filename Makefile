@@ -14,12 +14,10 @@ export TOKENIZERS_PARALLELISM ?= false
 
 venv: $(STAMP)
 
-# --no-compile: pip would byte-compile all 2 GB of packages (61 of its 127 s here); Python compiles
-# the modules that are imported, once, on first use.
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q --no-compile -r requirements.txt
+	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
