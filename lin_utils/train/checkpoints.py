@@ -3,7 +3,7 @@
 A run folder holds::
 
     checkpoints/step-000000/   HF model + tokenizer + ckpt.json   (log-spaced steps, kept)
-    state-000064/              model.safetensors, optimizer.pt, rng.pt, state.json (latest only)
+    state-000064/              model.safetensors, optimizer.pt, rng.json, state.json (latest only)
     final/                     HF model + tokenizer + meta.json   (present = the run is complete)
 
 Every folder is written under a temporary name in the same parent and renamed into place with
@@ -12,9 +12,16 @@ resume state is first renamed to a ``.trash-`` name and then deleted, so a kill 
 never leaves a half-deleted folder under a ``state-`` name.
 
 Step ``s`` means "after ``s`` optimizer steps": step 0 holds the initial weights.
+
+Nothing here unpickles arbitrary objects: a resume state could come from anywhere the cache
+folder does. Weights are safetensors, the optimizer's state is loaded with
+``torch.load(weights_only=True)`` (tensors and plain containers only), and the RNG states are
+JSON (``rng.json``). A state written before that (``rng.pt``) is read with ``weights_only=True``
+and only numpy's array constructors allowed; anything else in it is refused with one line.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -26,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..errors import LinUtilsError, one_line
 
 __all__ = ["log_spaced_steps", "atomic_dir", "save_hf", "list_checkpoints", "save_state",
            "latest_state", "load_state", "clean_tmp", "rng_state", "set_rng_state"]
@@ -109,19 +118,45 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, int, Path]]:
 
 
 def rng_state() -> dict:
-    out = {"python": random.getstate(), "numpy": np.random.get_state(),
-           "torch": torch.get_rng_state()}
+    """The Python, numpy, torch (and CUDA) RNG states as plain JSON types."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    out = {"python": [version, list(internal), gauss],
+           "numpy": [name, [int(k) for k in keys], int(pos), int(has_gauss), float(cached)],
+           "torch": _b64(torch.get_rng_state())}
     if torch.cuda.is_available():
-        out["cuda"] = torch.cuda.get_rng_state_all()
+        out["cuda"] = [_b64(t) for t in torch.cuda.get_rng_state_all()]
     return out
 
 
+def _b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _bytes_tensor(v) -> torch.Tensor:
+    if isinstance(v, torch.Tensor):  # a legacy rng.pt
+        return v
+    return torch.frombuffer(bytearray(base64.b64decode(v)), dtype=torch.uint8)
+
+
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    """Restore what :func:`rng_state` returned (or a legacy ``rng.pt`` held)."""
+    version, internal, gauss = state["python"]
+    random.setstate((int(version), tuple(int(x) for x in internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((str(name), np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
+    torch.set_rng_state(_bytes_tensor(state["torch"]))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([_bytes_tensor(v) for v in state["cuda"]])
+
+
+def _legacy_rng(path: Path) -> dict:
+    """A ``rng.pt`` written before rng.json: tensors and numpy arrays only, never code."""
+    from numpy._core.multiarray import _reconstruct
+
+    allowed = [np.ndarray, _reconstruct, np.dtype, type(np.dtype(np.uint32))]
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, weights_only=True)
 
 
 def save_state(run_dir: Path, step: int, model, optimizer, extra: dict) -> Path:
@@ -136,7 +171,7 @@ def save_state(run_dir: Path, step: int, model, optimizer, extra: dict) -> Path:
         save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
                   str(tmp / "model.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(rng_state(), tmp / "rng.pt")
+        (tmp / "rng.json").write_text(json.dumps(rng_state()))
         (tmp / "state.json").write_text(json.dumps({"step": step, **extra}))
     for p in run_dir.iterdir():
         m = _STATE.match(p.name)
@@ -159,15 +194,34 @@ def latest_state(run_dir: Path) -> Path | None:
 
 
 def load_state(path: Path, model, optimizer) -> dict:
-    """Load a resume state into ``model`` and ``optimizer``, restore the RNGs; return state.json."""
+    """Load a resume state into ``model`` and ``optimizer``, restore the RNGs; return state.json.
+
+    Raises LinUtilsError (one line naming the file) when a file of the state cannot be read
+    safely: nothing in it is unpickled beyond tensors and plain containers.
+    """
     from safetensors.torch import load_file
 
     path = Path(path)
     device = next(model.parameters()).device
-    model.load_state_dict(load_file(str(path / "model.safetensors"), device=str(device)))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=True))
-    set_rng_state(torch.load(path / "rng.pt", weights_only=False))
-    return json.loads((path / "state.json").read_text())
+    current = path / "model.safetensors"
+    try:
+        model.load_state_dict(load_file(str(current), device=str(device)))
+        current = path / "optimizer.pt"
+        optimizer.load_state_dict(torch.load(current, map_location=device, weights_only=True))
+        current = path / "rng.json"
+        if current.is_file():
+            rng = json.loads(current.read_text())
+        else:
+            current = path / "rng.pt"
+            rng = _legacy_rng(current)
+        set_rng_state(rng)
+        current = path / "state.json"
+        return json.loads(current.read_text())
+    except (KeyboardInterrupt, LinUtilsError):
+        raise
+    except Exception as e:  # unpickling refused, truncated file, wrong shapes, bad JSON ...
+        raise LinUtilsError(f"resume state {current} cannot be loaded ({type(e).__name__}: {one_line(e, 160)}); "
+                            f"delete {path} to resume from an earlier point") from None
 
 
 def remove_states(run_dir: Path) -> None:
