@@ -1,7 +1,8 @@
 """The ``lin-utils`` command.
 
-    lin-utils profile --model SPEC [--dataset tinystories --split validation --max-tokens N \\
-        --seq-len T --batch-size B --dtype float32 --device cpu --precision float64] [--out profile.csv] [--exclude-bos]
+    lin-utils profile --model SPEC [--model SPEC ...] [--dataset tinystories --split validation --max-tokens N \\
+        --seq-len T --batch-size B --dtype float32 --device cpu --precision float64] [--out profile.csv] [--exclude-bos] \\
+        [--plot profile.png|.svg]
     lin-utils book run --profile {smoke,cpu,gpu,full} [--only NAMES] [--force]
     lin-utils book build
     lin-utils book verify --profile {smoke,cpu,gpu,full} [--only NAMES] [--keep DIR]
@@ -63,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = {f.name: f.default for f in dataclasses.fields(ScanConfig) if f.name != "model"}
     p = sub.add_parser("profile", help="score every block of a model on a text corpus",
                        description="Defaults are those of lin_utils.scan.ScanConfig, shared with the book's figures.")
-    p.add_argument("--model", required=True, help="stories260K, minilm, zoo:NAME, random:SPEC, a local dir or .gguf, or a hub id[@revision]")
+    p.add_argument("--model", required=True, action="append",
+                   help="stories260K, minilm, zoo:NAME, random:SPEC, a local dir or .gguf, or a hub id[@revision]; "
+                        "repeat for several models (one scan each, one line each in --plot)")
     p.add_argument("--dataset", default=d["dataset"], help="wikitext-2, tinystories, or a path to a .txt file of your own")
     p.add_argument("--split", default=d["split"])
     p.add_argument("--max-tokens", type=_positive("--max-tokens"), default=d["max_tokens"])
@@ -78,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bos", action="store_true", help="do not start each chunk with BOS")
     p.add_argument("--exclude-bos", action="store_true", help="leave position 0 out of the statistics")
     p.add_argument("--out", default=None, help="write the table as CSV here")
+    p.add_argument("--plot", default=None, type=_plot_path,
+                   help="draw the profile here (.png or .svg): score with and without the residual, held-out R², "
+                        "chance band, block/stream norm ratio; one line per --model")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     b = sub.add_parser("book", help="run the notebooks of a profile and build the book")
@@ -98,11 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def scan_config(args) -> "ScanConfig":
-    """The :class:`~lin_utils.scan.ScanConfig` that ``lin-utils profile`` arguments describe."""
+def _plot_path(text):
+    from .errors import LinUtilsError
+    from .plots_profile import check_plot_path
+
+    try:
+        return check_plot_path(text)
+    except LinUtilsError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--plot ")) from None
+
+
+def _models(args) -> list[str]:
+    """The ``--model`` values, in order, each once."""
+    return list(dict.fromkeys([args.model] if isinstance(args.model, str) else args.model))
+
+
+def scan_config(args, model: str | None = None) -> "ScanConfig":
+    """The :class:`~lin_utils.scan.ScanConfig` that ``lin-utils profile`` arguments describe
+    (for ``model``, default the first ``--model``)."""
     from .scan import ScanConfig
 
-    return ScanConfig(model=args.model, dataset=args.dataset, split=args.split, seq_len=args.seq_len,
+    return ScanConfig(model=model or _models(args)[0], dataset=args.dataset, split=args.split, seq_len=args.seq_len,
                       max_tokens=args.max_tokens, batch_size=args.batch_size, dtype=args.dtype,
                       device=args.device, seed=args.seed, add_bos=not args.no_bos,
                       exclude_bos=args.exclude_bos, precision=args.precision, layers=args.layers)
@@ -115,19 +137,31 @@ def _profile(args) -> int:
     from .results import atomic_write_text
     from .scan import scan_blocks
 
-    cfg = scan_config(args)
+    import pandas as pd
+
     transformers.utils.logging.disable_progress_bar()  # weight-loading bars; ours is enough
-    start = time.perf_counter()
+    cols = ["block", "n_tokens", "d", "chance", "score", "score_nores", "heldout", "heldout_nores", "cosine", "norm_ratio"]
+    tables, notes = [], []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LinearityWarning)
-        table, acc = scan_blocks(cfg, progress=not args.quiet)
-    seconds = time.perf_counter() - start
+        for model in _models(args):  # one scan per model; the CSV and the figure share its table
+            cfg = scan_config(args, model)
+            start = time.perf_counter()
+            table, acc = scan_blocks(cfg, progress=not args.quiet)
+            seconds = time.perf_counter() - start
+            tables.append(table)
+            print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+            notes.append(f"# {model} on {args.dataset}/{args.split}: {acc.n_tokens} tokens, d={acc.dim}, {seconds:.1f} s")
+            print(notes[-1])
+    table = pd.concat(tables, ignore_index=True)
     if args.out:
         atomic_write_text(Path(args.out), table.to_csv(index=False))
-    cols = ["block", "n_tokens", "d", "chance", "score", "score_nores", "heldout", "heldout_nores", "cosine", "norm_ratio"]
-    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"# {args.model} on {args.dataset}/{args.split}: {acc.n_tokens} tokens, d={acc.dim}, {seconds:.1f} s"
-          + (f"; wrote {args.out}" if args.out else ""))
+        print(f"# wrote {args.out}")
+    if args.plot:
+        from .plots_profile import save_profile
+
+        save_profile(table, args.plot, title=f"{args.dataset}/{args.split}")
+        print(f"# drew {args.plot}")
     for w in dict.fromkeys(str(w.message).split(": ", 1)[-1] for w in caught if issubclass(w.category, LinearityWarning)):
         print(f"# warning: {w}", file=sys.stderr)
     return 0
