@@ -16,12 +16,16 @@ no built page loads a script from the network. MathJax is vendored once per mach
 A page offers the result tables it used for download by listing them, relative to the result
 cache, in an output's metadata (``{"lin_utils": {"downloads": [...]}}``, written by
 :func:`lin_utils.report.reproduce`); the build copies exactly those files (CSV and provenance
-JSON) to ``<html>/_data/`` (:data:`DOWNLOADS_DIR`), where the page's links point.
+JSON) to ``<html>/_data/`` (:data:`DOWNLOADS_DIR`), where the page's links point, after checking
+each table against its sidecar (:func:`verify_download`): a table edited after its run fails the
+build rather than ship beside a page that shows the original numbers.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import io
 import json
 import os
 import re
@@ -226,11 +230,60 @@ def stage_downloads(root: Path | str, dest: Path | str, results: Path | str | No
                     f"cannot build the book: page {name} offers {rel} for download, but {source} does not "
                     "exist (re-run the page: lin-utils book run --profile NAME --only " + name + ")"
                 )
+            verify_download(source, rel)
             target = dest / DOWNLOADS_DIR / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             copied.append(rel)
     return copied
+
+
+def verify_download(source: Path | str, rel: str | None = None) -> None:
+    """Check a result file offered for download against its provenance sidecar.
+
+    A table ``X.csv`` must have a sidecar ``X.json`` (a JSON object) whose ``sha256`` and ``rows``
+    match the CSV; a sidecar ``X.json`` must parse, and its table, when present, must match it.
+    Raises LinUtilsError with one line naming the file (``rel``, relative to the result cache).
+    """
+    source = Path(source)
+    rel = rel or source.name
+    csv_path, json_path = source.with_suffix(".csv"), source.with_suffix(".json")
+    shown = str(Path(rel).with_suffix(source.suffix))
+    side = str(Path(rel).with_suffix(".json"))
+
+    def fail(what: str, why: str):
+        raise LinUtilsError(f"cannot build the book: download {what} {why} (re-run its page)")
+
+    if source.suffix not in (".csv", ".json"):
+        fail(shown, "is neither a result table (.csv) nor its sidecar (.json)")
+    if not json_path.is_file():
+        fail(shown, f"has no provenance sidecar {side}")
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        fail(side, f"is not readable JSON ({type(e).__name__})")
+    if not isinstance(meta, dict):
+        fail(side, "is not a JSON object")
+    if not csv_path.is_file():
+        if source.suffix == ".csv":
+            fail(shown, "does not exist")
+        return
+    csv_rel = str(Path(rel).with_suffix(".csv"))
+    data = csv_path.read_bytes()
+    want_hash, want_rows = meta.get("sha256"), meta.get("rows")
+    if not isinstance(want_hash, str) or not isinstance(want_rows, int):
+        fail(side, "records no sha256 or row count")
+    if hashlib.sha256(data).hexdigest() != want_hash:
+        fail(csv_rel, f"does not match the sha256 in its sidecar {side} (edited after its run?)")
+    import pandas as pd
+
+    try:
+        rows = 0 if not data.strip() else len(pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
+                                                         lineterminator="\n"))
+    except (ValueError, pd.errors.ParserError) as e:
+        fail(csv_rel, f"is not a readable table ({type(e).__name__})")
+    if rows != want_rows:
+        fail(csv_rel, f"has {rows} rows, its sidecar {side} says {want_rows}")
 
 
 # -------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 Jupyter Book build (no mocks of papermill or jupyter-book)."""
 
 import io
+import json
 import os
 import re
 import shutil
@@ -9,10 +10,11 @@ import tarfile
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 import yaml
 
-from lin_utils import runner, site
+from lin_utils import results, runner, site
 from lin_utils.errors import LinUtilsError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,9 +184,10 @@ def test_check_offline_math(tmp_path):
 def test_the_result_files_pages_offer_are_staged_for_download(tmp_path):
     root = _book_root(tmp_path)
     cache = tmp_path / "results"
-    (cache / "smoke" / "scan").mkdir(parents=True)
-    for name in ("t-1.csv", "t-1.json"):
-        (cache / "smoke" / "scan" / name).write_text(name)
+    csv = results.save_table(pd.DataFrame({"block": [0, 1], "score": [0.5, 0.25]}), "scan", "t", {"a": 1},
+                             "smoke", root=cache)
+    csv.rename(csv.with_name("t-1.csv")), csv.with_suffix(".json").rename(csv.with_name("t-1.json"))
+    sidecar = (cache / "smoke" / "scan" / "t-1.json").read_text()
     for name in ("fig1_a", "fig3_b", "claims"):
         _page(root, name, "smoke")
     page = root / "book" / "notebooks" / "fig1_a.ipynb"
@@ -197,7 +200,7 @@ def test_the_result_files_pages_offer_are_staged_for_download(tmp_path):
     nbformat.write(nb, page)
     assert site.page_downloads(page) == offered
     assert site.stage_downloads(root, tmp_path / "out", results=cache) == offered
-    assert (tmp_path / "out" / site.DOWNLOADS_DIR / "smoke" / "scan" / "t-1.json").read_text() == "t-1.json"
+    assert (tmp_path / "out" / site.DOWNLOADS_DIR / "smoke" / "scan" / "t-1.json").read_text() == sidecar
     # a link to a table the cache does not hold would be dead: the build refuses
     (cache / "smoke" / "scan" / "t-1.csv").unlink()
     with pytest.raises(LinUtilsError, match=r"page fig1_a offers smoke/scan/t-1.csv for download"):
@@ -249,3 +252,37 @@ def test_strict_build_with_globs_renders_offline_math_and_keeps_last_good_build(
     assert "no-such-label" in str(err.value)
     assert "The score is" in (html / "book" / "intro.html").read_text()
     assert not list((root / "_build").glob(".book-staging-*"))
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda csv, js: csv.write_text(csv.read_text().replace("0.5", "0.9")),
+     "download smoke/scan/t-1.csv does not match the sha256 in its sidecar smoke/scan/t-1.json"),
+    (lambda csv, js: js.unlink(), "download smoke/scan/t-1.csv has no provenance sidecar smoke/scan/t-1.json"),
+    (lambda csv, js: js.write_text("{not json"), "download smoke/scan/t-1.json is not readable JSON"),
+    (lambda csv, js: js.write_text(json.dumps({**json.loads(js.read_text()), "rows": 3})),
+     "download smoke/scan/t-1.csv has 2 rows, its sidecar smoke/scan/t-1.json says 3"),
+    (lambda csv, js: js.write_text(json.dumps({**json.loads(js.read_text()), "sha256": None})),
+     "download smoke/scan/t-1.json records no sha256 or row count"),
+])
+def test_a_table_edited_after_its_run_fails_the_build_in_one_line(tmp_path, tamper, message):
+    root = _book_root(tmp_path)
+    cache = tmp_path / "results"
+    csv = results.save_table(pd.DataFrame({"block": [0, 1], "score": [0.5, 0.25]}), "scan", "t", {"a": 1},
+                             "smoke", root=cache)
+    js = csv.with_suffix(".json").rename(csv.with_name("t-1.json"))
+    csv = csv.rename(csv.with_name("t-1.csv"))
+    for name in ("fig1_a", "fig3_b", "claims"):
+        _page(root, name, "smoke")
+    page = root / "book" / "notebooks" / "fig1_a.ipynb"
+    nb = nbformat.read(page, as_version=4)
+    cell = nbformat.v4.new_code_cell("report.reproduce(...)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/markdown": "links"}, metadata={
+        "lin_utils": {"downloads": ["smoke/scan/t-1.csv", "smoke/scan/t-1.json"]}})]
+    nb.cells.append(cell)
+    nbformat.write(nb, page)
+    site.stage_downloads(root, tmp_path / "ok", results=cache)  # untouched: staged
+    tamper(csv, js)
+    with pytest.raises(LinUtilsError) as err:
+        site.stage_downloads(root, tmp_path / "out", results=cache)
+    msg = str(err.value)
+    assert "\n" not in msg and message in msg and str(tmp_path) not in msg
