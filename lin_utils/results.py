@@ -451,8 +451,18 @@ def _restore_dtypes(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     return df
 
 
+def _shown(path: Path) -> Path:
+    """``path`` relative to the repository when inside it: a warning may reach a published page."""
+    for p in (Path(path), Path(path).resolve()):
+        try:
+            return p.relative_to(REPO_ROOT)
+        except ValueError:
+            continue
+    return Path(path)
+
+
 def _miss(path: Path, reason: str) -> None:
-    warnings.warn(f"result cache: {path}: {one_line(reason)}; treated as missing",
+    warnings.warn(f"result cache: {_shown(path)}: {one_line(reason)}; treated as missing",
                   CacheWarning, stacklevel=3)
     return None
 

@@ -86,3 +86,23 @@ def test_a_legacy_rng_pt_still_resumes(tmp_path):
 
 def test_rng_state_is_json():
     assert json.loads(json.dumps(rng_state())).keys() >= {"python", "numpy", "torch"}
+
+
+def test_a_cache_warning_names_its_file_relative_to_the_repository():
+    # printed into an executed notebook, the warning reaches the published page
+    import shutil
+    import tempfile
+
+    (paths.REPO_ROOT / ".pytest_cache").mkdir(exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="issue25-", dir=paths.REPO_ROOT / ".pytest_cache"))
+    try:
+        csv = results.save_table(pd.DataFrame({"a": [1, 2]}), "comp", "t", {"p": 1}, "smoke", root=root)
+        csv.write_text("a\n1\n3\n")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert results.load_table("comp", "t", {"p": 1}, "smoke", root=root) is None
+        [message] = [str(w.message) for w in caught if issubclass(w.category, results.CacheWarning)]
+        assert str(paths.REPO_ROOT) not in message
+        assert message.startswith(f"result cache: {csv.relative_to(paths.REPO_ROOT)}: content does not match")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
