@@ -61,8 +61,9 @@ from .errors import ModelNotFoundError
 from .paths import cache_dir
 from .train.configs import TrainConfig, zoo_config
 
-__all__ = ["ZooEntry", "ENTRIES", "PROFILES", "PROFILE_JOBS", "zoo_config", "names", "entry", "key", "zoo_dir", "run_dir",
-           "resolve", "checkpoints", "train", "train_profile", "status"]
+__all__ = ["ZooEntry", "ENTRIES", "ARMS", "PROFILES", "PROFILE_JOBS", "SWEEPS", "zoo_config", "names", "entry",
+           "entry_name", "table", "pairs", "key", "zoo_dir", "run_dir", "resolve", "checkpoints", "train",
+           "train_profile", "sweep_runs", "sweep", "status"]
 
 PROFILES = ("smoke", "cpu", "gpu")
 VARIANTS = {"baseline": ("none", 0.0), "cos0.5": ("cosine", 0.5),
@@ -71,12 +72,21 @@ VARIANTS = {"baseline": ("none", 0.0), "cos0.5": ("cosine", 0.5),
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """A named zoo model: its profile and the training config that determines its weights."""
+    """A named zoo model: its profile, size (``"small"`` or ``"large"``), variant and seed, and
+    the training config that determines its weights. Pages and claims pair models through these
+    fields (:func:`table`, :func:`pairs`), never by parsing names."""
 
     name: str
     profile: str
     variant: str
     config: TrainConfig
+    size: str = "small"
+    seed: int = 0
+
+    @property
+    def arch(self) -> str:
+        """The architecture's name (``cpu-small``, ``mistral-150m``, ...)."""
+        return self.config.size
 
 
 # One base config per (profile, size); the variants only set the regularizer.
@@ -127,14 +137,37 @@ def _override() -> dict:
     return fields
 
 
+#: the arms of each (profile, size): variant -> number of seeds (seeds 0, 1, ...). The cpu zoo is
+#: the paper's two scales with three seeds per arm: its 150M arms (baseline, cosine 0.5, MSE 0.5
+#: and 2.0) at cpu-small and its 650M arms (baseline, cosine 0.5) at cpu-large, 18 models; the
+#: smoke zoo exercises the same code with two seeds of baseline and cosine per size.
+ARMS: dict[tuple[str, str], dict[str, int]] = {
+    ("smoke", "small"): {"baseline": 2, "cos0.5": 2},
+    ("smoke", "large"): {"baseline": 2, "cos0.5": 2},
+    ("cpu", "small"): {"baseline": 3, "cos0.5": 3, "mse0.5": 3, "mse2.0": 3},
+    ("cpu", "large"): {"baseline": 3, "cos0.5": 3},
+    ("gpu", "small"): {"baseline": 3, "cos0.5": 3, "mse0.5": 1, "mse2.0": 1},
+    ("gpu", "large"): {"baseline": 1, "cos0.5": 1, "mse0.5": 1, "mse2.0": 1},
+}
+
+
+def entry_name(profile: str, size: str, variant: str, seed: int = 0) -> str:
+    """``{profile}-{size}-{variant}`` for seed 0 (the names the pages have always used), with
+    ``-s{seed}`` appended for the other seeds."""
+    return f"{profile}-{size}-{variant}" + (f"-s{seed}" if seed else "")
+
+
 def _build() -> dict[str, ZooEntry]:
     out = {}
     override = _override()
     for (profile, size), base in _BASES.items():
         base = base.replace(**override)
-        for variant, (reg, lam) in VARIANTS.items():
-            name = f"{profile}-{size}-{variant}"
-            out[name] = ZooEntry(name, profile, variant, base.replace(regularizer=reg, reg_lambda=lam))
+        for variant, n_seeds in ARMS[(profile, size)].items():
+            reg, lam = VARIANTS[variant]
+            for seed in range(n_seeds):
+                name = entry_name(profile, size, variant, seed)
+                out[name] = ZooEntry(name, profile, variant, base.replace(regularizer=reg, reg_lambda=lam, seed=seed),
+                                     size=size, seed=seed)
     return out
 
 
@@ -158,6 +191,35 @@ def entry(name: str | ZooEntry) -> ZooEntry:
     except KeyError:
         raise ModelNotFoundError(f"unknown zoo model {name!r}; `python -m lin_utils.zoo status` "
                                  f"lists the {len(ENTRIES)} known names") from None
+
+
+def table(profile: str | None = None):
+    """One row per entry (all, or of one profile), in registry order: ``name``, ``model`` (its
+    ``zoo:`` spec), ``profile``, ``size``, ``arch``, ``variant``, ``regularizer``, ``reg_lambda``,
+    ``seed`` and ``key``. A DataFrame; pages select and pair models from it."""
+    import pandas as pd
+
+    rows = [dict(name=n, model=f"zoo:{n}", profile=e.profile, size=e.size, arch=e.arch, variant=e.variant,
+                 regularizer=e.config.regularizer, reg_lambda=e.config.reg_lambda, seed=e.seed, key=e.config.key())
+            for n, e in ((n, ENTRIES[n]) for n in names(profile))]
+    return pd.DataFrame(rows, columns=["name", "model", "profile", "size", "arch", "variant", "regularizer",
+                                       "reg_lambda", "seed", "key"])
+
+
+def pairs(profile: str, variant: str | None = None, *, baseline: str = "baseline"):
+    """Every regularized entry of ``profile`` (of ``variant`` only, when given) beside the
+    ``baseline`` entry of the same size and seed: ``size``, ``arch``, ``seed``, ``variant``,
+    ``model``, ``baseline`` (``zoo:`` specs). A DataFrame, by size, variant and seed."""
+    import pandas as pd
+
+    t = table(profile)
+    base = t[t.variant == baseline].set_index(["size", "seed"]).model
+    rows = []
+    for r in t[t.variant != baseline].itertuples():
+        if (variant is None or r.variant == variant) and (r.size, r.seed) in base.index:
+            rows.append(dict(size=r.size, arch=r.arch, seed=r.seed, variant=r.variant, model=r.model,
+                             baseline=base[(r.size, r.seed)]))
+    return pd.DataFrame(rows, columns=["size", "arch", "seed", "variant", "model", "baseline"])
 
 
 def key(name: str | ZooEntry) -> str:
@@ -234,8 +296,8 @@ def train(name: str, *, progress: bool = True, device: str | None = None) -> Pat
     with (_lock(folder) if not distributed else _nolock()):
         if int(os.environ.get("RANK", "0")) == 0:
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "entry.json").write_text(json.dumps({"name": e.name, "profile": e.profile,
-                                                           "variant": e.variant}, indent=1))
+            (folder / "entry.json").write_text(json.dumps({"name": e.name, "profile": e.profile, "size": e.size,
+                                                           "variant": e.variant, "seed": e.seed}, indent=1))
         train_loop(e.config, folder, progress=progress, device=device)
     return resolve(e.name)
 
@@ -299,13 +361,63 @@ def train_profile(profile: str, *, progress: bool = True, device: str | None = N
     return {n: resolve(n) for n in names(profile)}
 
 
+# ------------------------------------------------------------------------------------------------
+# the recipe sweep: short-budget baselines at each size, chosen on held-out training text
+
+#: the sweep of each profile: ``steps`` optimizer steps of each size's base batch; every
+#: combination of ``lr`` × ``warmup`` (an int is steps, a float a fraction of the steps) at
+#: initialisation std 0.02, then ``init`` = ``(init_std, lrs, warmup)``: the same at a larger
+#: initialisation for a few learning rates. Baselines only (the regularizer strengths are the
+#: paper's and are not tuned); the order is the order of training.
+SWEEPS = {
+    "smoke": dict(steps=8, lr=(3e-3, 6e-3), warmup=(1, 0.25), init=(0.05, (3e-3,), 0.25)),
+    "cpu": dict(steps=160, lr=(1e-3, 2e-3, 4e-3, 8e-3), warmup=(0.05, 0.2), init=(0.05, (2e-3, 4e-3), 0.05)),
+}
+#: validation tokens of a sweep run: the held-out training tail it is chosen on (cadence only)
+SWEEP_HELDOUT_TOKENS = {"smoke": 4096, "cpu": 32_768}
+
+
+def _warmup_steps(warmup: int | float, steps: int) -> int:
+    return max(1, round(warmup * steps)) if isinstance(warmup, float) else int(warmup)
+
+
+def sweep_runs(profile: str) -> list[dict]:
+    """The runs of ``profile``'s recipe sweep, in training order: ``size``, ``lr``, ``warmup``
+    (as declared: steps, or a fraction of the steps), ``warmup_steps``, ``init_std`` and
+    ``config`` (a baseline :class:`TrainConfig` of the size's base, on the sweep's budget)."""
+    if profile not in SWEEPS:
+        raise ValueError(f"no recipe sweep for profile {profile!r}; sweeps: {', '.join(SWEEPS)}")
+    sw = SWEEPS[profile]
+    grid = [(lr, w, 0.02) for w in sw["warmup"] for lr in sw["lr"]]
+    init_std, init_lrs, init_w = sw["init"]
+    grid += [(lr, init_w, init_std) for lr in init_lrs]
+    out = []
+    for (p, size), base in _BASES.items():
+        if p != profile:
+            continue
+        for lr, w, std in grid:
+            ws = _warmup_steps(w, sw["steps"])
+            cfg = base.replace(regularizer="none", reg_lambda=0.0, seed=0, lr=lr, warmup_steps=ws,
+                               init_std=std, max_tokens=sw["steps"] * base.tokens_per_step, eval_every=0,
+                               val_tokens=SWEEP_HELDOUT_TOKENS[profile], num_threads=1)
+            out.append(dict(size=base.size, lr=lr, warmup=w, warmup_steps=ws, init_std=std, config=cfg))
+    return out
+
+
+def sweep(profile: str, *, force: bool = False, progress: bool = True):
+    """Run (or load) ``profile``'s recipe sweep: :func:`lin_utils.experiments.recipe_sweep`."""
+    from .experiments.pretraining import recipe_sweep
+
+    return recipe_sweep(profile, profile=profile, force=force, progress=progress)
+
+
 def status(profile: str | None = None) -> list[dict]:
     """One row per entry: name, profile, size, regularizer, λ, tokens, key, trained?, path."""
     rows = []
     for n in names(profile):
         e = ENTRIES[n]
         final = run_dir(e) / "final"
-        rows.append({"name": n, "profile": e.profile, "size": e.config.size,
+        rows.append({"name": n, "profile": e.profile, "size": e.config.size, "variant": e.variant, "seed": e.seed,
                      "regularizer": e.config.regularizer, "lambda": e.config.reg_lambda,
                      "tokens": e.config.steps * e.config.tokens_per_step, "key": e.config.key(),
                      "trained": (final / "meta.json").is_file(), "path": str(final)})
@@ -322,10 +434,21 @@ def _main(argv: list[str]) -> int:
     t.add_argument("--device", default=None)
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--jobs", type=int, default=None, help="entries trained at once for a profile")
+    w = sub.add_parser("sweep", help="the recipe sweep of a profile (cached; resumes run by run)")
+    w.add_argument("profile")
+    w.add_argument("--force", action="store_true")
+    w.add_argument("--no-progress", action="store_true")
     s = sub.add_parser("status", help="which entries are trained")
     s.add_argument("profile", nargs="?", default=None)
     args = p.parse_args(argv)
     try:
+        if args.cmd == "sweep":
+            tables = sweep(args.profile, force=args.force, progress=not args.no_progress)
+            import pandas as pd
+
+            with pd.option_context("display.width", 200, "display.max_columns", 30):
+                print(tables["runs"].drop(columns=["weights_key"]).to_string(index=False))
+            return 0
         if args.cmd == "status":
             for r in status(args.profile):
                 print(f"{r['name']:24s} {r['key']}  {'trained' if r['trained'] else 'missing'}")

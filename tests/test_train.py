@@ -66,12 +66,30 @@ def test_tokenizer_text_is_training_stories_only():
     train_stories = load_stories("tinystories", "train")
     it = list(training_texts(3000))
     assert it == train_stories[:3000]
-    assert len(list(training_texts())) == len(train_stories) == 32_224
+    assert len(train_stories) == 32_224
     val_text = load_text("tinystories", "validation")
     sample = it + train_stories[3000::25]  # the V1 head, the start of tinystories-more, a stride
     assert not any(s.strip() and s.strip() in val_text for s in sample)
     first_val = load_stories("tinystories", "validation")[0][:200]
     assert not any(first_val in s for s in it)
+
+
+def test_the_heldout_tail_is_disjoint_from_every_training_slice():
+    """The last HELDOUT_STORIES training stories are never trained on (nor seen by a tokenizer):
+    the recipe sweep chooses on them."""
+    from lin_utils.train.packing import heldout_rows
+    from lin_utils.train.tokenizer import HELDOUT_STORIES, data_identity, heldout_texts
+
+    train_stories = load_stories("tinystories", "train")
+    held = heldout_texts()
+    assert held == train_stories[-HELDOUT_STORIES:] and HELDOUT_STORIES >= 100
+    used = list(training_texts())
+    assert used == train_stories[:-HELDOUT_STORIES]
+    assert not set(held) & set(used)
+    with pytest.raises(ValueError, match="held-out"):
+        training_texts(len(used) + 1)
+    assert data_identity(None)["heldout_tail"] == HELDOUT_STORIES and "heldout_tail" not in data_identity(2000)
+    assert TokenizerSpec(512, None).identity()["data"]["heldout_tail"] == HELDOUT_STORIES
 
 
 def test_tokenizer_specials_bos_and_round_trip():
@@ -247,6 +265,7 @@ def test_loss_falls_and_checkpoints_are_log_spaced(cache, tmp_path):
     assert np.mean(losses[-5:]) < losses[0] - 0.8, losses
     assert res.val_history[-1]["val_loss"] < res.val_history[0]["val_loss"] - 0.5
     assert 0 < res.val_bpb < 8
+    assert abs(res.heldout_loss - res.val_loss) < 1.0  # the held-out training tail: same distribution
     ckpts = list_checkpoints(tmp_path / "run")
     assert [s for s, _, _ in ckpts] == log_spaced_steps(40) == [0, 1, 2, 4, 8, 16, 32, 40]
     assert [t for _, t, _ in ckpts] == [s * 8 * 64 for s in log_spaced_steps(40)]
@@ -259,6 +278,7 @@ def test_loss_falls_and_checkpoints_are_log_spaced(cache, tmp_path):
     assert not torch.equal(final.model.embed_tokens.weight, step0.model.embed_tokens.weight)
     meta = json.loads((res.final_dir / "meta.json").read_text())
     assert meta["key"] == TINY_RUN.key() and meta["steps"] == 40
+    assert meta["heldout_loss"] == res.heldout_loss and meta["heldout_tokens"] == 1024
 
 
 def test_bits_per_byte_matches_a_direct_computation(tokenizer):

@@ -23,29 +23,106 @@ def private_cache(zoo_cache, monkeypatch):
     monkeypatch.setenv("LIN_CACHE", str(zoo_cache))
 
 
-def test_each_profile_has_two_sizes_times_four_variants():
+def test_each_arm_has_its_seeds_and_within_a_size_only_regularizer_and_seed_differ():
     for profile in zoo.PROFILES:
-        names = zoo.names(profile)
-        assert len(names) == 8
-        assert {n.rsplit("-", 1)[1] for n in names} == {"baseline", "cos0.5", "mse0.5", "mse2.0"}
-        for size in ("small", "large"):
-            group = [zoo.entry(n).config for n in names if n.startswith(f"{profile}-{size}-")]
-            assert len(group) == 4
-            # within a size: same data, tokenizer, budget, schedule and seed; only the regularizer differs
-            strip = [{k: v for k, v in c.weight_fields().items() if k not in ("regularizer", "reg_lambda")}
-                     for c in group]
-            assert all(s == strip[0] for s in strip)
-            assert len({c.key() for c in group}) == 4
+        t = zoo.table(profile)
+        assert list(t.name) == zoo.names(profile) and set(t["size"]) == {"small", "large"}
+        for (p, size), arms in zoo.ARMS.items():
+            if p != profile:
+                continue
+            group = t[t["size"] == size]
+            assert {v: int((group.variant == v).sum()) for v in arms} == arms
+            configs = [zoo.entry(n).config for n in group.name]
+            strip = [{k: v for k, v in c.weight_fields().items() if k not in ("regularizer", "reg_lambda", "seed")}
+                     for c in configs]
+            assert all(x == strip[0] for x in strip)
+            assert len(set(group.key)) == len(group)  # every (variant, seed) is its own model
+            for r in group.itertuples():  # metadata, not names, says what a model is
+                e = zoo.entry(r.name)
+                assert (e.size, e.variant, e.seed, e.config.seed) == (r.size, r.variant, r.seed, r.seed)
+                assert zoo.VARIANTS[r.variant] == (e.config.regularizer, e.config.reg_lambda)
+    cpu = zoo.table("cpu")
+    assert len(cpu) == 18 and sorted(set(cpu.seed)) == [0, 1, 2]
+    assert set(cpu[cpu["size"] == "large"].variant) == {"baseline", "cos0.5"}
+    # seed 0 keeps the names that the pages use; the other seeds append -s<seed>
+    for name in ("cpu-small-baseline", "cpu-small-cos0.5", "cpu-small-mse0.5", "cpu-small-mse2.0",
+                 "cpu-large-baseline", "cpu-large-cos0.5", "smoke-small-baseline", "smoke-large-cos0.5"):
+        assert zoo.entry(name).seed == 0
+    assert zoo.entry("cpu-large-cos0.5-s2").seed == 2 and zoo.entry("cpu-large-cos0.5-s2").variant == "cos0.5"
     assert zoo.entry("cpu-large-cos0.5").config.regularizer == "cosine"
-    assert zoo.entry("cpu-large-mse2.0").config.reg_lambda == 2.0
-    assert zoo.entry("cpu-large-baseline").config.steps * 16 * 256 <= 1_500_000
+    assert zoo.entry("cpu-small-mse2.0").config.reg_lambda == 2.0
+    assert len(zoo.table("smoke")) == 8 and set(zoo.table("smoke").variant) == {"baseline", "cos0.5"}
+
+
+def test_pairs_match_each_regularized_model_to_the_baseline_of_its_size_and_seed():
+    p = zoo.pairs("cpu")
+    assert len(p) == 12  # small: 3 variants x 3 seeds; large: cosine x 3 seeds
+    for r in p.itertuples():
+        m, b = zoo.entry(r.model[4:]), zoo.entry(r.baseline[4:])
+        assert (m.size, m.seed) == (b.size, b.seed) == (r.size, r.seed) and b.variant == "baseline"
+        assert m.variant == r.variant != "baseline"
+    cos = zoo.pairs("cpu", "cos0.5")
+    assert set(cos.variant) == {"cos0.5"} and len(cos) == 6
+    assert zoo.pairs("smoke", "mse0.5").empty
+
+
+def test_the_seed_sets_both_initialisation_and_data_order():
+    from lin_utils.arch import from_config
+    from lin_utils.train.configs import zoo_config
+    from lin_utils.train.packing import PackedRows
+    import numpy as np
+
+    a, b = zoo.entry("cpu-small-baseline").config, zoo.entry("cpu-small-baseline-s1").config
+    assert (a.seed, b.seed) == (0, 1) and a.replace(seed=1).key() == b.key()
+    cfg = zoo_config("smoke-small", 512, max_position_embeddings=64)
+    w0, w1 = (from_config(cfg, seed=s).model.embed_tokens.weight for s in (a.seed, b.seed))
+    assert not torch.equal(w0, w1)
+    stream = np.arange(64 * 40, dtype=np.uint16)
+    r0, r1 = PackedRows(stream, 64, a.seed), PackedRows(stream, 64, b.seed)
+    assert not torch.equal(r0.batch(0, 8), r1.batch(0, 8))
+
+
+def test_the_recipe_sweep_is_baselines_on_a_short_budget_of_each_base():
+    runs = zoo.sweep_runs("cpu")
+    sw = zoo.SWEEPS["cpu"]
+    assert len(runs) == 2 * (len(sw["lr"]) * len(sw["warmup"]) + len(sw["init"][1]))
+    assert len({r["config"].key() for r in runs}) == len(runs)
+    for r in runs:
+        c = r["config"]
+        base = zoo.entry(f"cpu-{r['size'].split('-')[1]}-baseline").config
+        assert c.regularizer == "none" and c.seed == 0 and c.steps == sw["steps"] and c.lr == r["lr"]
+        assert (c.size, c.batch_size, c.seq_len, c.vocab_size) == (base.size, base.batch_size, base.seq_len,
+                                                                    base.vocab_size)
+        assert c.warmup_steps == r["warmup_steps"] and c.init_std == r["init_std"]
+    with pytest.raises(ValueError, match="no recipe sweep"):
+        zoo.sweep_runs("full")
+
+
+def test_the_smoke_sweep_runs_one_model_at_a_time_and_is_cached(tmp_path, monkeypatch):
+    from lin_utils.experiments.pretraining import recipe_sweep
+
+    monkeypatch.setenv("LIN_RESULTS_DIR", str(tmp_path / "results"))
+    n = torch.get_num_threads()
+    try:
+        t = recipe_sweep("smoke", profile="smoke", progress=False)
+    finally:
+        torch.set_num_threads(n)
+    runs = t["runs"]
+    assert len(runs) == len(zoo.sweep_runs("smoke")) and runs.heldout_loss.notna().all()
+    assert (runs.groupby("size").chosen.sum() == 1).all()
+    best = runs[runs.chosen]
+    assert all(best.heldout_loss.to_numpy() == runs.groupby("size").heldout_loss.min().loc[best["size"]].to_numpy())
+    assert (runs.block0_ratio > 0).all() and (runs.tokens_per_cpu_s > 0).all()
+    assert set(t["curves"].step) == set(range(1, zoo.SWEEPS["smoke"]["steps"] + 1))
+    again = recipe_sweep("smoke", profile="smoke", cache_only=True)
+    assert again is not None and again["runs"].equals(runs)
 
 
 _WEIGHT_CHANGES = dict(size="smoke-large", vocab_size=1024, tokenizer_stories=1000, data_stories=3000,
                        seq_len=32, batch_size=4, micro_batch_size=4, max_tokens=32_768, lr=1e-3,
                        min_lr_ratio=0.0, warmup_steps=2, weight_decay=0.0, betas=(0.9, 0.99),
                        grad_clip=0.5, seed=1, regularizer="mse", reg_lambda=2.0, reg_boundaries=(1, 2),
-                       precision="bf16")
+                       precision="bf16", init_std=0.05)
 _CADENCE_CHANGES = dict(eval_every=7, val_tokens=99, log_every=3, state_every_s=1.0, num_threads=2)
 
 
@@ -63,6 +140,8 @@ def test_the_key_changes_with_every_weight_field_and_only_with_them():
     assert TrainConfig(regularizer="cosine", reg_lambda=0.5).key() == base.key()  # stable
     e = zoo.entry("smoke-small-baseline")
     assert zoo.key(e.name) == e.config.key() and zoo.run_dir(e.name).name == e.config.key()
+    # a field added later is hashed only away from its default, so older models keep their keys
+    assert "init_std" not in base.weight_fields() and "init_std" in base.replace(init_std=0.05).weight_fields()
 
 
 def test_resolve_says_how_to_train_a_missing_model(tmp_path):

@@ -26,8 +26,9 @@ from .. import results
 from .linearity import scan_table
 from ..scan import ScanConfig, model_key
 
-__all__ = ["checkpoint_specs", "story_quality", "training_dynamics", "zoo_training"]
+__all__ = ["checkpoint_specs", "recipe_sweep", "story_quality", "training_dynamics", "zoo_training"]
 
+SWEEP = "recipe_sweep"
 ZOO = "zoo_training"
 DYNAMICS = "training_dynamics"
 STORIES = "story_quality"
@@ -100,6 +101,103 @@ def zoo_training(names: Sequence[str], *, reference: str | None = "stories260K",
         return None if any(v is None for v in tables.values()) else tables
     return results.cached_tables(ZOO, ["summary", "curves"], params,
                                  lambda: _zoo_tables(names, reference, device, progress), profile=profile, force=force)
+
+
+# ------------------------------------------------------------------------------------------------
+# the recipe sweep (the zoo page)
+
+
+def _block0_ratio(model, rows) -> float:
+    """Mean over tokens (position 0 excluded) of ‖block 0's output‖ / ‖its input stream‖."""
+    import torch
+
+    from ..extract import capture
+
+    model.eval()
+    with torch.no_grad(), capture(model, [0, 1]) as cap:
+        model(input_ids=rows, use_cache=False)
+        h0, h1 = cap[0][:, 1:].double(), cap[1][:, 1:].double()
+    return float(((h1 - h0).norm(dim=-1) / h0.norm(dim=-1)).mean())
+
+
+def _sweep_run(run: Mapping, progress: bool) -> dict:
+    """One sweep run, cached as ``$LIN_CACHE/sweep/<key>.json`` (its model is not kept), so a
+    killed sweep loses at most the run in progress (which itself resumes from its last state)."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    from ..paths import cache_dir
+    from ..results import atomic_write_text
+    from ..train.loop import train
+    from ..train.packing import heldout_rows
+
+    cfg = run["config"]
+    root = cache_dir() / "sweep"
+    done = root / f"{cfg.key()}.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    folder = root / cfg.key()
+    res = train(cfg, folder, progress=progress, device="cpu")
+    final = folder / "final"
+    meta = json.loads((final / "meta.json").read_text())
+    model = AutoModelForCausalLM.from_pretrained(str(final), dtype=torch.float32)
+    tok = PreTrainedTokenizerFast.from_pretrained(str(final))
+    ratio = _block0_ratio(model, heldout_rows(tok, cfg.seq_len, 8 * cfg.seq_len))
+    out = dict(size=run["size"], lr=run["lr"], warmup=str(run["warmup"]), warmup_steps=run["warmup_steps"],
+               init_std=run["init_std"], steps=cfg.steps, tokens=cfg.steps * cfg.tokens_per_step,
+               heldout_loss=meta["heldout_loss"], heldout_tokens=meta["heldout_tokens"],
+               val_loss=meta["val_loss"], val_bpb=meta["val_bpb"], block0_ratio=ratio,
+               final_train_loss=float(np.mean([h["loss"] for h in meta["history"][-8:]])),
+               tokens_per_cpu_s=meta["tokens_per_cpu_s"], tokens_per_s=meta["tokens_per_s"],
+               train_cpu_s=res.train_cpu_s if res.resumed_from == 0 else math.nan,
+               weights_key=cfg.key(),
+               history=[dict(step=h["step"], loss=h["loss"]) for h in meta["history"]])
+    atomic_write_text(done, json.dumps(out))
+    shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def recipe_sweep(sweep: str, *, profile: str, force: bool = False, cache_only: bool = False,
+                 progress: bool = True) -> dict[str, pd.DataFrame] | None:
+    """The baseline recipe sweep ``sweep`` (:data:`lin_utils.zoo.SWEEPS`): short runs at each
+    size over learning rate, warmup and initialisation std, one at a time in this process.
+
+    Each run is scored by its loss on the held-out tail of the *training* corpus
+    (:func:`lin_utils.train.packing.heldout_rows`, never trained on), never on the validation
+    head that the pages report; the head's loss and bits per byte are recorded for information.
+
+    Returns:
+        ``{"runs": one row per run (size, lr, warmup as declared and in steps, init_std, steps,
+        tokens, heldout_loss, val_loss, val_bpb, block0_ratio (mean ‖block 0 output‖ / ‖input‖
+        on held-out tokens), final_train_loss (mean of the last 8 steps), tokens_per_cpu_s,
+        tokens_per_s, train_cpu_s, weights_key, chosen: the lowest heldout_loss of its size),
+        "curves": the training loss of every run at every step}``. Keyed by the runs' weight keys.
+    """
+    from .. import zoo
+
+    runs = zoo.sweep_runs(sweep)
+    params = {"sweep": sweep, "runs": [dict(size=r["size"], lr=r["lr"], warmup=str(r["warmup"]),
+                                            init_std=r["init_std"], key=r["config"].key()) for r in runs]}
+
+    def compute() -> dict[str, pd.DataFrame]:
+        rows = []
+        for i, r in enumerate(runs):
+            if progress:
+                print(f"sweep {sweep} {i + 1}/{len(runs)}: {r['size']} lr={r['lr']:g} warmup={r['warmup']} "
+                      f"init_std={r['init_std']:g}", flush=True)
+            rows.append(_sweep_run(r, progress))
+        curves = pd.DataFrame([dict(size=x["size"], lr=x["lr"], warmup=x["warmup"], init_std=x["init_std"],
+                                    step=h["step"], loss=h["loss"]) for x in rows for h in x["history"]])
+        table = pd.DataFrame([{k: v for k, v in x.items() if k != "history"} for x in rows])
+        table["chosen"] = table.heldout_loss == table.groupby("size").heldout_loss.transform("min")
+        return {"runs": table, "curves": curves}
+
+    if cache_only:
+        tables = {t: results.load_table(SWEEP, t, params, profile) for t in ("runs", "curves")}
+        return None if any(v is None for v in tables.values()) else tables
+    return results.cached_tables(SWEEP, ["runs", "curves"], params, compute, profile=profile, force=force)
 
 
 # ------------------------------------------------------------------------------------------------

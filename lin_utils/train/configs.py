@@ -107,11 +107,13 @@ def architecture(size: str) -> dict:
                 num_key_value_heads=max(1, heads // 2), intermediate_size=3 * width)
 
 
-def zoo_config(size: str, vocab_size: int, *, max_position_embeddings: int = 2048):
+def zoo_config(size: str, vocab_size: int, *, max_position_embeddings: int = 2048,
+               initializer_range: float = 0.02):
     """A ``transformers.MistralConfig`` for a named size (see the table in the module docstring);
     an ``Olmo2Config`` for an ``olmo2`` grid size (:func:`grid_size`).
 
-    Untied embeddings, no sliding window, rotary base 10,000, initializer std 0.02, pad/BOS/EOS
+    Untied embeddings, no sliding window, rotary base 10,000, initializer std ``initializer_range``
+    (default 0.02: every linear layer and the embeddings are drawn from N(0, std²)), pad/BOS/EOS
     ids 0/1/2 (those of :func:`lin_utils.train.tokenizer.train_tokenizer`).
     """
     import transformers
@@ -122,7 +124,7 @@ def zoo_config(size: str, vocab_size: int, *, max_position_embeddings: int = 204
         raise ValueError(f"vocab_size must be >= 3 (pad, BOS, EOS), got {vocab_size}")
     common = dict(vocab_size=vocab_size, max_position_embeddings=max_position_embeddings,
                   tie_word_embeddings=False, rope_theta=10_000.0,
-                  initializer_range=0.02, rms_norm_eps=1e-5, hidden_act="silu",
+                  initializer_range=initializer_range, rms_norm_eps=1e-5, hidden_act="silu",
                   attention_dropout=0.0, use_cache=True,
                   pad_token_id=PAD_ID, bos_token_id=BOS_ID, eos_token_id=EOS_ID, **arch)
     if family == "olmo2":
@@ -140,6 +142,11 @@ def count_parameters(size: str, vocab_size: int) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+#: weight fields added after the first models were trained, with the default at which they are
+#: left out of :meth:`TrainConfig.weight_fields` (and so of the key)
+_KEY_STABLE_DEFAULTS = {"init_std": 0.02}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How one model is pretrained on TinyStories.
@@ -153,7 +160,11 @@ class TrainConfig:
     ``min_lr_ratio``, ``warmup_steps``, ``weight_decay``, ``betas``, ``grad_clip``, ``seed``,
     ``regularizer`` (``"none"``, ``"cosine"`` or ``"mse"``), ``reg_lambda``, ``reg_boundaries``
     (None = all boundaries ``0..L``; see :mod:`lin_utils.train.regularizers`) and ``precision``
-    (``"fp32"``, or ``"bf16"``: bf16 autocast around fp32 master weights).
+    (``"fp32"``, or ``"bf16"``: bf16 autocast around fp32 master weights), ``init_std`` (the
+    std of the normal initialisation of every matrix and embedding).
+
+    A weight field added after models were trained is hashed only when it differs from its
+    default (:data:`_KEY_STABLE_DEFAULTS`), so that the models trained before it keep their keys.
 
     Cadence fields (not hashed): ``eval_every`` (steps between validation losses; 0 = only at
     the end), ``val_tokens`` (validation tokens per evaluation), ``log_every`` and
@@ -182,6 +193,7 @@ class TrainConfig:
     reg_lambda: float = 0.0
     reg_boundaries: tuple[int, ...] | None = None
     precision: str = "fp32"
+    init_std: float = 0.02
     # --- cadence only: never changes the weights ---
     eval_every: int = field(default=0, metadata={"cadence": True})
     val_tokens: int = field(default=8192, metadata={"cadence": True})
@@ -195,6 +207,8 @@ class TrainConfig:
             raise ValueError(f"regularizer must be 'none', 'cosine' or 'mse', got {self.regularizer!r}")
         if self.regularizer == "none" and self.reg_lambda != 0:
             raise ValueError("reg_lambda must be 0 without a regularizer")
+        if not self.init_std > 0:
+            raise ValueError(f"init_std must be positive, got {self.init_std}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.steps < 1:
@@ -223,6 +237,9 @@ class TrainConfig:
         out["betas"] = list(out["betas"])
         if out["reg_boundaries"] is not None:
             out["reg_boundaries"] = list(out["reg_boundaries"])
+        for name, default in _KEY_STABLE_DEFAULTS.items():
+            if out[name] == default:
+                del out[name]
         out["architecture"] = architecture(self.size)
         out["train_code_version"] = TRAIN_CODE_VERSION
         return out

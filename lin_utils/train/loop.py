@@ -10,7 +10,8 @@
    the step's rows, forward under ``capture`` when a regularizer is on (same pass, no second
    forward), loss = cross-entropy + λ·regularizer, backward, gradient clipping, AdamW step;
    log-spaced checkpoints (+ validation loss), periodic validation, resume states;
-5. final validation loss and bits per byte, ``final/`` (HF model + tokenizer + meta.json).
+5. final validation loss and bits per byte, the loss on the held-out training tail
+   (:func:`~lin_utils.train.packing.heldout_rows`), ``final/`` (HF model + tokenizer + meta.json).
 
 Resuming is exact: the state holds the model, the AdamW moments, the RNG states and the step;
 the learning rate is a pure function of the step (the schedule has no other state), and so are
@@ -40,7 +41,7 @@ from .checkpoints import (clean_tmp, latest_state, list_checkpoints, load_state,
                           remove_states, save_hf, save_state)
 from .configs import TrainConfig, zoo_config
 from .metrics import bits_per_byte, eval_loss
-from .packing import training_rows, validation_rows, validation_texts
+from .packing import heldout_rows, training_rows, validation_rows, validation_texts
 from .regularizers import regularizer
 from .tokenizer import TokenizerSpec, load_or_train_tokenizer, tokenizer_sha256
 
@@ -70,6 +71,7 @@ class TrainResult:
     val_history: list[dict] = field(default_factory=list)
     val_loss: float | None = None
     val_bpb: float | None = None
+    heldout_loss: float | None = None
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -129,7 +131,7 @@ def _result_from_meta(run_dir: Path) -> TrainResult:
                        resumed_from=meta["steps"], tokens=meta["tokens"], train_s=0.0, wall_s=0.0,
                        tokens_per_s=meta.get("tokens_per_s", 0.0), history=meta["history"],
                        val_history=meta["val_history"], val_loss=meta.get("val_loss"),
-                       val_bpb=meta.get("val_bpb"))
+                       val_bpb=meta.get("val_bpb"), heldout_loss=meta.get("heldout_loss"))
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, *, tokenizer=None, device: str | None = None,
@@ -180,7 +182,8 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
     val_rows = validation_rows(tokenizer, cfg.seq_len, cfg.val_tokens) if evaluate and main else None
 
     # 2. model and optimizer -------------------------------------------------------------------
-    config = zoo_config(cfg.size, cfg.vocab_size, max_position_embeddings=cfg.seq_len)
+    config = zoo_config(cfg.size, cfg.vocab_size, max_position_embeddings=cfg.seq_len,
+                        initializer_range=cfg.init_std)
     raw_model = from_config(config, seed=cfg.seed, device=device).train()
     optimizer = make_optimizer(raw_model, cfg)
     boundaries = normalize_boundaries(cfg.reg_boundaries, config.num_hidden_layers)
@@ -316,8 +319,12 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
     tokens = (cfg.steps - start) * cfg.tokens_per_step
 
     # 5. final evaluation and model -------------------------------------------------------------
-    val_loss = val_bpb = None
+    val_loss = val_bpb = heldout_loss = None
+    heldout_tokens = 0
     if evaluate and main:
+        held = heldout_rows(tokenizer, cfg.seq_len, cfg.val_tokens)
+        heldout_tokens = int(held.numel())
+        heldout_loss = eval_loss(raw_model, held, autocast_dtype=amp_dtype)
         val_loss = val_history[-1]["val_loss"] if val_history and val_history[-1]["step"] == cfg.steps \
             else validate(cfg.steps)
         val_bpb = bits_per_byte(raw_model, tokenizer, validation_texts(BPB_CHARS), seq_len=cfg.seq_len,
@@ -329,6 +336,7 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
             meta = {"key": cfg.key(), "config": cfg.to_dict(), "weight_fields": cfg.weight_fields(),
                     "tokenizer_sha256": tokenizer_sha256(tokenizer), "steps": cfg.steps,
                     "tokens": cfg.steps * cfg.tokens_per_step, "val_loss": val_loss, "val_bpb": val_bpb,
+                    "heldout_loss": heldout_loss, "heldout_tokens": heldout_tokens,
                     "bpb_chars": BPB_CHARS, "tokens_per_s": tokens / max(train_s, 1e-9),
                     "tokens_per_cpu_s": tokens / max(train_cpu_s, 1e-9),
                     "n_parameters": sum(p.numel() for p in raw_model.parameters()),
@@ -340,4 +348,5 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
     return TrainResult(run_dir=run_dir, final_dir=final_dir, steps=cfg.steps, resumed_from=start,
                        tokens=tokens, train_s=train_s, wall_s=time.perf_counter() - t_start,
                        tokens_per_s=tokens / max(train_s, 1e-9), train_cpu_s=train_cpu_s, history=history,
-                       val_history=val_history, val_loss=val_loss, val_bpb=val_bpb)
+                       val_history=val_history, val_loss=val_loss, val_bpb=val_bpb,
+                       heldout_loss=heldout_loss)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["pack_stories", "PackedRows", "training_rows", "validation_rows", "validation_texts"]
+__all__ = ["pack_stories", "PackedRows", "training_rows", "validation_rows", "validation_texts", "heldout_rows"]
 
 
 def pack_stories(stories: Sequence[str], tokenizer) -> np.ndarray:
@@ -110,5 +110,17 @@ def validation_rows(tokenizer, seq_len: int, max_tokens: int) -> torch.Tensor:
     """The first ``max(1, max_tokens // seq_len)`` packed rows of the validation head, in order."""
     n_rows = max(1, max_tokens // seq_len)
     stream = pack_stories(validation_texts(max_chars=8 * n_rows * seq_len + 4096), tokenizer)
+    n_rows = min(n_rows, len(stream) // seq_len)
+    return torch.from_numpy(stream[: n_rows * seq_len].astype(np.int64)).view(n_rows, seq_len)
+
+
+def heldout_rows(tokenizer, seq_len: int, max_tokens: int) -> torch.Tensor:
+    """The first ``max(1, max_tokens // seq_len)`` packed rows of the held-out training tail
+    (:func:`~lin_utils.train.tokenizer.heldout_texts`, never trained on), in order: the text on
+    which a training recipe is chosen."""
+    from .tokenizer import heldout_texts
+
+    n_rows = max(1, max_tokens // seq_len)
+    stream = pack_stories(heldout_texts(), tokenizer)
     n_rows = min(n_rows, len(stream) // seq_len)
     return torch.from_numpy(stream[: n_rows * seq_len].astype(np.int64)).view(n_rows, seq_len)

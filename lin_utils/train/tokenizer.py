@@ -22,21 +22,20 @@ from pathlib import Path
 
 from ..errors import LinUtilsError
 
-__all__ = ["TokenizerSpec", "train_tokenizer", "training_texts", "load_or_train_tokenizer",
-           "tokenizer_sha256", "data_identity", "TINYSTORIES_TRAIN_STORIES"]
+__all__ = ["TokenizerSpec", "train_tokenizer", "training_texts", "heldout_texts", "load_or_train_tokenizer",
+           "tokenizer_sha256", "data_identity", "TINYSTORIES_TRAIN_STORIES", "HELDOUT_STORIES"]
 
 #: number of training stories in the local mirror (the zoo's keys assume exactly this data)
 TINYSTORIES_TRAIN_STORIES = 32_224
+#: the last stories of the training corpus, held out: never in a tokenizer's or a training
+#: stream's text, so that a recipe can be chosen on training-distribution text that no model saw
+#: (:func:`heldout_texts`) without touching the validation head that the pages report
+HELDOUT_STORIES = 500
 TOKENIZER_CODE_VERSION = 1
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")
 
 
-def training_texts(n_stories: int | None = None) -> Iterator[str]:
-    """The TinyStories training stories, in corpus order; the first ``n_stories`` (None = all).
-
-    Raises :class:`~lin_utils.errors.LinUtilsError` when the corpus is not the local mirror's
-    (its story count differs), since the zoo's keys name that exact data.
-    """
+def _train_stories() -> list[str]:
     from ..data import load_stories
 
     stories = load_stories("tinystories", "train")
@@ -45,14 +44,39 @@ def training_texts(n_stories: int | None = None) -> Iterator[str]:
             f"the TinyStories training corpus has {len(stories):,} stories, not the "
             f"{TINYSTORIES_TRAIN_STORIES:,} of the local mirror that the zoo is keyed on; "
             f"set LIN_DATA_DIR to the project's data folder")
-    return iter(stories if n_stories is None else stories[:n_stories])
+    return stories
+
+
+def training_texts(n_stories: int | None = None) -> Iterator[str]:
+    """The TinyStories training stories, in corpus order; the first ``n_stories`` (None = all
+    but the :data:`HELDOUT_STORIES` held-out tail, which no slice may reach).
+
+    Raises :class:`~lin_utils.errors.LinUtilsError` when the corpus is not the local mirror's
+    (its story count differs), since the zoo's keys name that exact data.
+    """
+    stories = _train_stories()
+    usable = len(stories) - HELDOUT_STORIES
+    if n_stories is not None and n_stories > usable:
+        raise ValueError(f"n_stories={n_stories} reaches the held-out tail: at most {usable:,} "
+                         f"training stories are available")
+    return iter(stories[:usable if n_stories is None else n_stories])
+
+
+def heldout_texts() -> list[str]:
+    """The last :data:`HELDOUT_STORIES` training stories, never trained on (recipe selection)."""
+    return _train_stories()[-HELDOUT_STORIES:]
 
 
 def data_identity(n_stories: int | None) -> dict:
-    """What names the training stream: corpus, split, mirror story count and the slice used."""
-    return {"corpus": "tinystories", "split": "train", "source": "lin-mirror",
-            "mirror_stories": TINYSTORIES_TRAIN_STORIES, "n_stories": n_stories,
-            "format": "<s> story </s> packed"}
+    """What names the training stream: corpus, split, mirror story count and the slice used
+    (``heldout_tail``: the stories held out at the end of the corpus, named when the slice is
+    the whole corpus; a leading slice never reached them, so its identity is unchanged)."""
+    out = {"corpus": "tinystories", "split": "train", "source": "lin-mirror",
+           "mirror_stories": TINYSTORIES_TRAIN_STORIES, "n_stories": n_stories,
+           "format": "<s> story </s> packed"}
+    if n_stories is None:
+        out["heldout_tail"] = HELDOUT_STORIES
+    return out
 
 
 @dataclass(frozen=True)
