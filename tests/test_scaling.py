@@ -204,9 +204,11 @@ _SCAN = dict(dataset="tinystories", split="validation", max_tokens=640, seq_len=
 
 
 def test_a_two_model_grid_trains_and_scans_for_real(dirs):
-    kw = dict(depths=[1, 2], widths=[16], train_tokens=2048, train_config=_TINY, scan=_SCAN, profile="smoke",
-              progress=False)
-    t = scaling.scaling_study(**kw, jobs=2)  # two worker processes, as the cpu profile runs
+    grid = dict(depths=[1, 2], widths=[16], train_tokens=2048, train_config=_TINY, scan=_SCAN, token_shape=None,
+                token_budgets=(), norm_shapes=())
+    cfg = scaling.ScalingConfig(**grid, jobs=2)  # two worker processes, as the cpu profile runs
+    kw = dict(profile="smoke", progress=False)
+    t = scaling.scaling_study(cfg, **kw)
     blocks, models = t["blocks"], t["models"]
     assert sorted(models.model) == sorted(["grid-mistral-L1-d16@2048", "grid-mistral-L2-d16@2048",
                                            "random:grid-mistral-L1-d16", "random:grid-mistral-L2-d16"])
@@ -224,8 +226,8 @@ def test_a_two_model_grid_trains_and_scans_for_real(dirs):
 
     plt.close(plots.scaling(t))  # the page's figure draws without fits too
     # cached: the same tables again, without training or scanning; and from the cache alone
-    again = scaling.scaling_study(**kw, jobs=1)
+    again = scaling.scaling_study(cfg.replace(jobs=1), **kw)
     pd.testing.assert_frame_equal(again["blocks"], blocks)
-    only = scaling.scaling_study(**kw, cache_only=True)
+    only = scaling.scaling_study(cfg, **kw, cache_only=True)
     pd.testing.assert_frame_equal(only["models"], models)
-    assert scaling.scaling_study(**{**kw, "train_tokens": 4096}, cache_only=True) is None
+    assert scaling.scaling_study(cfg.replace(train_tokens=4096), **kw, cache_only=True) is None

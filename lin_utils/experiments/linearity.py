@@ -10,18 +10,69 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .. import results
+from ..config import StudyConfig, check_int, check_str_list
 from ..scan import ScanConfig, describe_model, load_scan_inputs, scan_blocks, token_errors
 
-__all__ = ["gaussian_norm_quantiles", "linearity_profiles", "scan_table", "token_error_distribution", "token_error_tables"]
+__all__ = ["DynamicsConfig", "ErrorsConfig", "ProfilesConfig", "gaussian_norm_quantiles", "linearity_profiles", "scan_table",
+           "token_error_distribution", "token_error_tables"]
 
 SCAN = "linearity_scan"
 ERRORS = "token_errors"
 ERRORS_VERSION = 2  # 2: gauss_median / gauss_p999 in units of rms_y, like the errors (1: raw units)
+
+
+@dataclass(frozen=True)
+class ProfilesConfig(StudyConfig):
+    """Several models scanned alike (Figs 1, 3 and 4): the models and the scan fields they share.
+
+    ``scan(model)`` is each model's :class:`~lin_utils.scan.ScanConfig` (the cache key of its
+    table); the fields here are the ones a page sets, the others keep ScanConfig's defaults.
+    """
+
+    models: tuple[str, ...] = ("stories260K",)
+    dataset: str = "tinystories"
+    split: str = "validation"
+    max_tokens: int = 16384
+    seq_len: int = 256
+    batch_size: int = 8
+    exclude_bos: bool = True
+    device: str = "cpu"
+
+    def __post_init__(self):
+        object.__setattr__(self, "models", check_str_list("models", self.models))
+        self.scan(self.models[0])  # validates the scan fields
+
+    def scan(self, model: str) -> ScanConfig:
+        return ScanConfig.from_params(model, self.params())
+
+
+@dataclass(frozen=True)
+class DynamicsConfig(ProfilesConfig):
+    """Fig 2: the scans of :class:`ProfilesConfig` at every checkpoint of each model; ``revisions``
+    name a hub model's checkpoints (e.g. Pythia's ``["step0", "step1000"]``; zoo models need none)."""
+
+    revisions: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "revisions", check_str_list("revisions", self.revisions, none=True))
+
+
+@dataclass(frozen=True)
+class ErrorsConfig(ProfilesConfig):
+    """Fig 9: the scan of :class:`ProfilesConfig` and the tokens per block kept in the error sample."""
+
+    sample_per_block: int = 2000
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int("sample_per_block", self.sample_per_block, minimum=1)
 
 
 def gaussian_norm_quantiles(eigenvalues: np.ndarray, q=(0.5, 0.999), draws: int = 200_000, rng=None) -> np.ndarray:

@@ -41,10 +41,11 @@ import numpy as np
 import pandas as pd
 
 from .. import results
+from ..config import StudyConfig, check_bool, check_str, check_str_list
 from ..errors import LinUtilsError
 from ..scan import ScanConfig
 
-__all__ = ["SCALING", "PAPER_SHAPES", "GridModel", "grid_models", "fit_loglinear", "predict_loglinear",
+__all__ = ["SCALING", "PAPER_SHAPES", "GridModel", "ScalingConfig", "grid_models", "fit_loglinear", "predict_loglinear",
            "scaling_study", "model_summary", "fit_tables", "identity_gap"]
 
 SCALING = "scaling_study"
@@ -491,14 +492,62 @@ def _study_tables(models: list[GridModel], scan: Mapping, grid_tokens: int, toke
     return {"blocks": blocks, "models": summary, "fit": fit, "extrapolation": extrapolation}
 
 
-def scaling_study(depths: Sequence[int], widths: Sequence[int], train_tokens: int, train_config: Mapping,
-                  scan: Mapping, *, token_shape: Sequence[int] | None = None, token_budgets: Sequence[int] = (),
-                  norm_shapes: Sequence[Sequence[int]] = (), norm_families: Sequence[str] = ("mistral", "olmo2"),
-                  jobs: int | None = None, train_device: str | None = None, validate: bool = True,
-                  profile: str, force: bool = False,
-                  cache_only: bool = False, progress: bool = True) -> dict[str, pd.DataFrame] | None:
+def _frozen(value):
+    """Lists (and dicts) as tuples, recursively, so that a config holding them is hashable."""
+    if isinstance(value, Mapping):
+        return tuple((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class ScalingConfig(StudyConfig):
+    """Every parameter of :func:`scaling_study` (see its arguments); the defaults are the cpu
+    profile's. ``train_config`` and ``scan`` are mappings (TrainConfig and ScanConfig fields)."""
+
+    depths: tuple[int, ...] = (2, 4, 8, 16)
+    widths: tuple[int, ...] = (32, 64, 128)
+    train_tokens: int = 1_500_000
+    train_config: Mapping = dataclasses.field(default_factory=lambda: {
+        "vocab_size": 2048, "seq_len": 256, "batch_size": 16, "lr": 0.002, "warmup_steps": 20,
+        "val_tokens": 16384, "log_every": 10, "precision": "fp32", "num_threads": 1})
+    token_shape: tuple[int, int] | None = (4, 64)
+    token_budgets: tuple[int, ...] = (187_500, 375_000, 750_000, 1_500_000, 3_000_000)
+    norm_shapes: tuple[tuple[int, int], ...] = ((4, 64), (8, 64))
+    norm_families: tuple[str, ...] = ("mistral", "olmo2")
+    scan: Mapping = dataclasses.field(default_factory=lambda: {
+        "dataset": "tinystories", "split": "validation", "max_tokens": 16384, "seq_len": 256, "batch_size": 8,
+        "exclude_bos": True, "device": "cpu"})
+    jobs: int | None = 2
+    train_device: str | None = None
+    validate: bool = True
+
+    def __post_init__(self):
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        set_("depths", tuple(_positive_ints("depths", self.depths)))
+        set_("widths", tuple(_positive_ints("widths", self.widths)))
+        set_("token_budgets", tuple(_positive_ints("token_budgets", self.token_budgets))
+             if self.token_budgets else ())
+        set_("token_shape", None if self.token_shape is None else _shape("token_shape", self.token_shape))
+        set_("norm_shapes", tuple(_shape("norm_shapes", s) for s in self.norm_shapes))
+        set_("norm_families", check_str_list("norm_families", self.norm_families))
+        for name in ("train_config", "scan"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise LinUtilsError(f"{name} must be a mapping, got {getattr(self, name)!r}")
+        if self.jobs is not None and (not isinstance(self.jobs, int) or isinstance(self.jobs, bool) or self.jobs < 1):
+            raise LinUtilsError(f"jobs must be a positive integer, got {self.jobs!r}")
+        check_str("train_device", self.train_device, none=True)
+        check_bool("validate", self.validate)
+
+    def __hash__(self):
+        return hash(tuple(_frozen(getattr(self, f.name)) for f in dataclasses.fields(self)))
+
+
+def scaling_study(config: ScalingConfig, *, profile: str, force: bool = False, cache_only: bool = False,
+                  progress: bool = True) -> dict[str, pd.DataFrame] | None:
     """Train the grid (:func:`grid_models`), scan every model and a random-init copy of every
-    shape, and fit the trend.
+    shape, and fit the trend (all parameters in ``config``).
 
     Args:
         depths, widths, train_tokens, train_config, token_shape, token_budgets, norm_shapes,
@@ -518,17 +567,13 @@ def scaling_study(depths: Sequence[int], widths: Sequence[int], train_tokens: in
         ``ss_block / ss_y``) and ``identity_gap``; "models": :func:`model_summary`; "fit" and
         "extrapolation": :func:`fit_tables`}``. None with ``cache_only`` when not computed yet.
     """
-    models = grid_models(depths, widths, train_tokens, train_config, token_shape=token_shape,
-                         token_budgets=token_budgets, norm_shapes=norm_shapes, norm_families=norm_families)
-    scan_fields = _scan_fields(scan)
-    if jobs is None:
-        jobs = _jobs_default(scan_fields["device"])
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise LinUtilsError(f"jobs must be a positive integer, got {jobs!r}")
-    if not isinstance(validate, bool):
-        raise LinUtilsError(f"validate must be true or false, got {validate!r}")
+    c = config
+    models = grid_models(c.depths, c.widths, c.train_tokens, c.train_config, token_shape=c.token_shape,
+                         token_budgets=c.token_budgets, norm_shapes=c.norm_shapes, norm_families=c.norm_families)
+    scan_fields = _scan_fields(c.scan)
+    jobs = _jobs_default(scan_fields["device"]) if c.jobs is None else c.jobs
     grid_tokens = models[0].tokens
-    tshape = None if token_shape is None else list(_shape("token_shape", token_shape))
+    tshape = None if c.token_shape is None else list(c.token_shape)
     params = {"version": VERSION, "models": [m.config.key() for m in models], "scan": scan_fields,
               "grid_tokens": grid_tokens, "token_shape": tshape, "paper_shapes": PAPER_SHAPES}
     names = ["blocks", "models", "fit", "extrapolation"]
@@ -537,8 +582,8 @@ def scaling_study(depths: Sequence[int], widths: Sequence[int], train_tokens: in
         return None if any(v is None for v in tables.values()) else tables
     return results.cached_tables(
         SCALING, names, params,
-        lambda: _study_tables(models, dict(scan), grid_tokens, tshape, profile=profile, force=force, jobs=jobs,
-                              device=train_device, progress=progress, validate=validate),
+        lambda: _study_tables(models, dict(c.scan), grid_tokens, tshape, profile=profile, force=force, jobs=jobs,
+                              device=c.train_device, progress=progress, validate=c.validate),
         profile=profile, force=force)
 
 
