@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: book run build test bench verify rehearse mutate mutate-sample venv clean
+.PHONY: book run build publish test bench verify rehearse mutate mutate-sample venv clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,14 @@ run: $(STAMP)
 
 build: $(STAMP)
 	$(BIN)/lin-utils book build
+
+# Build the book, check it (every page, figures, linked result tables, vendored MathJax; nothing else from
+# data/) and push _build/html to the $(BRANCH) branch of $(REMOTE) with ghp-import (lin_utils/publish.py).
+# On GitHub, .github/workflows/book.yml deploys the same build to Pages instead.
+REMOTE ?= origin
+BRANCH ?= gh-pages
+publish: book
+	$(BIN)/python -m lin_utils.publish --remote $(REMOTE) --branch $(BRANCH) _build/html
 
 # Re-run the notebooks of $(PROFILE) (or ONLY=name,name) in a scratch folder; compare with the committed tables.
 verify: $(STAMP)
