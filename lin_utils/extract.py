@@ -43,10 +43,10 @@ def normalize_blocks(blocks: Iterable[int] | None, n_blocks: int) -> list[int]:
     out: set[int] = set()
     for b in blocks:
         if not isinstance(b, int) or isinstance(b, bool):
-            raise TypeError(f"layers: block indices must be ints, got {b!r}")
+            raise TypeError(f"blocks: block indices must be ints, got {b!r}")
         i = b + n_blocks if b < 0 else b
         if not 0 <= i < n_blocks:
-            raise ValueError(f"layers: block index {b} out of range for a model with {n_blocks} blocks")
+            raise ValueError(f"blocks: block index {b} out of range for a model with {n_blocks} blocks")
         out.add(i)
     return sorted(out)
 
@@ -219,7 +219,7 @@ def iter_block_states(
     model: torch.nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     *,
-    layers: Sequence[int] | None = None,
+    blocks: Sequence[int] | None = None,
     exclude_bos: bool = False,
     device: torch.device | str | None = None,
     progress: bool = True,
@@ -234,7 +234,7 @@ def iter_block_states(
     Args:
         model: a Hugging Face causal LM or encoder; put in eval mode here.
         batches: iterable of ``(input_ids, attention_mask)``, each (B, T).
-        layers: block indices whose (input, output) pair is wanted; ``None`` = all blocks.
+        blocks: block indices whose (input, output) pair is wanted; ``None`` = all blocks.
         exclude_bos: leave position 0 out of the returned mask.
         device: where to run; defaults to the model's device.
         progress: show a tqdm bar over batches.
@@ -245,7 +245,7 @@ def iter_block_states(
         dtype, on ``device``; ``mask`` is (B, T) bool, True for tokens to count.
         Padding is always False in ``mask``.
     """
-    wanted = boundaries_for_blocks(layers, len(decoder_blocks(model)))
+    wanted = boundaries_for_blocks(blocks, len(decoder_blocks(model)))
     if device is None:
         device = next(model.parameters()).device
     model.eval()

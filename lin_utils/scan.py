@@ -57,7 +57,7 @@ class ScanConfig:
         add_bos: start every row with BOS (the tokenizer's, or EOS when it has none).
         exclude_bos: leave position 0 out of the statistics.
         precision: the accumulator's Gram precision (see :class:`~lin_utils.linearity.LinearityAccumulator`).
-        layers: block indices to score; ``None`` = all.
+        blocks: block indices to score; ``None`` = all.
     """
 
     model: str
@@ -72,7 +72,7 @@ class ScanConfig:
     add_bos: bool = True
     exclude_bos: bool = False
     precision: str = "float64"
-    layers: tuple[int, ...] | None = None
+    blocks: tuple[int, ...] | None = None
 
     def __post_init__(self):
         for name in ("model", "dataset", "split", "device"):
@@ -92,13 +92,13 @@ class ScanConfig:
             raise LinUtilsError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.precision not in PRECISIONS:
             raise LinUtilsError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.layers is not None:
-            if isinstance(self.layers, (str, bytes)) or not isinstance(self.layers, Iterable):
-                raise LinUtilsError(f"layers must be a list of block indices, got {self.layers!r}")
-            layers = tuple(self.layers)
-            if not all(isinstance(b, int) and not isinstance(b, bool) for b in layers):
-                raise LinUtilsError(f"layers must be a list of block indices, got {self.layers!r}")
-            object.__setattr__(self, "layers", layers)
+        if self.blocks is not None:
+            if isinstance(self.blocks, (str, bytes)) or not isinstance(self.blocks, Iterable):
+                raise LinUtilsError(f"blocks must be a list of block indices, got {self.blocks!r}")
+            blocks = tuple(self.blocks)
+            if not all(isinstance(b, int) and not isinstance(b, bool) for b in blocks):
+                raise LinUtilsError(f"blocks must be a list of block indices, got {self.blocks!r}")
+            object.__setattr__(self, "blocks", blocks)
 
     def replace(self, **changes) -> "ScanConfig":
         """A copy with some fields changed (validated again)."""
@@ -111,7 +111,8 @@ class ScanConfig:
         so a scan is recomputed when the zoo entry's training configuration changes.
         """
         out = dataclasses.asdict(self)
-        out["layers"] = None if self.layers is None else list(self.layers)
+        # stored as "layers", the field's name when the committed tables were keyed: same hashes
+        out["layers"] = None if out.pop("blocks") is None else list(self.blocks)
         out.update(model_key(self.model))
         return out
 
@@ -177,7 +178,7 @@ def scan_blocks(cfg: ScanConfig, *, progress: bool = True, model=None, chunks=No
         model, _, chunks = load_scan_inputs(cfg)
     n = chunks.n_tokens - (len(chunks) if cfg.exclude_bos and chunks.has_bos else 0)
     check_token_count(n, hidden_size(model), f"model {cfg.model}", warn=False)
-    acc = profile_model(model, chunks.batches(cfg.batch_size), layers=cfg.layers, exclude_bos=cfg.exclude_bos,
+    acc = profile_model(model, chunks.batches(cfg.batch_size), blocks=cfg.blocks, exclude_bos=cfg.exclude_bos,
                         device=cfg.device, progress=progress, total=chunks.n_batches(cfg.batch_size),
                         precision=cfg.precision)
     return with_description(acc.result(), describe_model(cfg.model, model)), acc
@@ -187,7 +188,7 @@ def profile_model(
     model: torch.nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     *,
-    layers: Sequence[int] | None = None,
+    blocks: Sequence[int] | None = None,
     exclude_bos: bool = False,
     device: torch.device | str | None = None,
     progress: bool = True,
@@ -199,7 +200,7 @@ def profile_model(
     Args:
         batches: iterable of ``(input_ids, attention_mask)``, each (B, T); see
             :meth:`lin_utils.data.TokenChunks.batches`.
-        layers: block indices to score; ``None`` = all.
+        blocks: block indices to score; ``None`` = all.
         precision: see :class:`~lin_utils.linearity.LinearityAccumulator`.
 
     Returns:
@@ -207,9 +208,9 @@ def profile_model(
     """
     from .arch import n_blocks
 
-    acc = LinearityAccumulator(blocks=normalize_blocks(layers, n_blocks(model)), precision=precision)
+    acc = LinearityAccumulator(blocks=normalize_blocks(blocks, n_blocks(model)), precision=precision)
     for states, mask in iter_block_states(
-        model, batches, layers=layers, exclude_bos=exclude_bos, device=device, progress=progress, total=total, desc="linearity"
+        model, batches, blocks=blocks, exclude_bos=exclude_bos, device=device, progress=progress, total=total, desc="linearity"
     ):
         acc.update(states, mask)
     return acc
@@ -233,7 +234,7 @@ def token_errors(
     """
     parts = []
     for states, mask in iter_block_states(
-        model, batches, layers=sorted(maps), exclude_bos=exclude_bos, device=device, progress=progress, total=total, desc="token errors"
+        model, batches, blocks=sorted(maps), exclude_bos=exclude_bos, device=device, progress=progress, total=total, desc="token errors"
     ):
         positions = torch.arange(mask.shape[1]).expand_as(mask)[mask.cpu()].numpy()
         for i, m in maps.items():

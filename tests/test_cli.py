@@ -39,7 +39,7 @@ def test_too_few_tokens_for_the_width_is_warned(capsys):
 
 def test_layers_option_scores_only_those_blocks(tmp_path):
     out = tmp_path / "p.csv"
-    assert main(["profile", "--model", "stories260K", "--dataset", "wikitext-2", "--layers", "1,3", "--out", str(out), *SMALL]) == 0
+    assert main(["profile", "--model", "stories260K", "--dataset", "wikitext-2", "--blocks", "1,3", "--out", str(out), *SMALL]) == 0
     assert pd.read_csv(out).block.tolist() == [1, 3]
 
 

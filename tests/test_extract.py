@@ -36,7 +36,7 @@ def test_boundaries_match_hf_hidden_states_except_the_final_norm(stories):
 def test_only_requested_boundaries_are_captured(stories):
     model, _, chunks = stories
     assert boundaries_for_blocks([1, -1], 5) == [1, 2, 4, 5]
-    states, _ = next(iter_block_states(model, chunks.batches(4), layers=[1], progress=False))
+    states, _ = next(iter_block_states(model, chunks.batches(4), blocks=[1], progress=False))
     assert sorted(states) == [1, 2]
     with pytest.raises(ValueError, match="out of range"):
         boundaries_for_blocks([5], 5)

@@ -250,7 +250,7 @@ def test_layernorm_hyperplane_does_not_blow_up_heldout():
     chunks = text_chunks("tinystories", "validation", tok, 128, max_tokens=1500)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LinearityWarning)
-        acc = profile_model(model, chunks.batches(4), layers=[0], exclude_bos=True, progress=False)
+        acc = profile_model(model, chunks.batches(4), blocks=[0], exclude_bos=True, progress=False)
         res = acc.result().iloc[0]
         G = acc._total().centered(0)[0].numpy()
     eig = np.linalg.eigvalsh(G)

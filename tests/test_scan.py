@@ -12,7 +12,7 @@ SMALL = dict(max_tokens=1500, seq_len=128, batch_size=4, exclude_bos=True)
 
 @pytest.mark.parametrize("field, value", [
     ("max_tokens", "lots"), ("max_tokens", 0), ("seq_len", 2.5), ("batch_size", True), ("model", ""),
-    ("model", 5), ("dtype", "int8"), ("precision", "float16"), ("exclude_bos", "yes"), ("layers", "1,2"),
+    ("model", 5), ("dtype", "int8"), ("precision", "float16"), ("exclude_bos", "yes"), ("blocks", "1,2"),
     ("seed", None),
 ])
 def test_bad_fields_are_named(field, value):
@@ -21,11 +21,11 @@ def test_bad_fields_are_named(field, value):
 
 
 def test_key_is_plain_json_and_from_params_ignores_other_keys():
-    cfg = ScanConfig.from_params("m", {"max_tokens": 100, "models": ["a"], "profile": "cpu", "layers": [1, 2]})
-    assert cfg.max_tokens == 100 and cfg.layers == (1, 2)
+    cfg = ScanConfig.from_params("m", {"max_tokens": 100, "models": ["a"], "profile": "cpu", "blocks": [1, 2]})
+    assert cfg.max_tokens == 100 and cfg.blocks == (1, 2)
     key = cfg.key()
     assert key["layers"] == [1, 2] and key["model"] == "m" and "models" not in key
-    assert ScanConfig(**{**key, "layers": tuple(key["layers"])}) == cfg
+    assert ScanConfig(**{**{k: v for k, v in key.items() if k != "layers"}, "blocks": tuple(key["layers"])}) == cfg
     assert cfg.replace(seed=3).seed == 3
 
 

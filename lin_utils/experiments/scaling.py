@@ -186,10 +186,8 @@ def _scan_fields(scan: Mapping) -> dict:
     bad = sorted(set(scan) - names)
     if bad:
         raise LinUtilsError(f"scan: unknown ScanConfig field(s) {', '.join(bad)}")
-    cfg = ScanConfig(model="-", **scan)
-    out = dataclasses.asdict(cfg)
+    out = ScanConfig(model="-", **scan).key()
     out.pop("model")
-    out["layers"] = None if cfg.layers is None else list(cfg.layers)
     return out
 
 

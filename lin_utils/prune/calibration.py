@@ -117,7 +117,7 @@ def calibrate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torc
         cos_sum[: L - n + 1, n] = 0.0
         angle_sum[: L - n + 1, n] = 0.0
     n_tokens = n_seq = 0
-    for states, mask in iter_block_states(model, batches, layers=None, exclude_bos=exclude_bos, device=device,
+    for states, mask in iter_block_states(model, batches, blocks=None, exclude_bos=exclude_bos, device=device,
                                           progress=progress, total=total, desc="calibration"):
         acc.update(states, mask)
         m = mask.to(torch.float64)
@@ -163,9 +163,9 @@ def fit_span_maps(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, 
     for a, b in spans:
         if not 0 <= a < b <= L:
             raise LinUtilsError(f"spans: ({a}, {b}) is not a span of blocks 0 <= start < stop <= {L}")
-    layers = sorted({i for a, b in spans for i in (a, b - 1)})
+    blocks = sorted({i for a, b in spans for i in (a, b - 1)})
     accs = {s: LinearityAccumulator(precision="float64") for s in spans}
-    for states, mask in iter_block_states(model, batches, layers=layers, exclude_bos=exclude_bos, device=device,
+    for states, mask in iter_block_states(model, batches, blocks=blocks, exclude_bos=exclude_bos, device=device,
                                           progress=progress, total=total, desc="span maps"):
         for (a, b), acc in accs.items():
             acc.update({0: states[a], 1: states[b]}, mask)
