@@ -28,20 +28,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+from .vocab import MODEL_COLOURS, MODEL_SLOTS, QUANTITIES
+
 # Colour-blind safe (seaborn's "colorblind", after Okabe & Ito). Grey (7) is kept for references
 # such as the chance level, never for a model.
 PALETTE = sns.color_palette("colorblind", 10)
 GREY = PALETTE[7]
-MODEL_SLOTS = [0, 1, 2, 3, 4, 5, 6, 8, 9]  # palette entries models may take
-# One colour per model, everywhere. Chosen so that the models of each profile (smoke/cpu, gpu,
-# full) get distinct colours; models not listed get a colour by a stable hash of their name.
-MODEL_COLOURS = {
-    "stories260K": 0, "random:stories260K": 1, "minilm": 2, "random:minilm": 3,
-    "gpt2": 4, "gpt2-medium": 5, "facebook/opt-125m": 6, "facebook/opt-350m": 8,
-    "EleutherAI/pythia-160m": 9, "random:gpt2": 1,
-    "gpt2-large": 5, "gpt2-xl": 0, "facebook/opt-1.3b": 8, "facebook/opt-2.7b": 9,
-    "meta-llama/Llama-2-7b-hf": 3, "EleutherAI/pythia-1.4b": 2, "bigscience/bloom-560m": 1,
-}
 FIG_WIDTH = 7.0  # inches: a figure shown at the text column's width
 PANEL_SIZE = (FIG_WIDTH, 3.0)  # inches per panel (width, height); panels stack
 FONT_SIZE = 11
@@ -658,8 +650,7 @@ def scaling(tables):
     fig = plt.figure(figsize=(FIG_WIDTH, 11.0), layout="constrained")
     axd = fig.subplot_mosaic([["size", "size"], ["nores", "ratio"], ["tokens", "norm"]],
                              height_ratios=[1.3, 1, 1])
-    labels = {"one_minus_score": "1 − score", "one_minus_nores": "1 − score without residual",
-              "ratio_sq": "‖B_c‖² / ‖Y_c‖²"}
+    labels = QUANTITIES
     qcolors = dict(zip(labels, [PALETTE[0], PALETTE[1], PALETTE[2]]))
     mist = models[models.family == "mistral"]
     trained = mist[mist.init == "trained"]
@@ -769,3 +760,35 @@ def _finite_values(parts) -> np.ndarray:
     """The finite values of several 1-D array-likes, as one float array (for axis limits)."""
     vals = np.concatenate([np.asarray(p, dtype=float).ravel() for p in parts]) if parts else np.array([])
     return vals[np.isfinite(vals)]
+
+
+def recipe_sweep(runs):
+    """The zoo page's recipe sweep: loss on held-out training text against the peak learning rate,
+    one panel per model size, a line per warmup and initialisation std; the chosen run (the
+    lowest held-out loss of its size) ringed.
+
+    ``runs``: one row per sweep run with ``size``, ``lr``, ``warmup``, ``warmup_steps``,
+    ``init_std``, ``heldout_loss`` and ``chosen``.
+    """
+    sizes = list(dict.fromkeys(runs["size"]))
+    fig, axes = new_figure(ncols=len(sizes), panel_size=(FIG_WIDTH / len(sizes), 3.0), sharey=True, squeeze=False)
+    series = list(dict.fromkeys(zip(runs.warmup.astype(str), runs.init_std)))
+    colors = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(series)}
+    labels = {}
+    for ax, size in zip(axes[0], sizes):
+        g = runs[runs["size"] == size]
+        for (w, std) in series:
+            s = g[(g.warmup.astype(str) == w) & (g.init_std == std)].sort_values("lr")
+            if s.empty:
+                continue
+            steps = int(s.warmup_steps.iloc[0])
+            label = f"warmup {steps} steps, init std {std:g}"
+            labels[label] = colors[(w, std)]
+            ax.plot(s.lr, s.heldout_loss, color=colors[(w, std)], marker="o")
+        best = g[g.chosen.astype(bool)]
+        ax.plot(best.lr, best.heldout_loss, marker="o", markersize=14, markerfacecolor="none",
+                markeredgecolor="0.2", linestyle="none")
+        ax.set(title=size, xscale="log", xlabel="peak learning rate")
+    axes[0, 0].set_ylabel("held-out training loss (nats / token)")
+    _legend(fig, labels, {"chosen": dict(marker="o", markersize=10, markerfacecolor="none", linestyle="none")})
+    return fig

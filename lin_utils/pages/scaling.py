@@ -11,6 +11,7 @@ from ..book.glue import figure_page, glue_markdown
 from ..book.tables import md_table
 from ..claims import NOT_REPLICATED, PARTLY, REPLICATED, Claim
 from ..experiments.scaling import ScalingConfig, scaling_study
+from ..vocab import QUANTITIES
 from . import name_of
 
 NAME = name_of(__name__)
@@ -159,8 +160,6 @@ def summary(tables: dict) -> pd.DataFrame:
     return out
 
 
-QUANTITIES = {"one_minus_score": "1 − score", "one_minus_nores": "1 − score, no residual",
-                      "ratio_sq": "‖B_c‖² / ‖Y_c‖²"}
 
 
 def fit_table(tables: dict) -> pd.DataFrame:
