@@ -792,3 +792,35 @@ def recipe_sweep(runs):
     axes[0, 0].set_ylabel("held-out training loss (nats / token)")
     _legend(fig, labels, {"chosen": dict(marker="o", markersize=10, markerfacecolor="none", linestyle="none")})
     return fig
+
+
+def recipe_sweep(runs):
+    """The zoo page's recipe sweep: loss on held-out training text against the peak learning rate,
+    one panel per model size, a line per warmup and initialisation std; the chosen run (the
+    lowest held-out loss of its size) ringed.
+
+    ``runs``: one row per sweep run with ``size``, ``lr``, ``warmup``, ``warmup_steps``,
+    ``init_std``, ``heldout_loss`` and ``chosen``.
+    """
+    sizes = list(dict.fromkeys(runs["size"]))
+    fig, axes = new_figure(ncols=len(sizes), panel_size=(FIG_WIDTH / len(sizes), 3.0), sharey=True, squeeze=False)
+    series = list(dict.fromkeys(zip(runs.warmup.astype(str), runs.init_std)))
+    colors = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(series)}
+    labels = {}
+    for ax, size in zip(axes[0], sizes):
+        g = runs[runs["size"] == size]
+        for (w, std) in series:
+            s = g[(g.warmup.astype(str) == w) & (g.init_std == std)].sort_values("lr")
+            if s.empty:
+                continue
+            steps = int(s.warmup_steps.iloc[0])
+            label = f"warmup {steps} steps, init std {std:g}"
+            labels[label] = colors[(w, std)]
+            ax.plot(s.lr, s.heldout_loss, color=colors[(w, std)], marker="o")
+        best = g[g.chosen.astype(bool)]
+        ax.plot(best.lr, best.heldout_loss, marker="o", markersize=14, markerfacecolor="none",
+                markeredgecolor="0.2", linestyle="none")
+        ax.set(title=size, xscale="log", xlabel="peak learning rate")
+    axes[0, 0].set_ylabel("held-out training loss (nats / token)")
+    _legend(fig, labels, {"chosen": dict(marker="o", markersize=10, markerfacecolor="none", linestyle="none")})
+    return fig

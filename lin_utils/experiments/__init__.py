@@ -13,17 +13,17 @@ with a ``cache_only=True`` mode for the claims page.
 """
 from .linearity import (ERRORS, SCAN, gaussian_norm_quantiles, linearity_profiles, scan_table,
                         token_error_distribution, token_error_tables)
-from .evaluation import benchmark_scores, compare_to_baseline, probe_accuracy, table2_layout
-from .finetuning import finetuning_deltas
-from .pretraining import checkpoint_specs, story_quality, training_dynamics, zoo_training
+from .evaluation import BenchmarksConfig, ProbesConfig, benchmark_scores, probe_accuracy, table2_layout
+from .finetuning import FinetuningConfig, finetuning_deltas
+from .pretraining import StoriesConfig, checkpoint_specs, story_quality, training_dynamics, zoo_training
 from .pruning import PRUNING, pruning_study
 from .scaling import SCALING, scaling_study
 
 __all__ = [
-    "finetuning_deltas",
+    "FinetuningConfig", "finetuning_deltas",
     "PRUNING", "pruning_study",
     "SCALING", "scaling_study",
-    "benchmark_scores", "compare_to_baseline", "probe_accuracy", "table2_layout",
+    "BenchmarksConfig", "ProbesConfig", "benchmark_scores", "probe_accuracy", "table2_layout",
     "ERRORS", "SCAN", "checkpoint_specs", "gaussian_norm_quantiles", "linearity_profiles", "scan_table",
-    "story_quality", "token_error_distribution", "token_error_tables", "training_dynamics", "zoo_training",
+    "StoriesConfig", "story_quality", "token_error_distribution", "token_error_tables", "training_dynamics", "zoo_training",
 ]

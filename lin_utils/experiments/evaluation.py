@@ -13,21 +13,104 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .. import results
+from ..config import StudyConfig, check_int, check_number, check_str, check_str_list
+from ..errors import LinUtilsError
 from ..scan import model_key
 
-__all__ = ["BENCHMARKS", "PROBES", "HEADLINE", "benchmark_scores", "compare_to_baseline", "probe_accuracy",
-           "table2_layout"]
+__all__ = ["BENCHMARKS", "PROBES", "HEADLINE", "BenchmarksConfig", "ProbesConfig", "benchmark_scores",
+           "probe_accuracy", "table2_layout"]
 
 BENCHMARKS = "benchmarks"
 PROBES = "probes"
 
 #: the one metric of each task that enters Table 2's mean (every other task: ``acc``)
 HEADLINE = {"cb": "acc", "record": "f1"}
+
+
+@dataclass(frozen=True)
+class BenchmarksConfig(StudyConfig):
+    """Table 2: lm-eval zero-shot scores of every model.
+
+    Attributes:
+        models: :func:`lin_utils.models.load_model` specs, one cached table each.
+        tasks: lm-eval task names (None: the paper's Table 2 columns,
+            :data:`lin_utils.evaluate.harness.PAPER_TASKS`).
+        limit: lm-eval's ``limit``: the first ``limit`` documents of each task (None: all).
+        batch_size: lm-eval's batch size (not in the cache key).
+        max_length: context length in tokens (None: the model's).
+        seed: lm-eval's seeds; device: where the models run (not in the cache key).
+    """
+
+    models: tuple[str, ...] = ("stories260K",)
+    tasks: tuple[str, ...] | None = None
+    limit: int | None = None
+    batch_size: int = 16
+    max_length: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        object.__setattr__(self, "models", check_str_list("models", self.models))
+        object.__setattr__(self, "tasks", check_str_list("tasks", self.tasks, none=True))
+        check_int("limit", self.limit, minimum=1, none=True)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("max_length", self.max_length, minimum=1, none=True)
+        check_int("seed", self.seed)
+        check_str("device", self.device)
+
+    def task_list(self) -> list[str]:
+        from ..evaluate.harness import PAPER_TASKS  # lm-eval: heavy, only where scores are computed
+
+        return list(PAPER_TASKS if self.tasks is None else self.tasks)
+
+    def key(self) -> dict:
+        """The cache key of each model's table (besides the model's own :func:`model_key`)."""
+        return dict(tasks=self.task_list(), limit=self.limit, max_length=self.max_length, seed=self.seed,
+                    num_fewshot=0)
+
+
+@dataclass(frozen=True)
+class ProbesConfig(StudyConfig):
+    """Fig 5: linear probes at every block boundary on xStoryCloze-en.
+
+    Attributes:
+        models: :func:`lin_utils.models.load_model` specs, one cached table each.
+        max_train, max_test: the first stories of ``en_train`` / ``en_eval`` (None: all).
+        cv: folds of the grouped cross-validation (< 2: none).
+        C: inverse L2 strength of the logistic regression.
+        batch_size, device: how the features are extracted (not in the cache key); seed.
+    """
+
+    models: tuple[str, ...] = ("stories260K",)
+    max_train: int | None = None
+    max_test: int | None = None
+    cv: int = 5
+    C: float = 1.0
+    batch_size: int = 16
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        object.__setattr__(self, "models", check_str_list("models", self.models))
+        check_int("max_train", self.max_train, minimum=1, none=True)
+        check_int("max_test", self.max_test, minimum=1, none=True)
+        check_int("cv", self.cv, minimum=0)
+        if check_number("C", self.C) <= 0:
+            raise LinUtilsError(f"C must be a positive number, got {self.C!r}")
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("seed", self.seed)
+        check_str("device", self.device)
+
+    def key(self) -> dict:
+        """The cache key of each model's table (besides the model's own :func:`model_key`)."""
+        return dict(max_train=self.max_train, max_test=self.max_test, cv=self.cv, C=self.C, seed=self.seed,
+                    pooling="mean over ending tokens")
 
 
 def _per_model(computation: str, models: Sequence[str], params: dict, compute, *, profile: str, force: bool,
@@ -46,40 +129,33 @@ def _per_model(computation: str, models: Sequence[str], params: dict, compute, *
     return pd.concat(frames, ignore_index=True)
 
 
-def benchmark_scores(models: Sequence[str], tasks: Sequence[str] | None = None, *, limit: int | None = None,
-                     batch_size: int = 16, max_length: int | None = None, seed: int = 0, device: str = "cpu",
-                     profile: str, force: bool = False, cache_only: bool = False,
+def benchmark_scores(config: BenchmarksConfig, *, profile: str, force: bool = False, cache_only: bool = False,
                      progress: bool = True) -> pd.DataFrame | None:
-    """Zero-shot lm-eval scores of every model on ``tasks`` (default: the paper's Table 2 columns).
-
-    Args:
-        limit: lm-eval's ``limit``: the first ``limit`` documents of each task (None: all). The
-            table's ``n`` says how many were scored.
-        batch_size: lm-eval's batch size (does not enter the cache key).
-        max_length: context length in tokens (default: the model's).
+    """Zero-shot lm-eval scores of every model of ``config`` (:class:`BenchmarksConfig`).
 
     Returns:
         One row per (model, task, metric): ``model, task, metric, value, stderr, n, n_total,
-        chance, source, split, limit, seconds`` (``seconds``: lm-eval's wall time for the whole
-        model, repeated on its rows). None with ``cache_only`` when a model's table is missing.
+        chance, source, split, limit, seconds`` (``n``: the documents scored; ``seconds``:
+        lm-eval's wall time for the whole model, repeated on its rows). None with ``cache_only``
+        when a model's table is missing.
     """
     import torch
 
-    from ..evaluate.harness import PAPER_TASKS, run_harness
+    from ..evaluate.harness import run_harness
     from ..models import load_model
 
-    tasks = list(PAPER_TASKS if tasks is None else tasks)
+    c = config
 
     def compute(spec: str) -> pd.DataFrame:
-        model, tok = load_model(spec, dtype=torch.float32, device=device)
-        run = run_harness(model, tok, tasks, limit=limit, batch_size=batch_size, max_length=max_length, seed=seed)
+        model, tok = load_model(spec, dtype=torch.float32, device=c.device)
+        run = run_harness(model, tok, c.task_list(), limit=c.limit, batch_size=c.batch_size, max_length=c.max_length,
+                          seed=c.seed)
         t = run.table.drop(columns=["lm_eval_task"])
         t.insert(0, "model", spec)
         t["seconds"] = run.seconds
         return t
 
-    params = dict(tasks=tasks, limit=limit, max_length=max_length, seed=seed, num_fewshot=0)
-    return _per_model(BENCHMARKS, models, params, compute, profile=profile, force=force, cache_only=cache_only)
+    return _per_model(BENCHMARKS, c.models, c.key(), compute, profile=profile, force=force, cache_only=cache_only)
 
 
 def table2_layout(scores: pd.DataFrame) -> pd.DataFrame:
@@ -110,33 +186,10 @@ def table2_layout(scores: pd.DataFrame) -> pd.DataFrame:
     return out[cols].rename_axis("model").reset_index()
 
 
-def compare_to_baseline(layout: pd.DataFrame, variants: Sequence[str] = ("cos0.5", "mse0.5", "mse2.0")) -> pd.DataFrame:
-    """Each regularized zoo model against its baseline of the same size, column by column.
-
-    Returns one row per (model, column): ``model, baseline, column, diff`` (model − baseline)
-    and ``z`` = diff / sqrt(se_model² + se_baseline²).
-    """
-    t = layout.set_index("model")
-    cols = [c for c in t.columns if not c.endswith(" se")]
-    rows = []
-    for model in t.index:
-        if not model.startswith("zoo:") or not model.endswith(tuple(f"-{v}" for v in variants)):
-            continue
-        base = model.rsplit("-", 1)[0] + "-baseline"
-        if base not in t.index:
-            continue
-        for c in cols:
-            diff = t.at[model, c] - t.at[base, c]
-            se = math.hypot(t.at[model, f"{c} se"], t.at[base, f"{c} se"])
-            rows.append(dict(model=model, baseline=base, column=c, diff=diff, z=diff / se if se > 0 else np.nan))
-    return pd.DataFrame(rows, columns=["model", "baseline", "column", "diff", "z"])
-
-
-def probe_accuracy(models: Sequence[str], *, max_train: int | None = None, max_test: int | None = None,
-                   cv: int = 5, C: float = 1.0, batch_size: int = 16, seed: int = 0, device: str = "cpu",
-                   profile: str, force: bool = False, cache_only: bool = False,
+def probe_accuracy(config: ProbesConfig, *, profile: str, force: bool = False, cache_only: bool = False,
                    progress: bool = True) -> pd.DataFrame | None:
-    """Fig 5: linear-probe accuracy at every block boundary of every model on xStoryCloze-en.
+    """Fig 5: linear-probe accuracy at every block boundary of every model of ``config``
+    (:class:`ProbesConfig`) on xStoryCloze-en.
 
     See :func:`lin_utils.evaluate.probes.linear_probes` (pooling: mean over the ending's
     tokens; trained on ``en_train``, tested on ``en_eval``; grouped 5-fold CV over both).
@@ -151,10 +204,12 @@ def probe_accuracy(models: Sequence[str], *, max_train: int | None = None, max_t
     from ..evaluate.probes import linear_probes
     from ..models import load_model
 
+    c = config
+
     def compute(spec: str) -> pd.DataFrame:
-        model, tok = load_model(spec, dtype=torch.float32, device=device)
-        t = linear_probes(model, tok, max_train=max_train, max_test=max_test, cv=cv, C=C, batch_size=batch_size,
-                          device=device, seed=seed, progress=progress)
+        model, tok = load_model(spec, dtype=torch.float32, device=c.device)
+        t = linear_probes(model, tok, max_train=c.max_train, max_test=c.max_test, cv=c.cv, C=c.C,
+                          batch_size=c.batch_size, device=c.device, seed=c.seed, progress=progress)
         n_blocks = len(decoder_blocks(model))
         t.insert(0, "model", spec)
         t.insert(1, "n_blocks", n_blocks)
@@ -162,5 +217,4 @@ def probe_accuracy(models: Sequence[str], *, max_train: int | None = None, max_t
         t["test_se"] = np.sqrt(t.test_acc * (1 - t.test_acc) / t.n_test)
         return t
 
-    params = dict(max_train=max_train, max_test=max_test, cv=cv, C=C, seed=seed, pooling="mean over ending tokens")
-    return _per_model(PROBES, models, params, compute, profile=profile, force=force, cache_only=cache_only)
+    return _per_model(PROBES, c.models, c.key(), compute, profile=profile, force=force, cache_only=cache_only)

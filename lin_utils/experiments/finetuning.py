@@ -20,18 +20,104 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
 from .. import results
+from ..config import (StudyConfig, check_bool, check_choice, check_int, check_int_list, check_number, check_str,
+                      check_str_list)
+from ..errors import LinUtilsError
+from ..finetune.tasks import TASKS
 from ..scan import ScanConfig
 
-__all__ = ["FINETUNING", "finetuning_deltas", "finetune_cell"]
+__all__ = ["FINETUNING", "FinetuningConfig", "finetuning_deltas", "finetune_cell"]
 
 FINETUNING = "finetuning_deltas"
 #: bumped whenever the code changes what a cell's numbers are for the same parameters
 CODE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FinetuningConfig(StudyConfig):
+    """Table 1: the models, tasks and seeds, the fine-tuning and the two linearity measurements.
+
+    Attributes:
+        models: :func:`lin_utils.models.load_model` specs.
+        tasks: keys of :data:`lin_utils.finetune.TASKS` (``multirc``, ``boolq``, ``cb``, ``hh-rlhf``).
+        seeds: one fine-tuning run per seed (head init, example order, dropout).
+        steps, batch_size, lr, warmup_steps, weight_decay, grad_clip: the fine-tuning
+            (:class:`lin_utils.finetune.FineTuneConfig`); ``batch_size`` counts pairs for HH.
+        max_len: tokens per input (clamped to the model's context).
+        heldout_fraction: share of each task's groups held out (:func:`lin_utils.finetune.split_examples`).
+        eval_examples: held-out examples scored for accuracy (the first ones of the held-out part).
+        task_tokens: real tokens of held-out task inputs on which linearity is measured.
+        corpus, corpus_split, corpus_tokens, seq_len: the fixed corpus of the main number.
+        exclude_bos: leave position 0 out of every linearity statistic (both sides alike).
+        dtype, device: the models' dtype and device.
+        num_threads: torch CPU threads while computing (0 or None = leave as is; not in the cache key).
+    """
+
+    models: tuple[str, ...] = ("stories260K",)
+    tasks: tuple[str, ...] = tuple(TASKS)
+    seeds: tuple[int, ...] = (0,)
+    steps: int = 32
+    batch_size: int = 8
+    lr: float = 1e-4
+    warmup_steps: int = 3
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    max_len: int = 128
+    heldout_fraction: float = 0.5
+    eval_examples: int = 128
+    task_tokens: int = 4096
+    corpus: str = "tinystories"
+    corpus_split: str = "validation"
+    corpus_tokens: int = 4096
+    seq_len: int = 256
+    exclude_bos: bool = True
+    dtype: str = "float32"
+    device: str = "cpu"
+    num_threads: int | None = None
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "models", check_str_list("models", self.models))
+        set_(self, "tasks", check_str_list("tasks", self.tasks))
+        for t in self.tasks:
+            check_choice("tasks", t, TASKS)
+        set_(self, "seeds", check_int_list("seeds", self.seeds, minimum=0))
+        for name in ("steps", "batch_size", "max_len", "eval_examples", "task_tokens", "corpus_tokens", "seq_len"):
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("warmup_steps", self.warmup_steps, minimum=0)
+        check_int("num_threads", self.num_threads, minimum=0, none=True)
+        for name in ("lr", "weight_decay", "grad_clip"):
+            check_number(name, getattr(self, name), minimum=0)
+        check_number("heldout_fraction", self.heldout_fraction, minimum=0)
+        if not 0 < self.heldout_fraction < 1:
+            raise LinUtilsError(f"heldout_fraction must be between 0 and 1, got {self.heldout_fraction!r}")
+        for name in ("corpus", "corpus_split", "device"):
+            check_str(name, getattr(self, name))
+        check_choice("dtype", self.dtype, ("float32", "bfloat16", "float16"))
+        check_bool("exclude_bos", self.exclude_bos)
+
+    def train(self) -> dict:
+        """The fine-tuning fields (:class:`lin_utils.finetune.FineTuneConfig`)."""
+        return dict(steps=self.steps, batch_size=self.batch_size, lr=self.lr, warmup_steps=self.warmup_steps,
+                    weight_decay=self.weight_decay, grad_clip=self.grad_clip)
+
+    def measure(self) -> dict:
+        """The measurement fields (split, accuracy and the two linearity probes)."""
+        return dict(max_len=self.max_len, heldout_fraction=self.heldout_fraction, eval_examples=self.eval_examples,
+                    task_tokens=self.task_tokens, corpus=self.corpus, corpus_split=self.corpus_split,
+                    corpus_tokens=self.corpus_tokens, seq_len=self.seq_len, exclude_bos=self.exclude_bos,
+                    dtype=self.dtype)
+
+    def key(self, model: str, task: str) -> dict:
+        """The cache key of one (model, task) cell (every seed in one table)."""
+        return dict(code=CODE_VERSION, **_spec_key(model), task=task, seeds=list(self.seeds), **self.train(),
+                    **self.measure(), device=self.device.split(":")[0])
 
 
 def _spec_key(model: str) -> dict:
@@ -100,30 +186,12 @@ def finetune_cell(model: str, task: str, seeds: Sequence[int], *, steps: int, ba
     return pd.DataFrame(rows)
 
 
-def finetuning_deltas(models: Sequence[str], tasks: Sequence[str], seeds: Sequence[int], *, steps: int = 32,
-                      batch_size: int = 8, lr: float = 1e-4, warmup_steps: int = 3, weight_decay: float = 0.01,
-                      grad_clip: float = 1.0, max_len: int = 128, heldout_fraction: float = 0.5,
-                      eval_examples: int = 128, task_tokens: int = 4096, corpus: str = "tinystories",
-                      corpus_split: str = "validation", corpus_tokens: int = 4096, seq_len: int = 256,
-                      exclude_bos: bool = True, dtype: str = "float32", device: str = "cpu",
-                      num_threads: int | None = None, profile: str, force: bool = False, cache_only: bool = False,
+def finetuning_deltas(config: FinetuningConfig, *, profile: str, force: bool = False, cache_only: bool = False,
                       progress: bool = True) -> pd.DataFrame | None:
-    """Table 1: one row per (model, task, seed).
+    """Table 1: one row per (model, task, seed) of ``config`` (:class:`FinetuningConfig`).
 
-    Args:
-        models: :func:`lin_utils.models.load_model` specs.
-        tasks: keys of :data:`lin_utils.finetune.TASKS` (``multirc``, ``boolq``, ``cb``, ``hh-rlhf``).
-        seeds: one fine-tuning run per seed (head init, example order, dropout).
-        steps, batch_size, lr, warmup_steps, weight_decay, grad_clip: the fine-tuning
-            (:class:`lin_utils.finetune.FineTuneConfig`); ``batch_size`` counts pairs for HH.
-        max_len: tokens per input (clamped to the model's context).
-        heldout_fraction: share of each task's groups held out (:func:`lin_utils.finetune.split_examples`).
-        eval_examples: held-out examples scored for accuracy (the first ones of the held-out part).
-        task_tokens: real tokens of held-out task inputs on which linearity is measured.
-        corpus, corpus_split, corpus_tokens, seq_len: the fixed corpus of the main number.
-        exclude_bos: leave position 0 out of every linearity statistic (both sides alike).
-        num_threads: torch CPU threads while computing (0 or None = leave as is).
-        cache_only: return the stored tables or None; never compute (the claims page).
+    Each (model, task) cell is one cached table (:meth:`FinetuningConfig.key`); ``cache_only``
+    returns the stored tables or None, never computing (the claims page).
 
     Returns:
         Columns: ``model, arch, task, kind, seed``; the run (``steps, batch_size, lr, max_len``);
@@ -135,34 +203,26 @@ def finetuning_deltas(models: Sequence[str], tasks: Sequence[str], seeds: Sequen
         ``heldout_nores_before_k, heldout_nores_after_k, delta_heldout_k``, ``n_tokens_k,
         chance_k, tokens_sha256_k``; and ``d, n_blocks, train_s, cell_s``.
     """
-    from ..finetune import load_examples, split_examples, task_spec
+    from ..finetune import load_examples, split_examples
 
-    for t in tasks:
-        task_spec(t)
-    train = dict(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, weight_decay=weight_decay,
-                 grad_clip=grad_clip)
-    measure = dict(max_len=max_len, heldout_fraction=heldout_fraction, eval_examples=eval_examples,
-                   task_tokens=task_tokens, corpus=corpus, corpus_split=corpus_split, corpus_tokens=corpus_tokens,
-                   seq_len=seq_len, exclude_bos=exclude_bos, dtype=dtype)
     parts = []
     threads = torch.get_num_threads()
     try:
-        if num_threads and not cache_only:
-            torch.set_num_threads(num_threads)
-        for model in models:
-            for task in tasks:
-                params = dict(code=CODE_VERSION, **_spec_key(model), task=task, seeds=list(seeds), **train, **measure,
-                              device=device.split(":")[0])
+        if config.num_threads and not cache_only:
+            torch.set_num_threads(config.num_threads)
+        for model in config.models:
+            for task in config.tasks:
+                params = config.key(model, task)
                 if cache_only:
                     t = results.load_table(FINETUNING, "runs", params, profile)
                     if t is None:
                         return None
                 else:
-                    _, _, split = split_examples(task, load_examples(task), heldout_fraction)
+                    _, _, split = split_examples(task, load_examples(task), config.heldout_fraction)
                     t = results.cached(
                         FINETUNING, "runs", params,
-                        lambda m=model, k=task: finetune_cell(m, k, seeds, **train, **measure, device=device,
-                                                              progress=progress),
+                        lambda m=model, k=task: finetune_cell(m, k, config.seeds, **config.train(), **config.measure(),
+                                                              device=config.device, progress=progress),
                         profile=profile, force=force, extra={"split": split, "num_threads": torch.get_num_threads()})
                 parts.append(t)
     finally:

@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .. import results
+from ..config import StudyConfig, check_int, check_number, check_str, check_str_list
 from .linearity import scan_table
 from ..scan import ScanConfig, model_key
 
-__all__ = ["checkpoint_specs", "recipe_sweep", "story_quality", "training_dynamics", "zoo_training"]
+__all__ = ["StoriesConfig", "checkpoint_specs", "recipe_sweep", "story_quality", "sweep_numbers", "training_dynamics",
+           "zoo_training"]
 
 SWEEP = "recipe_sweep"
 ZOO = "zoo_training"
@@ -57,10 +61,11 @@ def _zoo_tables(names: Sequence[str], reference: str | None, device: str | None,
         meta = json.loads((final / "meta.json").read_text())
         cfg = e.config
         summary.append(dict(
-            model=f"{_ZOO}{name}", size=cfg.size, variant=e.variant, regularizer=cfg.regularizer,
+            model=f"{_ZOO}{name}", size=cfg.size, variant=e.variant, seed=e.seed, regularizer=cfg.regularizer,
             reg_lambda=cfg.reg_lambda, n_params=meta.get("n_parameters", math.nan), steps=meta["steps"],
             tokens=meta["tokens"], val_loss=meta.get("val_loss", math.nan), val_bpb=meta.get("val_bpb", math.nan),
-            tokens_per_s=meta.get("tokens_per_s", math.nan), weights_key=zoo.key(name),
+            heldout_loss=meta.get("heldout_loss", math.nan), tokens_per_s=meta.get("tokens_per_s", math.nan),
+            tokens_per_cpu_s=meta.get("tokens_per_cpu_s", math.nan), weights_key=zoo.key(name),
         ))
         val = {v["step"]: v["val_loss"] for v in meta.get("val_history", [])}
         for h in meta["history"]:
@@ -75,9 +80,10 @@ def _zoo_tables(names: Sequence[str], reference: str | None, device: str | None,
 
         model, tok = load_model(reference, dtype=torch.float32)
         bpb = bits_per_byte(model, tok, validation_texts(BPB_CHARS))
-        summary.append(dict(model=reference, size="reference", variant="reference", regularizer="none",
+        summary.append(dict(model=reference, size="reference", variant="reference", seed=math.nan, regularizer="none",
                             reg_lambda=0.0, n_params=sum(p.numel() for p in model.parameters()), steps=math.nan,
-                            tokens=math.nan, val_loss=math.nan, val_bpb=bpb, tokens_per_s=math.nan, weights_key=""))
+                            tokens=math.nan, val_loss=math.nan, val_bpb=bpb, heldout_loss=math.nan,
+                            tokens_per_s=math.nan, tokens_per_cpu_s=math.nan, weights_key=""))
     curves = pd.DataFrame(curves).sort_values(["model", "step"], kind="stable").reset_index(drop=True)
     return {"summary": pd.DataFrame(summary), "curves": curves}
 
@@ -87,8 +93,9 @@ def zoo_training(names: Sequence[str], *, reference: str | None = "stories260K",
     """Train the missing zoo entries ``names`` and tabulate them.
 
     Returns:
-        ``{"summary": one row per model (size, variant, regularizer, λ, parameters, steps, tokens,
-        final validation loss in nats/token and bits per byte, tokens/s), with ``reference``
+        ``{"summary": one row per model (size (the architecture), variant, seed, regularizer, λ,
+        parameters, steps, tokens, final validation loss in nats/token and bits per byte, loss on the
+        held-out training tail, tokens/s and tokens per CPU-second), with ``reference``
         (a model trained elsewhere, bits per byte only) as the last row,
         "curves": one row per logged step (training loss, regularizer term, validation loss)}``.
         Keyed by the entries' weight keys, so a changed training configuration is recomputed.
@@ -120,7 +127,7 @@ def _block0_ratio(model, rows) -> float:
     return float(((h1 - h0).norm(dim=-1) / h0.norm(dim=-1)).mean())
 
 
-def _sweep_run(run: Mapping, progress: bool) -> dict:
+def _sweep_run(run: Mapping, progress: bool, device: str | None = None) -> dict:
     """One sweep run, cached as ``$LIN_CACHE/sweep/<key>.json`` (its model is not kept), so a
     killed sweep loses at most the run in progress (which itself resumes from its last state)."""
     import shutil
@@ -136,17 +143,18 @@ def _sweep_run(run: Mapping, progress: bool) -> dict:
     cfg = run["config"]
     root = cache_dir() / "sweep"
     done = root / f"{cfg.key()}.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+    labels = dict(size=run["size"], lr=run["lr"], warmup=str(run["warmup"]), warmup_steps=run["warmup_steps"],
+                  init_std=run["init_std"])
+    if done.is_file():  # the same weights under another label (e.g. 20 steps or 0.125 of 160) are one run
+        return {**json.loads(done.read_text()), **labels}
     folder = root / cfg.key()
-    res = train(cfg, folder, progress=progress, device="cpu")
+    res = train(cfg, folder, progress=progress, device=device)
     final = folder / "final"
     meta = json.loads((final / "meta.json").read_text())
-    model = AutoModelForCausalLM.from_pretrained(str(final), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(final), dtype=torch.float32)  # on the CPU
     tok = PreTrainedTokenizerFast.from_pretrained(str(final))
     ratio = _block0_ratio(model, heldout_rows(tok, cfg.seq_len, 8 * cfg.seq_len))
-    out = dict(size=run["size"], lr=run["lr"], warmup=str(run["warmup"]), warmup_steps=run["warmup_steps"],
-               init_std=run["init_std"], steps=cfg.steps, tokens=cfg.steps * cfg.tokens_per_step,
+    out = dict(**labels, steps=cfg.steps, tokens=cfg.steps * cfg.tokens_per_step,
                heldout_loss=meta["heldout_loss"], heldout_tokens=meta["heldout_tokens"],
                val_loss=meta["val_loss"], val_bpb=meta["val_bpb"], block0_ratio=ratio,
                final_train_loss=float(np.mean([h["loss"] for h in meta["history"][-8:]])),
@@ -160,7 +168,7 @@ def _sweep_run(run: Mapping, progress: bool) -> dict:
 
 
 def recipe_sweep(sweep: str, *, profile: str, force: bool = False, cache_only: bool = False,
-                 progress: bool = True) -> dict[str, pd.DataFrame] | None:
+                 progress: bool = True, device: str | None = None) -> dict[str, pd.DataFrame] | None:
     """The baseline recipe sweep ``sweep`` (:data:`lin_utils.zoo.SWEEPS`): short runs at each
     size over learning rate, warmup and initialisation std, one at a time in this process.
 
@@ -187,7 +195,7 @@ def recipe_sweep(sweep: str, *, profile: str, force: bool = False, cache_only: b
             if progress:
                 print(f"sweep {sweep} {i + 1}/{len(runs)}: {r['size']} lr={r['lr']:g} warmup={r['warmup']} "
                       f"init_std={r['init_std']:g}", flush=True)
-            rows.append(_sweep_run(r, progress))
+            rows.append(_sweep_run(r, progress, device))
         curves = pd.DataFrame([dict(size=x["size"], lr=x["lr"], warmup=x["warmup"], init_std=x["init_std"],
                                     step=h["step"], loss=h["loss"]) for x in rows for h in x["history"]])
         table = pd.DataFrame([{k: v for k, v in x.items() if k != "history"} for x in rows])
@@ -198,6 +206,22 @@ def recipe_sweep(sweep: str, *, profile: str, force: bool = False, cache_only: b
         tables = {t: results.load_table(SWEEP, t, params, profile) for t in ("runs", "curves")}
         return None if any(v is None for v in tables.values()) else tables
     return results.cached_tables(SWEEP, ["runs", "curves"], params, compute, profile=profile, force=force)
+
+
+def sweep_numbers(runs: pd.DataFrame) -> dict:
+    """The zoo page's sentence on the sweep: per size (``small``/``large`` by the order of the
+    table), the chosen learning rate, warmup steps, init std and held-out loss, the spread of
+    held-out losses over the grid, and the run count."""
+    out = {"n_runs": len(runs), "steps": int(runs.steps.iloc[0]), "tokens": int(runs.tokens.iloc[0])}
+    for label, size in zip(("small", "large"), dict.fromkeys(runs["size"])):
+        g = runs[runs["size"] == size]
+        best = g.loc[g.heldout_loss.idxmin()]
+        out.update({f"{label}_size": size, f"{label}_lr": float(best.lr), f"{label}_warmup": int(best.warmup_steps),
+                    f"{label}_init_std": float(best.init_std), f"{label}_heldout": float(best.heldout_loss),
+                    f"{label}_val_bpb": float(best.val_bpb), f"{label}_worst": float(g.heldout_loss.max()),
+                    f"{label}_ratio": float(best.block0_ratio),
+                    f"{label}_tokens_per_cpu_s": float(g.tokens_per_cpu_s.median())})
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -261,22 +285,65 @@ def training_dynamics(models: Sequence[str], scan: Mapping, *, revisions: Sequen
 # Table 3
 
 
-def _story_tables(models, n_stories, max_new_tokens, temperature, top_k, seed, scorer, judge_model, judge_url,
-                  progress) -> dict[str, pd.DataFrame]:
+@dataclass(frozen=True)
+class StoriesConfig(StudyConfig):
+    """Table 3: every model completes the same ``n_stories`` held-out openings alike.
+
+    Attributes:
+        models: :func:`lin_utils.models.load_model` specs.
+        n_stories: story openings (the clean TinyStories validation head, cut mid-sentence).
+        max_new_tokens, temperature, top_k, seed: the sampling, the same for every model.
+        scorer: the model whose perplexity of the completions is the first proxy.
+        judge_model: the judge's model (None: ``$LIN_JUDGE_MODEL``); the endpoint is
+            ``$LIN_JUDGE_URL``, read from the environment only.
+    """
+
+    models: tuple[str, ...] = ("stories260K",)
+    n_stories: int = 50
+    max_new_tokens: int = 120
+    temperature: float = 0.8
+    top_k: int = 50
+    seed: int = 0
+    scorer: str = "stories260K"
+    judge_model: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "models", check_str_list("models", self.models))
+        check_int("n_stories", self.n_stories, minimum=1)
+        check_int("max_new_tokens", self.max_new_tokens, minimum=1)
+        check_number("temperature", self.temperature, minimum=0)
+        check_int("top_k", self.top_k, minimum=0)
+        check_int("seed", self.seed)
+        check_str("scorer", self.scorer)
+        check_str("judge_model", self.judge_model, none=True)
+
+    def key(self) -> dict:
+        """The cache key: the models and their weights, the sampling, the scorer and the judge's
+        model (None when no endpoint is configured, so a judge's grades never mix with none)."""
+        from ..evaluate.judge import MODEL_ENV, URL_ENV  # lin_utils.evaluate imports sklearn and lm-eval's tasks
+
+        judged_by = (self.judge_model or os.environ.get(MODEL_ENV)) if os.environ.get(URL_ENV) else None
+        return dict(models=list(self.models), weights={m: model_key(m).get("weights") for m in self.models},
+                    n_stories=self.n_stories, max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+                    top_k=self.top_k, seed=self.seed, scorer=self.scorer, judge=judged_by)
+
+
+def _story_tables(config: StoriesConfig, progress: bool) -> dict[str, pd.DataFrame]:
     import torch
 
     from ..evaluate.judge import JudgeError, judge_from_env
     from ..evaluate.stories import complete, proxy_table, story_openings
     from ..models import load_model
 
-    openings = story_openings(n_stories, seed=seed)
-    judge = judge_from_env(judge_url, judge_model)
-    scorer_model, scorer_tok = load_model(scorer, dtype=torch.float32)
+    c = config
+    openings = story_openings(c.n_stories, seed=c.seed)
+    judge = judge_from_env(None, c.judge_model)
+    scorer_model, scorer_tok = load_model(c.scorer, dtype=torch.float32)
     per_item = []
-    for spec in models:
+    for spec in c.models:
         model, tok = load_model(spec, dtype=torch.float32)
-        texts = complete(model, tok, openings, max_new_tokens=max_new_tokens, temperature=temperature,
-                         top_k=top_k, seed=seed, progress=progress)
+        texts = complete(model, tok, openings, max_new_tokens=c.max_new_tokens, temperature=c.temperature,
+                         top_k=c.top_k, seed=c.seed, progress=progress)
         t = proxy_table(openings, texts, scorer_model, scorer_tok)
         t.insert(0, "model", spec)
         t["opening"], t["completion"] = openings, texts
@@ -304,35 +371,23 @@ def _story_tables(models, n_stories, max_new_tokens, temperature, top_k, seed, s
     return {"summary": pd.DataFrame(summary), "items": items}
 
 
-def story_quality(models: Sequence[str], *, n_stories: int = 50, max_new_tokens: int = 120, temperature: float = 0.8,
-                  top_k: int = 50, seed: int = 0, scorer: str = "stories260K", judge_model: str | None = None,
-                  judge_url: str | None = None, profile: str, force: bool = False, cache_only: bool = False,
+def story_quality(config: StoriesConfig, *, profile: str, force: bool = False, cache_only: bool = False,
                   progress: bool = True) -> dict[str, pd.DataFrame] | None:
-    """Table 3: every model completes the same ``n_stories`` held-out openings with the same
-    sampling settings and seeds.
+    """Table 3: every model of ``config`` (:class:`StoriesConfig`) completes the same held-out
+    openings with the same sampling settings and seeds.
 
-    With a judge endpoint (``judge_url`` / ``judge_model`` or ``$LIN_JUDGE_URL`` /
-    ``$LIN_JUDGE_MODEL``) the completions are graded for grammar, creativity, consistency and
-    plot (1-10). Without one those columns stay empty and only the automatic proxies are filled:
-    ``scorer_ppl`` (perplexity of the completions under ``scorer``), distinct-1/2 and the 4-gram
-    repetition rate. Never presented as judge scores.
+    With a judge endpoint (``$LIN_JUDGE_URL``, and ``judge_model`` or ``$LIN_JUDGE_MODEL``) the
+    completions are graded for grammar, creativity, consistency and plot (1-10). Without one those
+    columns stay empty and only the automatic proxies are filled: ``scorer_ppl`` (perplexity of
+    the completions under ``scorer``), distinct-1/2 and the 4-gram repetition rate. Never
+    presented as judge scores.
 
     Returns:
         ``{"summary": one row per model with means and standard errors, "items": one row per completion}``.
     """
-    import os
-
-    from ..evaluate.judge import MODEL_ENV
-
-    judged_by = judge_model or os.environ.get(MODEL_ENV) if (judge_url or os.environ.get("LIN_JUDGE_URL")) else None
-    params = dict(models=list(models), weights={m: model_key(m).get("weights") for m in models},
-                  n_stories=n_stories, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                  seed=seed, scorer=scorer, judge=judged_by)
+    params = config.key()
     if cache_only:
         tables = {t: results.load_table(STORIES, t, params, profile) for t in ("summary", "items")}
         return None if any(v is None for v in tables.values()) else tables
-    return results.cached_tables(
-        STORIES, ["summary", "items"], params,
-        lambda: _story_tables(models, n_stories, max_new_tokens, temperature, top_k, seed, scorer, judge_model,
-                              judge_url, progress),
-        profile=profile, force=force)
+    return results.cached_tables(STORIES, ["summary", "items"], params, lambda: _story_tables(config, progress),
+                                 profile=profile, force=force)
