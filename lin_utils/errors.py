@@ -22,3 +22,8 @@ def one_line(message, limit: int | None = 200) -> str:
     if limit is not None and len(text) > limit:
         text = text[: max(limit - 1, 0)] + "…"
     return text
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where a long command installed a handler for it, so that it cleans up as
+    after Ctrl-C; the CLI exits 143."""

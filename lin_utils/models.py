@@ -31,10 +31,10 @@ import transformers
 from transformers import AutoConfig, AutoTokenizer
 
 from .arch import auto_class, from_config, is_encoder
-from .errors import ModelNotFoundError, one_line
+from .errors import LinUtilsError, ModelNotFoundError, one_line
 from .gguf import read_gguf
 
-__all__ = ["load_model", "validate_spec", "STORIES260K"]
+__all__ = ["check_device", "load_model", "validate_spec", "STORIES260K"]
 
 STORIES260K = "stories260K"
 _STORIES260K_CONTEXT = 512  # trained seq_len (SOURCE.md); the GGUF says 2048, a converter default
@@ -61,8 +61,11 @@ def load_model(spec: str, *, dtype: torch.dtype = torch.float32, device: str | t
 
     The model is in eval mode, on ``device``, in ``dtype``. ``seed`` is used only by
     ``"random:<spec>"``. Raises ``ModelNotFoundError`` (one-line message) when nothing loadable
-    is found and ``ValueError`` for a malformed spec.
+    is found or the weights cannot be read (a model folder is not trusted: its weights may be
+    corrupt or planted), ``ValueError`` for a malformed spec and ``LinUtilsError`` for a device
+    this machine does not have (:func:`check_device`).
     """
+    check_device(device)
     spec, random_init = _parse(spec)
     if random_init:
         src = _resolve(spec, revision, weights=False)
@@ -75,6 +78,36 @@ def load_model(spec: str, *, dtype: torch.dtype = torch.float32, device: str | t
         # Downstream code prepends BOS; for an encoder that must be [CLS].
         tokenizer.bos_token = tokenizer.cls_token
     return model, tokenizer
+
+
+_DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+
+
+def check_device(device: str | torch.device, *, available: bool = True) -> torch.device:
+    """``device`` as a torch.device, or a one-line LinUtilsError: not a device name, ``meta``
+    (holds no data), a type this package does not run on, or (``available``) one this machine
+    lacks (no CUDA, a CUDA index past the last GPU, no MPS)."""
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise LinUtilsError(f"device {one_line(repr(device), 60)} is not a device; use cpu, cuda, cuda:N or mps") \
+            from None
+    if d.type == "meta":
+        raise LinUtilsError(f"device {str(device)!r}: the meta device holds no data; use cpu, cuda or mps")
+    if d.type not in _DEVICE_TYPES:
+        raise LinUtilsError(f"device {str(device)!r}: {d.type} is not supported; use cpu, cuda, cuda:N or mps")
+    if available:
+        if d.type == "cuda":
+            if not torch.cuda.is_available():
+                raise LinUtilsError(f"device {str(device)!r}: CUDA is not available on this machine")
+            if d.index is not None and d.index >= torch.cuda.device_count():
+                raise LinUtilsError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} "
+                                    "CUDA device(s)")
+        elif d.type == "mps" and not (torch.backends.mps.is_built() and torch.backends.mps.is_available()):
+            raise LinUtilsError(f"device {str(device)!r}: MPS (Apple GPUs) is not available on this machine")
+        elif d.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+            raise LinUtilsError(f"device {str(device)!r}: no XPU is available on this machine")
+    return d
 
 
 def validate_spec(spec: str) -> None:
@@ -273,12 +306,12 @@ def _dir_source(path: Path, spec: str) -> _Source:
     where = path.resolve()
     try:
         config = AutoConfig.from_pretrained(str(path))
-    except (OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a model folder is not trusted
         raise ModelNotFoundError(f"model spec {spec!r}: cannot read config.json in {where}: "
                                  f"{one_line(exc)}") from exc
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
-    except (OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a model folder is not trusted
         raise ModelNotFoundError(f"model spec {spec!r}: cannot load the tokenizer in {where}: "
                                  f"{one_line(exc)}") from exc
     cls = auto_class(config)
@@ -286,9 +319,9 @@ def _dir_source(path: Path, spec: str) -> _Source:
     def load(dtype):
         try:
             return cls.from_pretrained(str(path), dtype=dtype)
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001  # a model folder is not trusted: corrupt, truncated or planted weights
             raise ModelNotFoundError(f"model spec {spec!r}: cannot load the weights in {where}: "
-                                     f"{one_line(exc)}") from exc
+                                     f"{type(exc).__name__}: {one_line(exc)}") from None
 
     return _Source(config, tokenizer, load)
 
@@ -307,7 +340,8 @@ def _hub_source(spec: str, hub_id: str, revision: str | None) -> _Source:
     def load(dtype):
         try:
             return cls.from_pretrained(hub_id, revision=revision, dtype=dtype)
-        except OSError as exc:
-            raise ModelNotFoundError(f"model spec {spec!r}: weights of {tried} failed: {one_line(exc)}") from exc
+        except Exception as exc:  # noqa: BLE001  # network, corrupt download, unpickling refused ...
+            raise ModelNotFoundError(f"model spec {spec!r}: weights of {tried} failed: "
+                                     f"{type(exc).__name__}: {one_line(exc)}") from None
 
     return _Source(config, tokenizer, load)

@@ -1,20 +1,10 @@
 """Run the book's notebooks with papermill for one profile.
 
 A *profile* (smoke, cpu, gpu, full) is one YAML file ``profiles/<profile>.yaml`` with one section
-per notebook, named after the notebook's file stem; each section maps parameter names to values::
-
-    fig1_linearity_profiles:
-      models: [stories260K]
-      max_tokens: 4096
-    claims: {}            # empty or missing section: the notebook's own defaults
-
-Top-level keys starting with ``_`` are ignored (use them for YAML anchors shared by sections).
-Every parameter must be declared in the notebook's ``parameters``-tagged cell, and its value must
-have the type of the declared default (an int is fine for a float; a ``None`` default takes
-anything); model specs (parameters ``models`` and ``model``) are checked with
-:func:`lin_utils.models.validate_spec`. On top of its section every notebook receives ``profile``
-and ``force`` (recompute cached results), so each notebook must declare those two as well.
-``LIN_PROFILE`` is set in the kernel's environment.
+per notebook: :mod:`lin_utils.profiles` reads it and checks every value (types, ranges, model
+specs, datasets, devices) against the notebooks' ``parameters`` cells before any kernel starts.
+On top of its section every notebook receives ``profile`` and ``force`` (recompute cached
+results). ``LIN_PROFILE`` is set in the kernel's environment.
 
 Which notebooks run, and in which order, comes from the book's table of contents
 (``book/_toc.yml``, see :mod:`lin_utils.site`): ``glob: book/notebooks/fig*`` runs every
@@ -32,12 +22,13 @@ one succeeded are they moved to ``book/notebooks/<name>.ipynb``, the executed co
 renders, each recording its profile in its metadata. The kernels get ``$LIN_PAGES_DIRS``: the
 staging folder, then ``book/notebooks/`` (where a page finds the executed pages before it). A
 failure or Ctrl-C leaves the previous executed copies untouched and removes the staging folder (a
-failing notebook's partial output is kept as ``book/notebooks/.failed/<name>.ipynb``).
+failing notebook's partial output is kept as ``book/notebooks/.failed/<name>.ipynb``). SIGTERM is
+handled like Ctrl-C (the kernel killed, the staging folder and the kernel's temporary folder
+removed), then the command exits 143.
 """
 
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import signal
@@ -53,18 +44,17 @@ from typing import Any, Callable
 import yaml
 
 from lin_utils import paths, site
-from lin_utils.errors import LinUtilsError, one_line
+from lin_utils.errors import LinUtilsError, Terminated, one_line
+from lin_utils.profiles import (INJECTED, MODEL_PARAMETERS, all_parameters, available_profiles,  # noqa: F401
+                                check_section, declared_parameters, load_profile, notebook_parameters)
 
-INJECTED = ("profile", "force")  # parameters every notebook gets from the runner
 KERNEL = "python3"  # jupyter_client starts it with this interpreter (sys.executable)
-MODEL_PARAMETERS = ("models", "model")  # checked with lin_utils.models.validate_spec
 PAGES_ENV = "LIN_PAGES_DIRS"  # os.pathsep-separated folders of this run's executed pages, newest first
 # cell tags that already say how myst-nb shows a cell; present_page leaves such cells alone
 DISPLAY_TAGS = frozenset({"hide-input", "hide-output", "hide-cell", "remove-input", "remove-output",
                           "remove-cell", "remove_input", "remove_output", "remove_cell", "show-input"})
 PARAMETERS_PROMPT = "Show the parameters this page ran with"
 CODE_PROMPT = "Show the code"
-_NO_DEFAULT = object()  # a default that is not a Python literal
 
 
 @dataclass
@@ -79,40 +69,6 @@ class RunRecord:
 
 # -------------------------------------------------------------------------------------------------
 # profiles, notebooks, run order
-
-
-def available_profiles(profiles_dir: Path | str | None = None) -> list[str]:
-    """Profile names: the stems of ``*.yaml`` files in the profiles folder."""
-    folder = Path(profiles_dir) if profiles_dir is not None else paths.profiles_dir()
-    return sorted(p.stem for p in folder.glob("*.yaml"))
-
-
-def load_profile(profile: str, profiles_dir: Path | str | None = None) -> dict[str, dict]:
-    """Read ``<profiles_dir>/<profile>.yaml`` into ``{notebook: {param: value}}``."""
-    folder = Path(profiles_dir) if profiles_dir is not None else paths.profiles_dir()
-    valid = available_profiles(folder)
-    if profile not in valid:
-        raise LinUtilsError(
-            f"unknown profile {profile!r}; valid profiles: {', '.join(valid) or '(none found)'}"
-            f" (in {folder})"
-        )
-    path = folder / f"{profile}.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise LinUtilsError(f"{path} is not valid YAML: {one_line(e, None)}") from None
-    if not isinstance(raw, dict):
-        raise LinUtilsError(f"{path} must be a mapping of notebook name -> parameters")
-    sections: dict[str, dict] = {}
-    for name, section in raw.items():
-        if str(name).startswith("_"):
-            continue
-        if section is None:
-            section = {}
-        if not isinstance(section, dict):
-            raise LinUtilsError(f"{path}: section {name!r} must be a mapping of parameters")
-        sections[str(name)] = section
-    return sections
 
 
 def run_order(
@@ -144,136 +100,6 @@ def run_order(
             f"unknown notebook(s) {', '.join(map(repr, unknown))}; valid: {', '.join(order)}"
         )
     return [n for n in order if n in set(only)]
-
-
-def declared_parameters(notebook: Path | str) -> dict[str, dict]:
-    """Parameters declared in the notebook's ``parameters``-tagged cell (papermill's view)."""
-    import papermill
-
-    return papermill.inspect_notebook(str(notebook))
-
-
-def _defaults(declared: dict[str, dict]) -> dict[str, Any]:
-    """Each declared parameter's default as a Python value (``_NO_DEFAULT`` if not a literal)."""
-    out = {}
-    for name, info in declared.items():
-        try:
-            out[name] = ast.literal_eval(str(info.get("default")))
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            out[name] = _NO_DEFAULT
-    return out
-
-
-def _type_name(value: Any) -> str:
-    return type(value).__name__
-
-
-def _fits(value: Any, default: Any) -> bool:
-    """Whether a profile value has the type of the notebook's default. ``null`` fits a numeric
-    default: the notebooks' "None: all" (lm-eval's ``limit``, ``arc_limit``, ``max_train``)."""
-    if default is None or default is _NO_DEFAULT:
-        return True
-    if value is None and isinstance(default, (int, float)) and not isinstance(default, bool):
-        return True
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple))
-    return isinstance(value, type(default))
-
-
-def _check_specs(key: str, value: Any, where: str) -> None:
-    """Run ``lin_utils.models.validate_spec`` on a model parameter (if that function exists).
-
-    ``zoo:`` models may be trained earlier in the same run, so for them only the syntax counts.
-    """
-    from lin_utils import models
-
-    validate = getattr(models, "validate_spec", None)
-    if validate is None:
-        return
-    for spec in value if isinstance(value, (list, tuple)) else [value]:
-        try:
-            validate(spec)
-        except ValueError as e:
-            raise LinUtilsError(f"{where}: parameter {key!r}: {one_line(e, None)}") from None
-        except LinUtilsError as e:
-            if isinstance(spec, str) and "zoo:" in spec:
-                continue
-            raise LinUtilsError(f"{where}: parameter {key!r}: {one_line(e, None)}") from None
-
-
-def _check_section(
-    name: str, source: Path, section: dict, profile: str
-) -> dict[str, Any]:
-    """Validate a profile section against the notebook; return the notebook's defaults."""
-    if not source.exists():
-        raise LinUtilsError(f"notebook {name}: source {source} does not exist")
-    declared = declared_parameters(source)
-    if not declared:
-        raise LinUtilsError(f"notebook {name}: no cell tagged 'parameters' in {source}")
-    missing = [p for p in INJECTED if p not in declared]
-    if missing:
-        raise LinUtilsError(
-            f"notebook {name} must declare {', '.join(missing)} in its parameters cell "
-            f"(the runner injects {', '.join(INJECTED)})"
-        )
-    defaults = _defaults(declared)
-    where = f"profile {profile}, notebook {name}"
-    for key, value in section.items():
-        if key in INJECTED:
-            raise LinUtilsError(
-                f"profile {profile}: section {name} sets {key!r}, which the runner injects itself"
-            )
-        if key not in declared:
-            raise LinUtilsError(
-                f"profile {profile}: parameter {key!r} is not declared by notebook {name} "
-                f"(declared: {', '.join(sorted(declared))})"
-            )
-        if not _fits(value, defaults[key]):
-            raise LinUtilsError(
-                f"{where}: parameter {key!r} must be {_type_name(defaults[key])} like its default "
-                f"{defaults[key]!r}, got {_type_name(value)} {value!r}"
-            )
-        if key in MODEL_PARAMETERS and value is not None:
-            _check_specs(key, value, where)
-    return defaults
-
-
-def _all_parameters(defaults: dict[str, Any], section: dict, profile: str, force: bool) -> dict[str, Any]:
-    """Literal defaults, overridden by the section, plus ``profile`` and ``force`` (declared order)."""
-    merged = {k: v for k, v in defaults.items() if v is not _NO_DEFAULT}
-    return {**merged, **section, "profile": profile, "force": bool(force)}
-
-
-def notebook_parameters(
-    name: str,
-    profile: str,
-    *,
-    force: bool = False,
-    profiles_dir: Path | str | None = None,
-    notebooks_dir: Path | str | None = None,
-) -> dict[str, Any]:
-    """The parameters notebook ``name`` runs with under ``profile``.
-
-    The notebook's declared defaults (``ast.literal_eval`` of its ``parameters`` cell), overridden
-    by the profile's section, plus ``profile`` and ``force``. This is how other code (the claims)
-    knows which tables a profile selects. The section is validated as for a run.
-    """
-    folder = Path(notebooks_dir) if notebooks_dir is not None else paths.notebooks_dir()
-    section = load_profile(profile, profiles_dir).get(name, {})
-    defaults = _check_section(name, folder / f"{name}.ipynb", section, profile)
-    unresolved = [k for k, v in defaults.items() if v is _NO_DEFAULT and k not in section and k not in INJECTED]
-    if unresolved:
-        raise LinUtilsError(
-            f"notebook {name}: the default of {', '.join(map(repr, unresolved))} is not a Python "
-            "literal, so its value is only known by running the notebook"
-        )
-    return _all_parameters(defaults, section, profile, force)
 
 
 def _shell_double_quoted(text: str) -> str:
@@ -454,18 +280,58 @@ def _execute(source: Path, output: Path, params: dict, cwd: Path) -> None:
 
 @contextmanager
 def _deferred_sigint():
-    """Hold Ctrl-C while files are swapped into place; raise it afterwards."""
+    """Hold Ctrl-C and SIGTERM while files are swapped into place; raise them afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _: caught.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if caught:
-        raise KeyboardInterrupt
+        raise Terminated if signal.SIGTERM in caught else KeyboardInterrupt
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises :class:`~lin_utils.errors.Terminated` (a KeyboardInterrupt) in the main
+    thread, so that a terminated run kills its kernel and removes its folders as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_devices(plan) -> None:
+    """Every device a notebook will use exists on this machine (``cuda`` on a CPU-only one fails
+    here, not in its kernel)."""
+    from lin_utils.models import check_device
+    from lin_utils.profiles import DEVICE_PARAMETERS
+
+    def walk(params: dict, where: str) -> None:
+        for key, value in params.items():
+            if key in DEVICE_PARAMETERS and isinstance(value, str):
+                try:
+                    check_device(value)
+                except LinUtilsError as e:
+                    raise LinUtilsError(f"{where}: parameter {key!r}: {one_line(e, None)}") from None
+            elif isinstance(value, dict):
+                walk(value, f"{where}: parameter {key!r}")
+
+    for name, _, params in plan:
+        walk(params, f"profile {params.get('profile')}, notebook {name}")
 
 
 def present_page(nb) -> None:
@@ -517,16 +383,15 @@ def run_profile(
     """Execute the notebooks of a profile in table-of-contents order; one record per notebook.
 
     Everything is validated before the first notebook starts: the profile name, the section
-    names, every parameter against the notebook's ``parameters`` cell (name and type), model
-    specs, and ``only``. The first failing notebook stops the run with a one-line LinUtilsError
+    names, every parameter against the notebook's ``parameters`` cell (name, type, range), model
+    specs, datasets, devices (present on this machine) and ``only`` (:mod:`lin_utils.profiles`).
+    SIGTERM cleans up as Ctrl-C does and raises :class:`~lin_utils.errors.Terminated`. The first failing notebook stops the run with a one-line LinUtilsError
     naming the notebook, the cell and the exception (``ename: evalue``); no executed copy in
     ``book/notebooks/`` changes unless the whole run succeeded.
 
     The overrides default to the repository's ``profiles/``, ``notebooks/``, ``book/``,
     ``<book_dir>/_toc.yml`` and the repository root (the kernel's working directory).
     """
-    from papermill.exceptions import PapermillExecutionError
-
     notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else paths.notebooks_dir()
     book_dir = Path(book_dir) if book_dir is not None else paths.book_dir()
     toc = Path(toc) if toc is not None else book_dir / "_toc.yml"
@@ -544,9 +409,17 @@ def run_profile(
     plan = []
     for name in order:
         source = notebooks_dir / f"{name}.ipynb"
-        section = sections.get(name, {})
-        defaults = _check_section(name, source, section, profile)
-        plan.append((name, source, _all_parameters(defaults, section, profile, force)))
+        defaults, section = check_section(name, source, sections.get(name, {}), profile)
+        plan.append((name, source, all_parameters(defaults, section, profile, force)))
+    _check_devices(plan)
+    with _sigterm_as_interrupt():
+        return _run_plan(plan, profile, force, log, order=order, everything=everything, book_dir=book_dir,
+                         notebooks_dir=notebooks_dir, cwd=cwd)
+
+
+def _run_plan(plan, profile: str, force: bool, log, *, order, everything, book_dir: Path, notebooks_dir: Path,
+              cwd: Path) -> list[RunRecord]:
+    from papermill.exceptions import PapermillExecutionError
 
     out_dir = book_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)

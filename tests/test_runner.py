@@ -37,7 +37,8 @@ def _project(tmp_path: Path, sections: dict, names=NAMES, profile="smoke", toc=T
     for name in names:
         shutil.copy(STEP, nb_dir / f"{name}.ipynb")
     (book / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
-    (prof_dir / f"{profile}.yaml").write_text(yaml.safe_dump(sections))
+    # a profile names at least one notebook (an empty one is refused): {} means "defaults everywhere"
+    (prof_dir / f"{profile}.yaml").write_text(yaml.safe_dump(sections or {names[-1]: {}}))
     return dict(profiles_dir=prof_dir, notebooks_dir=nb_dir, book_dir=book)
 
 
@@ -214,7 +215,7 @@ def test_unknown_names_and_reserved_parameters(tmp_path):
     dirs = _project(tmp_path, {"fig1_a": {"force": True}})
     with pytest.raises(LinUtilsError, match="sets 'force', which the runner injects"):
         runner.run_profile("smoke", **dirs)
-    dirs = _project(tmp_path, {"_shared": {"anything": 1}})  # '_' keys are for YAML anchors
+    dirs = _project(tmp_path, {"_shared": {"anything": 1}, "claims": {}})  # '_' keys are for YAML anchors
     with pytest.raises(LinUtilsError, match=r"unknown notebook\(s\) 'nope'"):
         runner.run_profile("smoke", only=["nope"], **dirs)
 
@@ -378,7 +379,7 @@ def test_ctrl_c_prints_one_line_exits_130_and_cleans_up(tmp_path):
     _write_notebook(dirs["notebooks_dir"] / "fig2_sleep.ipynb", 'profile = "cpu"\nforce = False',
                     f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\n"
                     "time.sleep(300)")
-    (dirs["profiles_dir"] / "smoke.yaml").write_text("{}\n")
+    (dirs["profiles_dir"] / "smoke.yaml").write_text("claims: {}\n")
     proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, str(tmp_path), "smoke"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
