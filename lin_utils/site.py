@@ -48,6 +48,9 @@ PAGE_METADATA = "lin_utils"  # notebook metadata key the runner writes ({"profil
 DOWNLOADS_DIR = "_data"  # under the HTML root: the result files that pages offer for download
 MATHJAX_VERSION = "3.2.2"
 MATHJAX_ENTRY = Path("mathjax") / "es5" / "tex-chtml.js"  # inside the vendored folder
+# Sphinx prefixes a relative mathjax_path with "_static/": this resolves to <html>/mathjax/es5/tex-chtml.js
+# from every page depth. Set by build_book only, so that `jupyter-book build` alone keeps its default.
+MATHJAX_PATH = "../" + MATHJAX_ENTRY.as_posix()
 _MATHJAX_PARTS = ("input", "output", "ui", "a11y", "sre", "adaptors")  # loaded lazily by the entry
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _SCRIPT_SRC = re.compile(r"<script\b[^>]*\bsrc=[\"']([^\"']+)[\"']", re.IGNORECASE)
@@ -397,6 +400,7 @@ def _build_config(root: Path, mathjax: Path, staging: Path, *extra: Path) -> Pat
         raise LinUtilsError(f"cannot read the book configuration {source}: {one_line(e)}") from None
     sphinx_config = config.setdefault("sphinx", {}).setdefault("config", {})
     sphinx_config["html_extra_path"] = [str(mathjax.resolve()), *(str(p.resolve()) for p in extra)]
+    sphinx_config["mathjax_path"] = MATHJAX_PATH
     out = staging / "_config.yml"
     out.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return out

@@ -4,6 +4,7 @@ Against a local bare repository and a small HTML folder laid out as a build is; 
 book is published (and opened in Chromium) in tests/integration/test_book_smoke.py.
 """
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -117,3 +118,34 @@ def test_make_publish_builds_the_book_then_publishes_it():
     lines = [ln for ln in out.splitlines() if "lin-utils book" in ln or "lin_utils.publish" in ln]
     assert "book run --profile cpu" in lines[0] and "book build" in lines[1]
     assert lines[2].endswith("-m lin_utils.publish --remote /tmp/x.git --branch pages _build/html")
+
+
+def test_jupyter_book_alone_builds_a_working_book_with_the_repository_buttons(tmp_path):
+    """`jupyter-book build` without lin_utils: MathJax from Jupyter Book's default source, and the
+    repository, issues and edit buttons from the one `repository:` block of _config.yml."""
+    import nbformat
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo_url = config["repository"]["url"].rstrip("/")
+    root = tmp_path / "book-src"
+    (root / "book" / "notebooks").mkdir(parents=True)
+    (root / "_config.yml").write_text((ROOT / "_config.yml").read_text())
+    (root / "book" / "_toc.yml").write_text(yaml.safe_dump(
+        {"format": "jb-book", "root": "book/methods", "chapters": [{"file": "book/notebooks/fig1_a"}]}))
+    (root / "book" / "methods.md").write_text("# Method\n\nThe score is $1 - d/(n-1)$.\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Figure 1\n\n$$R^2$$")]
+    nbformat.write(nb, root / "book" / "notebooks" / "fig1_a.ipynb")
+    res = subprocess.run([str(Path(os.sys.executable).parent / "jupyter-book"), "build", str(root), "--toc",
+                          str(root / "book" / "_toc.yml"), "-W", "-n", "--keep-going"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    html = root / "_build" / "html"
+    page = (html / "book" / "notebooks" / "fig1_a.html").read_text()
+    assert re.search(r'<script[^>]+src="https://cdn\.jsdelivr\.net/npm/mathjax@3[^"]*"', page)
+    assert f'href="{repo_url}"' in page and f'href="{repo_url}/issues/new?title=Issue%20on%20page%20' in page
+    # "edit this page" opens the notebook's source (book/notebooks/ holds executed copies, not in git)
+    assert f'href="{repo_url}/edit/main/notebooks/fig1_a.ipynb"' in page
+    assert f'href="{repo_url}/edit/main/book/methods.md"' in (html / "book" / "methods.html").read_text()
+    for launch in ("binder", "colab", "jupyterhub", "thebe"):
+        assert f"launch-{launch}" not in page and f"{launch}-launch" not in page.lower()
