@@ -30,9 +30,7 @@ import dataclasses
 import json
 import math
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +41,7 @@ import pandas as pd
 from .. import results
 from ..config import StudyConfig, check_bool, check_str, check_str_list
 from ..errors import LinUtilsError
+from ..jobs import Job, last_line, run_jobs
 from ..scan import ScanConfig
 
 __all__ = ["SCALING", "PAPER_SHAPES", "GridModel", "ScalingConfig", "grid_models", "fit_loglinear", "predict_loglinear",
@@ -408,42 +407,22 @@ def _jobs_default(device: str | None) -> int:
 def _run_parallel(todo: list[tuple[GridModel, bool]], scan: Mapping, *, profile: str, force: bool, jobs: int,
                   device: str | None, progress: bool, validate: bool) -> None:
     """Train and scan ``todo`` = [(model, also scan its random-init copy)] in ``jobs`` processes."""
-    from tqdm import tqdm
-
     from .. import zoo
     from ..train.loop import prepare
 
     data = {(c.vocab_size, c.tokenizer_stories, c.data_stories, c.seq_len, c.seed): c for c in (m.config for m, _ in todo)}
     for cfg in data.values():
         prepare(cfg)  # tokenizer and token stream, once, before the workers start
-    queue = sorted(todo, key=lambda mr: -_cost(mr[0]))
-    running: dict[str, tuple[subprocess.Popen, Path]] = {}
-    failed: list[tuple[str, Path]] = []
-    bar = tqdm(total=len(queue), desc=f"scaling ({jobs} jobs)", unit="model", disable=not progress)
-    while queue or running:
-        while queue and len(running) < jobs:
-            m, with_random = queue.pop(0)
-            log = zoo.zoo_dir() / m.config.key() / "scaling.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            job = dict(config=m.config.to_dict(), family=m.family, blocks=m.blocks, width=m.width,
-                       random=with_random, scan=dict(scan), profile=profile, force=force, device=device,
-                       validate=validate)
-            cmd = [sys.executable, "-m", "lin_utils.experiments.scaling", "job", json.dumps(job)]
-            with open(log, "w") as fh:
-                running[m.label] = (subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT), log)
-        time.sleep(0.5)
-        for label, (proc, log) in list(running.items()):
-            if proc.poll() is not None:
-                del running[label]
-                bar.update(1)
-                if proc.returncode != 0:
-                    failed.append((label, log))
-    bar.close()
+    work = []
+    for m, with_random in sorted(todo, key=lambda mr: -_cost(mr[0])):
+        spec = dict(config=m.config.to_dict(), family=m.family, blocks=m.blocks, width=m.width, random=with_random,
+                    scan=dict(scan), profile=profile, force=force, device=device, validate=validate)
+        work.append(Job(m.label, "lin_utils.experiments.scaling", ("job", json.dumps(spec)),
+                        zoo.zoo_dir() / m.config.key() / "scaling.log"))
+    failed = run_jobs(work, jobs=jobs, desc="scaling", progress=progress)
     if failed:
-        label, log = failed[0]
-        tail = log.read_text().strip().splitlines()[-1:] or [""]
-        raise LinUtilsError(f"scaling study: training or scanning failed for {', '.join(f for f, _ in failed)} "
-                            f"(log: {log}): {tail[0]}")
+        raise LinUtilsError(f"scaling study: training or scanning failed for {', '.join(j.label for j in failed)} "
+                            f"(log: {failed[0].log}): {last_line(failed[0])}")
 
 
 def _job(spec: dict) -> None:
