@@ -372,9 +372,11 @@ def train_profile(profile: str, *, progress: bool = True, device: str | None = N
 SWEEPS = {
     "smoke": dict(steps=8, lr=(3e-3, 6e-3), warmup=(1, 0.25), init=(0.05, (3e-3,), 0.25)),
     "cpu": dict(steps=160, lr=(1e-3, 2e-3, 4e-3, 8e-3), warmup=(0.05, 0.2), init=(0.05, (2e-3, 4e-3), 0.05)),
+    # not run yet: about 6 minutes on one H100 at the measured throughput (6.6M tokens a run)
+    "gpu": dict(steps=100, lr=(3e-4, 6e-4, 1e-3, 2e-3), warmup=(0.05, 0.2), init=(0.01, (6e-4, 1e-3), 0.05)),
 }
 #: validation tokens of a sweep run: the held-out training tail it is chosen on (cadence only)
-SWEEP_HELDOUT_TOKENS = {"smoke": 4096, "cpu": 32_768}
+SWEEP_HELDOUT_TOKENS = {"smoke": 4096, "cpu": 32_768, "gpu": 65_536}
 
 
 def _warmup_steps(warmup: int | float, steps: int) -> int:
@@ -399,16 +401,17 @@ def sweep_runs(profile: str) -> list[dict]:
             ws = _warmup_steps(w, sw["steps"])
             cfg = base.replace(regularizer="none", reg_lambda=0.0, seed=0, lr=lr, warmup_steps=ws,
                                init_std=std, max_tokens=sw["steps"] * base.tokens_per_step, eval_every=0,
-                               val_tokens=SWEEP_HELDOUT_TOKENS[profile], num_threads=1)
+                               val_tokens=SWEEP_HELDOUT_TOKENS[profile],
+                               num_threads=1 if profile != "gpu" else base.num_threads)
             out.append(dict(size=base.size, lr=lr, warmup=w, warmup_steps=ws, init_std=std, config=cfg))
     return out
 
 
-def sweep(profile: str, *, force: bool = False, progress: bool = True):
+def sweep(profile: str, *, force: bool = False, progress: bool = True, device: str | None = None):
     """Run (or load) ``profile``'s recipe sweep: :func:`lin_utils.experiments.recipe_sweep`."""
     from .experiments.pretraining import recipe_sweep
 
-    return recipe_sweep(profile, profile=profile, force=force, progress=progress)
+    return recipe_sweep(profile, profile=profile, force=force, progress=progress, device=device)
 
 
 def status(profile: str | None = None) -> list[dict]:
@@ -437,13 +440,14 @@ def _main(argv: list[str]) -> int:
     w = sub.add_parser("sweep", help="the recipe sweep of a profile (cached; resumes run by run)")
     w.add_argument("profile")
     w.add_argument("--force", action="store_true")
+    w.add_argument("--device", default=None)
     w.add_argument("--no-progress", action="store_true")
     s = sub.add_parser("status", help="which entries are trained")
     s.add_argument("profile", nargs="?", default=None)
     args = p.parse_args(argv)
     try:
         if args.cmd == "sweep":
-            tables = sweep(args.profile, force=args.force, progress=not args.no_progress)
+            tables = sweep(args.profile, force=args.force, progress=not args.no_progress, device=args.device)
             import pandas as pd
 
             with pd.option_context("display.width", 200, "display.max_columns", 30):

@@ -116,6 +116,14 @@ def test_the_smoke_sweep_runs_one_model_at_a_time_and_is_cached(tmp_path, monkey
     assert set(t["curves"].step) == set(range(1, zoo.SWEEPS["smoke"]["steps"] + 1))
     again = recipe_sweep("smoke", profile="smoke", cache_only=True)
     assert again is not None and again["runs"].equals(runs)
+    from lin_utils.experiments.pretraining import sweep_numbers
+    from lin_utils.plots import recipe_sweep as plot_sweep
+
+    nums = sweep_numbers(runs)
+    assert nums["small_size"] == "smoke-small" and nums["large_size"] == "smoke-large" and nums["n_runs"] == len(runs)
+    assert nums["small_heldout"] == runs[runs["size"] == "smoke-small"].heldout_loss.min() <= nums["small_worst"]
+    fig = plot_sweep(runs)
+    assert len(fig.axes) == 2
 
 
 _WEIGHT_CHANGES = dict(size="smoke-large", vocab_size=1024, tokenizer_stories=1000, data_stories=3000,
