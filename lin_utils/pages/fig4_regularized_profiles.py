@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import plots, zoo
+from .. import plots
 from ..book.glue import figure_page
 from ..claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED, Claim
 from ..experiments.linearity import ProfilesConfig, linearity_profiles
 from . import name_of
 from ._scans import PROFILE_COLUMNS, profile_summary
+from ._zoo_pairs import size_pairs
 
 NAME = name_of(__name__)
 CONFIG = ProfilesConfig(models=("zoo:cpu-small-baseline", "zoo:cpu-small-cos0.5", "zoo:cpu-large-baseline",
@@ -25,17 +26,9 @@ def tables(config: ProfilesConfig, *, profile: str, force: bool = False, cache_o
 
 def pairs(t: pd.DataFrame, variant: str = "cos0.5", col: str = "score") -> list[tuple[str, float, float]]:
     """``(size, baseline mean, variant mean)`` of ``col`` over blocks, for each zoo size that has both
-    (sizes and variants from the zoo's metadata)."""
+    (paired by the zoo's metadata, :func:`lin_utils.pages._zoo_pairs.size_pairs`), in table order."""
     means = t.groupby("model", sort=False)[col].mean()
-    meta = {m: zoo.entry(m.removeprefix("zoo:")) for m in means.index if m.startswith("zoo:")}
-    out = []
-    for model, e in meta.items():
-        if e.variant != "baseline":
-            continue
-        other = [m for m, o in meta.items() if o.variant == variant and o.config.size == e.config.size]
-        if other:
-            out.append((e.config.size, float(means[model]), float(means[other[0]])))
-    return out
+    return [(size, float(means[b]), float(means[v])) for size, b, v in size_pairs(means.index, variant)]
 
 
 def judge_regularizer(t):
@@ -55,7 +48,8 @@ CLAIMS = [
 ]
 
 
-def numbers(t: pd.DataFrame) -> dict:
+def effects(t: pd.DataFrame) -> dict:
+    """Per size: the baseline's and the cosine model's mean score, with and without the residual."""
     found = pairs(t, "cos0.5")
     nores = {size: (b, c) for size, b, c in pairs(t, "cos0.5", "score_nores")}
     out: dict = dict(n_sizes=len(found), frac_lower=float(np.mean([c < b for _, b, c in found])) if found else np.nan)
@@ -63,8 +57,11 @@ def numbers(t: pd.DataFrame) -> dict:
         key = size.split("-")[-1]
         out[f"{key}_baseline"], out[f"{key}_cos"] = b, c
         out[f"{key}_baseline_nores"], out[f"{key}_cos_nores"] = nores[size]
-    out["verdict_regularizer"] = judge_regularizer(t)[1]
     return out
+
+
+def numbers(t: pd.DataFrame) -> dict:
+    return {**effects(t), "verdict_regularizer": judge_regularizer(t)[1]}
 
 
 def show(config: ProfilesConfig, *, profile: str, force: bool = False) -> pd.DataFrame:
