@@ -427,14 +427,25 @@ def probe_accuracy(table):
 # -------------------------------------------------------------------------------------------------
 # Section 5: pruning (Figs 6, 7 and 8)
 
-#: one colour per ranking criterion on every pruning figure (the paper's first)
-CRITERION_COLOURS = {"linearity": PALETTE[0], "shortgpt": PALETTE[1], "angular": PALETTE[2], "sleb": PALETTE[4],
-                     "last": PALETTE[3], "random": PALETTE[5], "linearity_rescored": PALETTE[9]}
-#: small horizontal offsets, so that criteria which pick the same blocks stay visible side by side
-_DODGE = {"linearity_rescored": 0.09, "linearity": 0.0, "shortgpt": -0.06, "angular": 0.06, "sleb": -0.12, "last": 0.12, "random": 0.0}
-CRITERION_LABELS = {"linearity": "most linear first (paper)", "linearity_rescored": "most linear first, re-scored after each removal", "shortgpt": "ShortGPT block influence",
-                    "angular": "angular distance (Gromov et al.)", "sleb": "SLEB (greedy calibration loss)",
-                    "last": "last k", "random": "random (mean, min–max over seeds)"}
+# Each criterion's colour, legend label, offset and whether it is seeded come from the criteria's
+# registry (lin_utils.prune.CRITERIA); a name it does not hold is drawn grey under its own name.
+
+
+def _criterion(name: str):
+    """The registered criterion ``name``, or None."""
+    from .prune.criteria import CRITERIA
+
+    return CRITERIA.get(name)
+
+
+def _criterion_colour(name: str):
+    c = _criterion(name)
+    return GREY if c is None else c.colour
+
+
+def _seeded(name: str) -> bool:
+    c = _criterion(name)
+    return c is not None and c.seeded
 
 
 def _pruning_lines(ax, res, method: str, col: str, err: str | None = None) -> None:
@@ -442,15 +453,15 @@ def _pruning_lines(ax, res, method: str, col: str, err: str | None = None) -> No
     sub = res[res.method == method]
     groups = sorted(sub.groupby("criterion", sort=False), key=lambda cg: cg[0] == "linearity")  # the paper's on top
     for crit, g in groups:
-        colour = CRITERION_COLOURS.get(crit, GREY)
+        colour = _criterion_colour(crit)
         lw = 2.4 if crit == "linearity" else 1.5
-        if crit == "random":
+        if _seeded(crit):
             agg = g.groupby("k")[col].agg(["mean", "min", "max"]).reset_index()
             ax.plot(agg.k, agg["mean"], color=colour, marker="o", linestyle="-.", linewidth=lw)
             ax.fill_between(agg.k, agg["min"], agg["max"], color=colour, alpha=0.2, linewidth=0)
             continue
         g = g.sort_values("k")
-        x = g.k + _DODGE.get(crit, 0.0)
+        x = g.k + (_criterion(crit).dodge if _criterion(crit) else 0.0)
         if err is not None:
             ax.errorbar(x, g[col], yerr=g[err], color=colour, marker="o", capsize=2, linewidth=lw)
         else:
@@ -468,7 +479,7 @@ def _log_minor_label(v: float, _pos=None) -> str:
 def _distill_line(ax, res, col: str, err: str | None = None) -> None:
     g = res[res.method == "distill"].sort_values("k")
     if len(g):
-        kw = dict(color=CRITERION_COLOURS["linearity"], marker="s", linestyle="--", linewidth=2.4)
+        kw = dict(color=_criterion_colour("linearity"), marker="s", linestyle="--", linewidth=2.4)
         x = g.k + 0.03
         if err is not None:
             ax.errorbar(x, g[col], yerr=g[err], capsize=2, **kw)
@@ -480,11 +491,12 @@ def _pruning_legend(fig, res) -> None:
     from matplotlib.lines import Line2D
 
     crits = list(dict.fromkeys(res.criterion))
-    handles = [Line2D([], [], color=CRITERION_COLOURS.get(c, GREY), marker="o", label=CRITERION_LABELS.get(c, c),
-                      linestyle="-." if c == "random" else "-", linewidth=2.4 if c == "linearity" else 1.5)
+    handles = [Line2D([], [], color=_criterion_colour(c), marker="o",
+                      label=_criterion(c).label if _criterion(c) else c,
+                      linestyle="-." if _seeded(c) else "-", linewidth=2.4 if c == "linearity" else 1.5)
                for c in crits]
     if (res.method == "distill").any():
-        handles.append(Line2D([], [], color=CRITERION_COLOURS["linearity"], marker="s", linestyle="--", linewidth=2.4,
+        handles.append(Line2D([], [], color=_criterion_colour("linearity"), marker="s", linestyle="--", linewidth=2.4,
                               label="most linear first + linear maps + distillation"))
     fig.legend(handles=handles, loc="outside lower center", ncols=2)
 
@@ -513,7 +525,7 @@ def pruning_perplexity(results, distill=None):
         _pruning_lines(right, res, "linear", col)
         _distill_line(right, res, col)
         dense = float(res.loc[res.k == 0, col].iloc[0])
-        others = res.loc[res.criterion != "random", col]
+        others = res.loc[~res.criterion.map(_seeded).astype(bool), col]
         log = float(others.max()) / float(others.min()) > 5  # a log axis only where the range is wide
         for ax, name in ((left, "removed"), (right, "linear maps")):
             ax.axhline(dense, color=GREY, linestyle=":", linewidth=1)
@@ -531,14 +543,15 @@ def pruning_perplexity(results, distill=None):
         top = float(others.max()) * (1.3 if log else 1.08)
         left.set_ylim(float(others.min()) * (0.9 if log else 0.97), top)
         for ax, method in ((left, "remove"), (right, "linear")):
-            rnd = res[(res.criterion == "random") & (res.method == method)]
-            if len(rnd) and float(rnd[col].max()) > top:
-                ax.text(0.02, 0.97, f"random: up to {float(rnd[col].max()):,.0f} (off scale)", transform=ax.transAxes,
-                        va="top", fontsize=FONT_SIZE - 2, color=CRITERION_COLOURS["random"])
+            for crit in dict.fromkeys(c for c in res.criterion if _seeded(c)):
+                rnd = res[(res.criterion == crit) & (res.method == method)]
+                if len(rnd) and float(rnd[col].max()) > top:
+                    ax.text(0.02, 0.97, f"{crit}: up to {float(rnd[col].max()):,.0f} (off scale)",
+                            transform=ax.transAxes, va="top", fontsize=FONT_SIZE - 2, color=_criterion_colour(crit))
     if has_curve:
         ax = fig.add_subplot(grid[len(rows), :])
         ks = sorted(distill.k.unique())
-        shades = sns.light_palette(CRITERION_COLOURS["linearity"], n_colors=len(ks) + 2)[2:]
+        shades = sns.light_palette(_criterion_colour("linearity"), n_colors=len(ks) + 2)[2:]
         for k, shade in zip(ks, shades):
             g = distill[distill.k == k].sort_values("step")
             ax.plot(g.step, g.loss, color=shade, label=f"k = {k}")

@@ -63,7 +63,7 @@ from .train.configs import TrainConfig, zoo_config
 
 __all__ = ["ZooEntry", "ENTRIES", "ARMS", "PROFILES", "PROFILE_JOBS", "SWEEPS", "zoo_config", "names", "entry",
            "entry_name", "table", "pairs", "key", "zoo_dir", "run_dir", "resolve", "checkpoints", "train",
-           "train_profile", "sweep_runs", "sweep", "status"]
+           "train_profile", "train_many", "sweep_runs", "sweep", "status"]
 
 PROFILES = ("smoke", "cpu", "gpu")
 VARIANTS = {"baseline": ("none", 0.0), "cos0.5": ("cosine", 0.5),
@@ -307,32 +307,57 @@ def _nolock():
     yield
 
 
+def _cost(cfg: TrainConfig) -> float:
+    """Relative training cost of a config: tokens × (blocks + 1.3, the embedding and output layer
+    of the cpu sizes in block units), 5% more with a regularizer (the captured states)."""
+    from .train.configs import architecture
+
+    blocks = architecture(cfg.size)["num_hidden_layers"]
+    return cfg.steps * cfg.tokens_per_step * (blocks + 1.3) * (1.05 if cfg.regularizer != "none" else 1.0)
+
+
 #: models trained at once by :func:`train_profile` (cpu: one single-threaded process per core)
 PROFILE_JOBS = {"smoke": 1, "cpu": 2, "gpu": 1}
 
 
 def train_profile(profile: str, *, progress: bool = True, device: str | None = None,
                   jobs: int | None = None) -> dict[str, Path]:
-    """Train every missing entry of ``profile``; ``{name: resolve(name)}``.
+    """Train every missing entry of ``profile``; ``{name: resolve(name)}`` (:func:`train_many`,
+    ``jobs`` defaulting to :data:`PROFILE_JOBS`)."""
+    names(profile)  # ValueError for an unknown profile
+    return train_many(names(profile), progress=progress, device=device,
+                      jobs=PROFILE_JOBS[profile] if jobs is None else jobs)
 
-    ``jobs`` (default :data:`PROFILE_JOBS`, at most the number of CPUs) > 1 trains that many
-    entries at once, each in its own ``python -m lin_utils.zoo train NAME`` process, after this
-    process has built the shared tokenizer and token stream. On a small CPU, one single-threaded
-    process per core beats one process with a thread per core: these models' matrices are too
-    small to split well, and a thread that waits for a descheduled sibling stalls the whole step.
+
+def train_many(wanted: list[str], *, progress: bool = True, device: str | None = None,
+               jobs: int | None = None) -> dict[str, Path]:
+    """Train every missing entry of ``wanted``; ``{name: resolve(name)}`` in the order given.
+
+    ``jobs`` (default: :data:`PROFILE_JOBS` of the first entry's profile; at most the number of
+    CPUs) > 1 trains that many entries at once, each in its own ``python -m lin_utils.zoo train
+    NAME`` process, after this process has built the shared tokenizer and token stream, longest
+    first. On a small CPU, one single-threaded process per core beats one process with a thread
+    per core: these models' matrices are too small to split well, and a thread that waits for a
+    descheduled sibling stalls the whole step. A killed run resumes: finished models are kept and
+    each unfinished one resumes from its last state.
     """
-    todo = [n for n in names(profile) if not (run_dir(n) / "final" / "meta.json").is_file()]
+    wanted = [entry(n).name for n in wanted]
+    todo = [n for n in wanted if not (run_dir(n) / "final" / "meta.json").is_file()]
+    # longest first (deeper models, regularized before baselines at a depth), so that the last
+    # model to start is a short one and the workers finish together
+    todo.sort(key=lambda n: (-_cost(ENTRIES[n].config), wanted.index(n)))
     if jobs is None:
-        jobs = min(PROFILE_JOBS[profile], os.cpu_count() or 1)
+        jobs = PROFILE_JOBS[ENTRIES[wanted[0]].profile] if wanted else 1
+    jobs = min(jobs, os.cpu_count() or 1)
     if jobs <= 1 or len(todo) <= 1:
-        return {n: train(n, progress=progress, device=device) for n in names(profile)}
+        return {n: train(n, progress=progress, device=device) for n in wanted}
     from tqdm import tqdm
 
     from .train.loop import prepare
 
     for cfg in {ENTRIES[n].config.replace(regularizer="none", reg_lambda=0.0) for n in todo}:
         prepare(cfg)  # tokenizer and token stream, once, before the workers start
-    bar = tqdm(total=len(todo), desc=f"zoo {profile} ({jobs} jobs)", unit="model", disable=not progress)
+    bar = tqdm(total=len(todo), desc=f"zoo ({jobs} jobs)", unit="model", disable=not progress)
     running: dict[str, subprocess.Popen] = {}
     failed: list[str] = []
     queue = list(todo)
@@ -358,7 +383,7 @@ def train_profile(profile: str, *, progress: bool = True, device: str | None = N
         tail = (run_dir(failed[0]) / "train.log").read_text().strip().splitlines()[-1:] or [""]
         raise RuntimeError(f"training failed for {', '.join(failed)} (see train.log in their run "
                            f"folders): {tail[0]}")
-    return {n: resolve(n) for n in names(profile)}
+    return {n: resolve(n) for n in wanted}
 
 
 # ------------------------------------------------------------------------------------------------

@@ -283,28 +283,35 @@ def test_distill_refuses_a_student_without_linear_blocks():
 
 
 def test_pruning_study_end_to_end(tmp_path, monkeypatch):
-    from lin_utils import claims, experiments, plots, report
+    from lin_utils import claims, experiments, plots
+    from lin_utils.experiments.pruning import PruningConfig
+    from lin_utils.pages import _pruning
 
     monkeypatch.setenv("LIN_RESULTS_DIR", str(tmp_path))
-    kw = dict(k_max=2, criteria=["linearity", "linearity_rescored", "shortgpt", "angular", "last", "random"], random_seeds=[0],
-              calib_tokens=1024, seq_len=64, batch_size=4, distill_steps=3, ppl_tokens=512, ppl_seq_len=64,
-              arc_limit=0, speed_batch=1, speed_reps=1, profile="smoke", progress=False)
-    tables = experiments.pruning_study("stories260K", **kw)
+    cfg = PruningConfig(model="stories260K", k_max=2,
+                        criteria=["linearity", "linearity_rescored", "shortgpt", "angular", "last", "random"],
+                        random_seeds=[0], calib_tokens=1024, seq_len=64, batch_size=4, distill_steps=3, ppl_tokens=512,
+                        ppl_seq_len=64, arc_limit=0, speed_batch=1, speed_reps=1)
+    tables = experiments.pruning_study(cfg, profile="smoke", progress=False)
     res = tables["results"]
     assert set(res.method) == {"remove", "linear", "distill"}
+    assert set(res.criterion) == set(cfg.criteria)
     dense = res[res.k == 0]
     assert dense.ppl_wikitext.nunique() == 1 and (dense.speedup == 1).all()
     assert (res[(res.method == "remove") & (res.k == 2)].params_frac < 1).all()
     assert (res[(res.criterion == "angular") & (res.method == "linear") & (res.k > 0)].mapping == "span").all()
     assert set(tables["distill"].k) == {1, 2}
+    # every ranking criterion (not the span one, not the seeded one) has its rank column
+    ranked = {c[len("rank_"):] for c in tables["blocks"].columns if c.startswith("rank_")}
+    assert ranked == {"linearity", "linearity_rescored", "shortgpt", "last"}
     # the cache answers with cache_only, and the judges and plots take the table
-    again = experiments.pruning_study("stories260K", **{**kw, "progress": False}, cache_only=True)
+    again = experiments.pruning_study(cfg, profile="smoke", cache_only=True)
     assert again is not None and len(again["results"]) == len(res)
-    ours, verdict = claims.judge_pruning_ppl(res)
+    ours, verdict = _pruning.judge_ppl(res)
     assert verdict in (claims.REPLICATED, claims.PARTLY, claims.NOT_REPLICATED) and "of 4" in ours
-    assert claims.judge_pruning_arc(res)[1] == claims.NOT_RUN
-    assert "k = 2" in report.pruning_kbyk(res)
-    report.pruning_numbers(res, tables["distill"])
+    assert _pruning.judge_arc(res)[1] == claims.NOT_RUN
+    assert "k = 2" in _pruning.kbyk(res)
+    _pruning.numbers(res, tables["distill"])
     plots.pruning_perplexity(res, tables["distill"])
     with pytest.raises(LinUtilsError, match="criteria"):
-        experiments.pruning_study("stories260K", **{**kw, "criteria": ["bogus"]})
+        cfg.replace(criteria=["bogus"])

@@ -66,6 +66,18 @@ def test_pairs_match_each_regularized_model_to_the_baseline_of_its_size_and_seed
     assert zoo.pairs("smoke", "mse0.5").empty
 
 
+def test_train_many_trains_the_longest_first_and_a_profile_is_its_names(monkeypatch):
+    started = []
+    monkeypatch.setattr(zoo, "train", lambda n, **kw: started.append(n) or n)
+    out = zoo.train_many(["cpu-small-baseline", "cpu-large-cos0.5", "cpu-small-cos0.5-s1"], jobs=1)
+    assert list(out) == ["cpu-small-baseline", "cpu-large-cos0.5", "cpu-small-cos0.5-s1"]  # order kept
+    costs = [zoo._cost(zoo.entry(n).config) for n in ("cpu-large-baseline", "cpu-large-cos0.5",
+                                                       "cpu-small-baseline", "cpu-small-mse2.0")]
+    assert costs[1] > costs[0] > costs[3] > costs[2]
+    with pytest.raises(ValueError, match="unknown zoo profile"):
+        zoo.train_profile("nope")
+
+
 def test_the_seed_sets_both_initialisation_and_data_order():
     from lin_utils.arch import from_config
     from lin_utils.train.configs import zoo_config

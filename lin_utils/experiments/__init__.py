@@ -16,12 +16,12 @@ from .linearity import (ERRORS, SCAN, gaussian_norm_quantiles, linearity_profile
 from .evaluation import BenchmarksConfig, ProbesConfig, benchmark_scores, probe_accuracy, table2_layout
 from .finetuning import FinetuningConfig, finetuning_deltas
 from .pretraining import StoriesConfig, checkpoint_specs, story_quality, training_dynamics, zoo_training
-from .pruning import PRUNING, pruning_study
+from .pruning import PRUNING, PruningConfig, pruning_study
 from .scaling import SCALING, scaling_study
 
 __all__ = [
     "FinetuningConfig", "finetuning_deltas",
-    "PRUNING", "pruning_study",
+    "PRUNING", "PruningConfig", "pruning_study",
     "SCALING", "scaling_study",
     "BenchmarksConfig", "ProbesConfig", "benchmark_scores", "probe_accuracy", "table2_layout",
     "ERRORS", "SCAN", "checkpoint_specs", "gaussian_norm_quantiles", "linearity_profiles", "scan_table",

@@ -55,9 +55,10 @@ def _zoo_tables(names: Sequence[str], reference: str | None, device: str | None,
     from ..train.packing import validation_texts
 
     summary, curves = [], []
+    trained = zoo.train_many(list(names), progress=progress, device=device)  # several at once on a CPU
     for name in names:
         e = zoo.entry(name)
-        final = zoo.train(name, progress=progress, device=device)
+        final = trained[e.name]
         meta = json.loads((final / "meta.json").read_text())
         cfg = e.config
         summary.append(dict(

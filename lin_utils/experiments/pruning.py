@@ -7,10 +7,11 @@ for ARC-Easy) and the claims page read the same tables:
 
 1. one calibration pass over TinyStories **train** text (never an evaluation text):
    :func:`lin_utils.prune.calibrate`, float64 statistics reused by every criterion and every ``k``;
-2. the removal sets of each criterion for ``k = 0..k_max`` (:mod:`lin_utils.prune.criteria`);
+2. the removal sets of each criterion for ``k = 0..k_max`` (the registry
+   :data:`lin_utils.prune.CRITERIA`);
    SLEB's greedy search runs on a prefix of the calibration batches (``sleb_tokens``);
 3. for every set: plain **removal**, and **linear replacement** (per-block closed-form affine maps;
-   for the angular criterion, whose sets are contiguous, ReplaceMe's one map per span), and for the
+   for a criterion whose sets are contiguous spans, the angular one, ReplaceMe's one map per span), and for the
    paper's criterion also linear replacement plus **distillation** (:func:`lin_utils.prune.distill`);
 4. every distinct model is evaluated once: WikiText-2 test and TinyStories validation perplexity
    (:func:`lin_utils.evaluate.perplexity`), ARC-Easy acc and acc_norm with standard errors
@@ -22,23 +23,115 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .. import results
+from ..config import (StudyConfig, check_bool, check_choice, check_int, check_int_list, check_number, check_str,
+                      check_str_list)
 from ..errors import LinUtilsError
 from ..scan import ScanConfig
 
-__all__ = ["PRUNING", "METHODS", "pruning_study"]
+__all__ = ["PRUNING", "METHODS", "PruningConfig", "pruning_study"]
 
 PRUNING = "pruning_study"
 VERSION = 1
 METHODS = ("remove", "linear", "distill")
 TABLES = ("results", "blocks", "distill", "sleb")
+
+
+@dataclass(frozen=True)
+class PruningConfig(StudyConfig):
+    """Every parameter of :func:`pruning_study` (one model), validated; defaults are the library's.
+
+    Attributes:
+        model: a :func:`lin_utils.models.load_model` spec.
+        k_max: blocks removed go from 0 to ``k_max`` (about half the blocks).
+        criteria: some of :data:`lin_utils.prune.CRITERIA`.
+        random_seeds: one random order per seed.
+        linearity_metric: the column the paper's criterion ranks by (``score``: with the residual).
+        calib_*: calibration text (TinyStories train by default) and its token budget.
+        ridge: relative ridge of every closed-form map (0: plain least squares).
+        sleb_tokens: calibration tokens SLEB's greedy search scores (a prefix of the calibration batches).
+        distill_steps, distill_lr: Adam steps (each on one calibration batch, cycled) and learning rate.
+        ppl_tokens, ppl_seq_len: tokens and window of each perplexity (non-overlapping windows, BOS first).
+        arc_limit: ARC-Easy test documents (None: all 2,376; 0: skip ARC-Easy).
+        speed_batch, speed_reps: rows (of ``seq_len`` tokens) and repetitions of the timed forward pass.
+        threads: torch threads during the study (None: unchanged); not part of the cache key.
+    """
+
+    model: str
+    k_max: int
+    criteria: tuple[str, ...] = ("linearity", "shortgpt", "angular", "sleb", "last", "random")
+    random_seeds: tuple[int, ...] = (0, 1, 2)
+    linearity_metric: str = "score"
+    calib_dataset: str = "tinystories"
+    calib_split: str = "train"
+    calib_tokens: int = 16384
+    seq_len: int = 256
+    batch_size: int = 8
+    exclude_bos: bool = False
+    ridge: float = 0.0
+    sleb_tokens: int = 4096
+    distill_steps: int = 50
+    distill_lr: float = 1e-3
+    seed: int = 0
+    ppl_tokens: int = 16384
+    ppl_seq_len: int = 256
+    arc_limit: int | None = 200
+    arc_batch_size: int = 32
+    speed_batch: int = 4
+    speed_reps: int = 5
+    dtype: str = "float32"
+    device: str = "cpu"
+    threads: int | None = 1
+
+    def __post_init__(self):
+        from ..prune import CRITERIA, LINEARITY_METRICS
+
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        check_str("model", self.model)
+        put("k_max", check_int("k_max", self.k_max, minimum=1))
+        criteria = check_str_list("criteria", self.criteria)
+        if any(c not in CRITERIA for c in criteria):
+            raise LinUtilsError(f"criteria must be some of {', '.join(CRITERIA)}, got {list(criteria)!r}")
+        put("criteria", criteria)
+        put("random_seeds", check_int_list("random_seeds", self.random_seeds, empty=True))
+        if "random" in criteria and not self.random_seeds:
+            raise LinUtilsError("random_seeds: the random criterion needs at least one seed")
+        check_choice("linearity_metric", self.linearity_metric, LINEARITY_METRICS)
+        for name in ("calib_dataset", "calib_split", "dtype", "device"):
+            check_str(name, getattr(self, name))
+        for name in ("calib_tokens", "seq_len", "batch_size", "ppl_tokens", "ppl_seq_len", "speed_batch", "speed_reps",
+                     "sleb_tokens", "arc_batch_size"):
+            put(name, check_int(name, getattr(self, name), minimum=1))
+        check_bool("exclude_bos", self.exclude_bos)
+        check_number("ridge", self.ridge, minimum=0)
+        put("distill_steps", check_int("distill_steps", self.distill_steps, minimum=0))
+        check_number("distill_lr", self.distill_lr)
+        put("seed", check_int("seed", self.seed))
+        put("arc_limit", check_int("arc_limit", self.arc_limit, minimum=0, none=True))
+        put("threads", check_int("threads", self.threads, minimum=1, none=True))
+
+    def key(self) -> dict:
+        """The result cache's key: every field but ``threads`` (how fast, not what), the model's
+        resolved spec and weight key (:meth:`lin_utils.scan.ScanConfig.key`) and the version."""
+        scan = ScanConfig.from_params(self.model, {}).key()
+        key = {**self.params(), "model": scan["model"], "weights": scan.get("weights"), "version": VERSION}
+        key.pop("threads")
+        return key
+
+    def scan(self) -> ScanConfig:
+        """The calibration pass's scan configuration (TinyStories train by default)."""
+        return ScanConfig(model=self.model, dataset=self.calib_dataset, split=self.calib_split, seq_len=self.seq_len,
+                          max_tokens=self.calib_tokens, batch_size=self.batch_size, dtype=self.dtype,
+                          device=self.device)
 
 
 @contextmanager
@@ -70,7 +163,7 @@ def _forward_seconds(model, ids: torch.Tensor, reps: int) -> float:
     return statistics.median(times)
 
 
-def _evaluate(model, tok, p: dict, speed_ids: torch.Tensor) -> dict:
+def _evaluate(model, tok, cfg: PruningConfig) -> dict:
     """Every metric of one (possibly pruned) model."""
     from ..evaluate import perplexity, run_harness
     from ..prune import count_parameters
@@ -78,14 +171,14 @@ def _evaluate(model, tok, p: dict, speed_ids: torch.Tensor) -> dict:
     t0 = time.perf_counter()
     row = {}
     for name, (dataset, split) in {"wikitext": ("wikitext-2", "test"), "tinystories": ("tinystories", "validation")}.items():
-        r = perplexity(model, tok, dataset, split, seq_len=p["ppl_seq_len"], max_tokens=p["ppl_tokens"],
-                       batch_size=p["batch_size"], add_bos=True, progress=False)
+        r = perplexity(model, tok, dataset, split, seq_len=cfg.ppl_seq_len, max_tokens=cfg.ppl_tokens,
+                       batch_size=cfg.batch_size, add_bos=True, progress=False)
         row[f"ppl_{name}"], row[f"nll_{name}"], row[f"ppl_tokens_{name}"] = r.ppl, r.nll, r.n_scored
     for col in ("arc_acc", "arc_acc_se", "arc_acc_norm", "arc_acc_norm_se", "arc_chance"):
         row[col] = math.nan
     row["arc_n"] = 0
-    if p["arc_limit"] != 0:
-        run = run_harness(model, tok, tasks=["arc_easy"], limit=p["arc_limit"], batch_size=p["arc_batch_size"])
+    if cfg.arc_limit != 0:
+        run = run_harness(model, tok, tasks=["arc_easy"], limit=cfg.arc_limit, batch_size=cfg.arc_batch_size)
         t = run.table.set_index("metric")
         row.update(arc_acc=float(t.loc["acc", "value"]), arc_acc_se=float(t.loc["acc", "stderr"]),
                    arc_acc_norm=float(t.loc["acc_norm", "value"]), arc_acc_norm_se=float(t.loc["acc_norm", "stderr"]),
@@ -114,68 +207,52 @@ def _speedup(model, edit: dict | None, student, ids: torch.Tensor, reps: int) ->
     return statistics.median(t for t, _ in pairs), statistics.median(r for _, r in pairs)
 
 
-def _plans(p: dict, model, stats, batches, L: int, progress: bool) -> tuple[list[dict], pd.DataFrame, dict]:
+def _plans(cfg: PruningConfig, model, stats, batches, L: int, progress: bool) -> tuple[list[dict], pd.DataFrame, dict]:
     """The removal sets of every criterion: ``[{criterion, seed, sets: {k: blocks}}]``, SLEB's trials,
-    and the ranks of the ordered criteria (for the blocks table)."""
+    and the orders of the ranking criteria (for the blocks table), from the criteria's registry."""
     from .. import prune
 
-    ks = list(range(p["k_max"] + 1))
+    inputs = prune.RankInputs(model=model, batches=batches, stats=stats, n_blocks=L, k_max=cfg.k_max,
+                              linearity_metric=cfg.linearity_metric, exclude_bos=cfg.exclude_bos,
+                              random_seeds=cfg.random_seeds, sleb_tokens=cfg.sleb_tokens,
+                              tokens_per_batch=cfg.batch_size * cfg.seq_len, progress=progress)
     plans, ranks = [], {}
     sleb = pd.DataFrame(columns=["step", "block", "nll", "chosen"])
-    for crit in p["criteria"]:
-        if crit == "angular":
-            plans.append(dict(criterion=crit, seed=-1, sets=prune.angular_spans(stats, ks)))
-            continue
-        if crit == "random":
-            for seed in p["random_seeds"]:
-                plans.append(dict(criterion=crit, seed=seed, sets=prune.removal_sets(prune.random_order(L, seed), ks)))
-            continue
-        if crit == "linearity":
-            order = prune.linearity_order(stats, p["linearity_metric"])
-        elif crit == "linearity_rescored":
-            order = prune.linearity_order_rescored(model, batches, p["k_max"], metric=p["linearity_metric"],
-                                                   exclude_bos=p["exclude_bos"], progress=progress)
-        elif crit == "shortgpt":
-            order = prune.shortgpt_order(stats)
-        elif crit == "last":
-            order = prune.last_order(L)
-        elif crit == "sleb":
-            rows_per_batch = max(1, p["batch_size"] * p["seq_len"])
-            n = max(1, math.ceil(p["sleb_tokens"] / rows_per_batch))
-            order, sleb = prune.sleb_order(model, batches[:n], p["k_max"], progress=progress)
-        else:
-            raise LinUtilsError(f"criteria: unknown criterion {crit!r}; expected some of {', '.join(prune.CRITERIA)}")
-        ranks[crit] = order
-        plans.append(dict(criterion=crit, seed=-1, sets=prune.removal_sets(order, ks)))
+    for crit in cfg.criteria:
+        for removal in prune.criterion(crit).rank(inputs):
+            plans.append(dict(criterion=crit, seed=removal.seed, sets=removal.sets))
+            if removal.order is not None:
+                ranks[crit] = list(removal.order)
+            if removal.trials is not None:
+                sleb = removal.trials
     return plans, sleb, ranks
 
 
-def _study_tables(p: dict, progress: bool) -> dict[str, pd.DataFrame]:
+def _study_tables(cfg: PruningConfig, progress: bool) -> dict[str, pd.DataFrame]:
     from .. import prune
     from ..arch import hidden_size, n_blocks
     from ..scan import load_scan_inputs
 
-    cfg = ScanConfig(model=p["model"], dataset=p["calib_dataset"], split=p["calib_split"], seq_len=p["seq_len"],
-                     max_tokens=p["calib_tokens"], batch_size=p["batch_size"], dtype=p["dtype"], device=p["device"])
-    with _threads(p["threads"]):
-        model, tok, chunks = load_scan_inputs(cfg)
+    with _threads(cfg.threads):
+        model, tok, chunks = load_scan_inputs(cfg.scan())
         L, d = n_blocks(model), hidden_size(model)
-        if not 1 <= p["k_max"] < L:
-            raise LinUtilsError(f"k_max must be in 1..{L - 1} for {p['model']} ({L} blocks), got {p['k_max']}")
-        batches = list(chunks.batches(p["batch_size"]))
-        stats = prune.calibrate(model, batches, max_span=p["k_max"], exclude_bos=p["exclude_bos"], progress=progress)
-        maps = stats.block_maps(p["ridge"])
-        plans, sleb, ranks = _plans(p, model, stats, batches, L, progress)
-        spans = sorted({(s[0], s[-1] + 1) for pl in plans if pl["criterion"] == "angular" for s in pl["sets"].values() if s})
-        span_maps = prune.fit_span_maps(model, batches, spans, ridge=p["ridge"], exclude_bos=p["exclude_bos"],
+        if not 1 <= cfg.k_max < L:
+            raise LinUtilsError(f"k_max must be in 1..{L - 1} for {cfg.model} ({L} blocks), got {cfg.k_max}")
+        batches = list(chunks.batches(cfg.batch_size))
+        stats = prune.calibrate(model, batches, max_span=cfg.k_max, exclude_bos=cfg.exclude_bos, progress=progress)
+        maps = stats.block_maps(cfg.ridge)
+        plans, sleb, ranks = _plans(cfg, model, stats, batches, L, progress)
+        spans = sorted({(s[0], s[-1] + 1) for pl in plans if prune.criterion(pl["criterion"]).spans
+                        for s in pl["sets"].values() if s})
+        span_maps = prune.fit_span_maps(model, batches, spans, ridge=cfg.ridge, exclude_bos=cfg.exclude_bos,
                                         progress=progress) if spans else {}
-        speed_ids = batches[0][0][: p["speed_batch"]].to(p["device"])
-        dense = _evaluate(model, tok, p, speed_ids)
-        dense["forward_s"], dense["speedup"] = _speedup(model, None, None, speed_ids, p["speed_reps"])
+        speed_ids = batches[0][0][: cfg.speed_batch].to(cfg.device)
+        dense = _evaluate(model, tok, cfg)
+        dense["forward_s"], dense["speedup"] = _speedup(model, None, None, speed_ids, cfg.speed_reps)
         dense["speedup"] = 1.0  # by definition (the measured paired ratio is its noise level)
         seen: dict[tuple, dict] = {}
         rows, curves = [], []
-        info = dict(model=p["model"], n_blocks=L, d=d, calib_tokens=stats.n_tokens)
+        info = dict(model=cfg.model, n_blocks=L, d=d, calib_tokens=stats.n_tokens)
 
         def row(method, plan, k, blocks, metrics, mapping):
             rows.append(dict(**info, method=method, criterion=plan["criterion"], seed=plan["seed"], k=k,
@@ -188,7 +265,7 @@ def _study_tables(p: dict, progress: bool) -> dict[str, pd.DataFrame]:
             for k, blocks in plan["sets"].items():
                 for method in ("remove", "linear"):
                     bar.update()
-                    span = plan["criterion"] == "angular" and method == "linear" and k > 0
+                    span = prune.criterion(plan["criterion"]).spans and method == "linear" and k > 0
                     mapping = "" if method == "remove" else ("span" if span else "per-block")
                     if k == 0:
                         row(method, plan, 0, (), dense, mapping)
@@ -203,68 +280,52 @@ def _study_tables(p: dict, progress: bool) -> dict[str, pd.DataFrame]:
                         else:
                             edit = dict(linear={i: maps[i] for i in blocks})
                         with prune.pruned(model, **edit):
-                            seen[key] = _evaluate(model, tok, p, speed_ids)
-                        seen[key]["forward_s"], seen[key]["speedup"] = _speedup(model, edit, None, speed_ids, p["speed_reps"])
+                            seen[key] = _evaluate(model, tok, cfg)
+                        seen[key]["forward_s"], seen[key]["speedup"] = _speedup(model, edit, None, speed_ids, cfg.speed_reps)
                     row(method, plan, k, blocks, seen[key], mapping)
         bar.close()
         lin_plan = next((pl for pl in plans if pl["criterion"] == "linearity"), None)
-        if lin_plan is not None and p["distill_steps"] > 0:
+        if lin_plan is not None and cfg.distill_steps > 0:
             for k, blocks in lin_plan["sets"].items():
                 if k == 0:
                     row("distill", lin_plan, 0, (), dense, "per-block")
                     continue
                 student = prune.replace_with_linear(model, {i: maps[i] for i in blocks})
-                curve = prune.distill(student, model, batches, steps=p["distill_steps"], lr=p["distill_lr"],
-                                      seed=p["seed"], exclude_bos=p["exclude_bos"], progress=progress)
+                curve = prune.distill(student, model, batches, steps=cfg.distill_steps, lr=cfg.distill_lr,
+                                      seed=cfg.seed, exclude_bos=cfg.exclude_bos, progress=progress)
                 curve.insert(0, "k", k)
                 curve.insert(1, "blocks", ",".join(map(str, blocks)))
                 curves.append(curve)
-                metrics = _evaluate(student, tok, p, speed_ids)
-                metrics["forward_s"], metrics["speedup"] = _speedup(model, None, student, speed_ids, p["speed_reps"])
+                metrics = _evaluate(student, tok, cfg)
+                metrics["forward_s"], metrics["speedup"] = _speedup(model, None, student, speed_ids, cfg.speed_reps)
                 row("distill", lin_plan, k, blocks, metrics, "per-block")
                 del student
     res = pd.DataFrame(rows)
     res["params_frac"] = res.n_params / dense["n_params"]
     blocks = stats.linearity()[["block", "n_tokens", "d", "score", "score_nores", "heldout", "heldout_nores", "cosine"]].copy()
-    blocks.insert(0, "model", p["model"])
+    blocks.insert(0, "model", cfg.model)
     blocks["block_influence"] = stats.block_influence()
     for crit, order in ranks.items():
         rank = {b: r + 1 for r, b in enumerate(order)}
         blocks[f"rank_{crit}"] = [rank.get(b, np.nan) for b in blocks.block]
     distill_curve = (pd.concat(curves, ignore_index=True) if curves
                      else pd.DataFrame(columns=["k", "blocks", "step", "loss"]))
-    distill_curve.insert(0, "model", p["model"])
+    distill_curve.insert(0, "model", cfg.model)
     sleb = sleb.copy()
-    sleb.insert(0, "model", p["model"])
+    sleb.insert(0, "model", cfg.model)
     return {"results": res, "blocks": blocks, "distill": distill_curve, "sleb": sleb}
 
 
-def pruning_study(model: str, *, k_max: int, criteria: Sequence[str] = ("linearity", "shortgpt", "angular", "sleb", "last", "random"),
-                  random_seeds: Sequence[int] = (0, 1, 2), linearity_metric: str = "score",
-                  calib_dataset: str = "tinystories", calib_split: str = "train", calib_tokens: int = 16384,
-                  seq_len: int = 256, batch_size: int = 8, exclude_bos: bool = False, ridge: float = 0.0,
-                  sleb_tokens: int = 4096, distill_steps: int = 50, distill_lr: float = 1e-3, seed: int = 0,
-                  ppl_tokens: int = 16384, ppl_seq_len: int = 256, arc_limit: int | None = 200,
-                  arc_batch_size: int = 32, speed_batch: int = 4, speed_reps: int = 5, dtype: str = "float32",
-                  device: str = "cpu", threads: int | None = 1, profile: str, force: bool = False,
-                  cache_only: bool = False, progress: bool = True) -> dict[str, pd.DataFrame] | None:
+def pruning_study(config: PruningConfig, *, profile: str, force: bool = False, cache_only: bool = False,
+                  progress: bool = True) -> dict[str, pd.DataFrame] | None:
     """Figs 6-8 for one model: every criterion x {remove, linear replacement} x k, and distillation
-    for the paper's criterion; cached (see the module docstring).
+    for the paper's criterion; cached under :meth:`PruningConfig.key` (see the module docstring).
 
     Args:
-        model: a :func:`lin_utils.models.load_model` spec.
-        k_max: blocks removed go from 0 to ``k_max`` (about half the blocks).
-        criteria: some of :data:`lin_utils.prune.CRITERIA`.
-        random_seeds: one random order per seed.
-        linearity_metric: the column the paper's criterion ranks by (``score``: with the residual).
-        calib_*: calibration text (TinyStories train by default) and its token budget.
-        ridge: relative ridge of every closed-form map (0: plain least squares).
-        sleb_tokens: calibration tokens SLEB's greedy search scores (a prefix of the calibration batches).
-        distill_steps, distill_lr: Adam steps (each on one calibration batch, cycled) and learning rate.
-        ppl_tokens, ppl_seq_len: tokens and window of each perplexity (non-overlapping windows, BOS first).
-        arc_limit: ARC-Easy test documents (None: all 2,376; 0: skip ARC-Easy).
-        speed_batch, speed_reps: rows (of ``seq_len`` tokens) and repetitions of the timed forward pass.
-        threads: torch threads during the study (None: unchanged).
+        config: the study's parameters (:class:`PruningConfig`).
+        profile: the result cache's profile folder.
+        force: recompute even when the tables are cached.
+        cache_only: return the cached tables, or None when one is missing (never computes).
 
     Returns:
         ``{"results": one row per (method, criterion, seed, k) with the removed ``blocks``, ``mapping``
@@ -273,38 +334,11 @@ def pruning_study(model: str, *, k_max: int, criteria: Sequence[str] = ("lineari
         "blocks": per-block linearity, cosine, block influence and each ordered criterion's rank,
         "distill": the distillation loss curve of each k, "sleb": SLEB's evaluated candidates}``.
     """
-    p = dict(model=model, k_max=k_max, criteria=list(criteria), random_seeds=[int(s) for s in random_seeds],
-             linearity_metric=linearity_metric, calib_dataset=calib_dataset, calib_split=calib_split,
-             calib_tokens=calib_tokens, seq_len=seq_len, batch_size=batch_size, exclude_bos=exclude_bos, ridge=ridge,
-             sleb_tokens=sleb_tokens, distill_steps=distill_steps, distill_lr=distill_lr, seed=seed,
-             ppl_tokens=ppl_tokens, ppl_seq_len=ppl_seq_len, arc_limit=arc_limit, arc_batch_size=arc_batch_size,
-             speed_batch=speed_batch, speed_reps=speed_reps, dtype=dtype, device=device, threads=threads)
-    if not isinstance(k_max, int) or isinstance(k_max, bool) or k_max < 1:
-        raise LinUtilsError(f"k_max must be a positive integer, got {k_max!r}")
-    from ..prune import CRITERIA, LINEARITY_METRICS
-
-    bad = [c for c in p["criteria"] if c not in CRITERIA]
-    if bad or not p["criteria"]:
-        raise LinUtilsError(f"criteria must be some of {', '.join(CRITERIA)}, got {list(criteria)!r}")
-    if linearity_metric not in LINEARITY_METRICS:
-        raise LinUtilsError(f"linearity_metric must be one of {', '.join(LINEARITY_METRICS)}, got {linearity_metric!r}")
-    if "random" in p["criteria"] and not p["random_seeds"]:
-        raise LinUtilsError("random_seeds: the random criterion needs at least one seed")
-    for name in ("calib_tokens", "seq_len", "batch_size", "ppl_tokens", "ppl_seq_len", "speed_batch", "speed_reps", "sleb_tokens"):
-        v = p[name]
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise LinUtilsError(f"{name} must be a positive integer, got {v!r}")
-    if not isinstance(distill_steps, int) or distill_steps < 0:
-        raise LinUtilsError(f"distill_steps must be an integer >= 0, got {distill_steps!r}")
-    if arc_limit is not None and (not isinstance(arc_limit, int) or arc_limit < 0):
-        raise LinUtilsError(f"arc_limit must be None (all documents), 0 (skip) or a positive integer, got {arc_limit!r}")
-    if not isinstance(ridge, (int, float)) or ridge < 0:
-        raise LinUtilsError(f"ridge must be a number >= 0, got {ridge!r}")
-    key = {**p, "model": ScanConfig.from_params(model, {}).key()["model"],
-           "weights": ScanConfig.from_params(model, {}).key().get("weights"), "version": VERSION}
-    key.pop("threads")  # how fast, not what: the tables do not depend on it (timings aside)
+    if not isinstance(config, PruningConfig):
+        raise LinUtilsError(f"pruning_study takes a PruningConfig, got {type(config).__name__}")
+    key = config.key()
     if cache_only:
         tables = {t: results.load_table(PRUNING, t, key, profile) for t in TABLES}
         return None if any(v is None for v in tables.values()) else tables
-    return results.cached_tables(PRUNING, list(TABLES), key, lambda: _study_tables(p, progress),
+    return results.cached_tables(PRUNING, list(TABLES), key, lambda: _study_tables(config, progress),
                                  profile=profile, force=force)

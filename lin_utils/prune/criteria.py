@@ -17,11 +17,18 @@ contiguous span per ``k`` instead (:func:`angular_spans`).
 * **sleb** (:func:`sleb_order`): greedily remove the block whose removal raises the calibration
   loss least, re-evaluating the pruned model at every step.
 * **last** (:func:`last_order`) and **random** (:func:`random_order`, one order per seed): baselines.
+
+:data:`CRITERIA` is the registry: one :class:`Criterion` per name, with its label on the figures,
+its name in the pages' prose, its colour and its ranking function (:class:`RankInputs` ->
+:class:`Removal` list). The pruning study, the figures and the pages read it; a new criterion is one
+entry there.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -33,11 +40,11 @@ from .calibration import CalibrationStats, calibrate
 from .surgery import pruned
 
 __all__ = [
-    "CRITERIA", "LINEARITY_METRICS", "angular_spans", "calibration_nll", "last_order", "linearity_order",
-    "linearity_order_rescored", "random_order", "removal_sets", "shortgpt_order", "sleb_order",
+    "CRITERIA", "Criterion", "LINEARITY_METRICS", "RankInputs", "Removal", "angular_spans", "calibration_nll",
+    "criterion", "last_order", "linearity_order", "linearity_order_rescored", "random_order", "removal_sets",
+    "shortgpt_order", "sleb_order",
 ]
 
-CRITERIA = ("linearity", "linearity_rescored", "shortgpt", "angular", "sleb", "last", "random")
 LINEARITY_METRICS = ("score", "score_nores", "heldout", "heldout_nores")
 
 
@@ -179,3 +186,108 @@ def linearity_order_rescored(model: torch.nn.Module, batches: Sequence[tuple[tor
             stats = calibrate(model, batches, max_span=1, exclude_bos=exclude_bos, progress=progress)
         removed.append(kept[linearity_order(stats, metric)[0]])
     return removed
+
+
+# -------------------------------------------------------------------------------------------------
+# The registry
+
+
+@dataclass(frozen=True)
+class RankInputs:
+    """What a ranking function may read: the dense model, its calibration batches and statistics,
+    and the study's settings that some criteria take."""
+
+    model: torch.nn.Module
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
+    stats: CalibrationStats
+    n_blocks: int
+    k_max: int
+    linearity_metric: str = "score"
+    exclude_bos: bool = False
+    random_seeds: tuple[int, ...] = ()
+    sleb_tokens: int = 4096  # calibration tokens SLEB's greedy search scores (a prefix of the batches)
+    tokens_per_batch: int = 1  # rows x sequence length of one calibration batch
+    progress: bool = False
+
+    @property
+    def ks(self) -> list[int]:
+        return list(range(self.k_max + 1))
+
+
+@dataclass(frozen=True)
+class Removal:
+    """One criterion's choice: the removed blocks of each ``k`` (``sets``), the random order's
+    ``seed`` (-1 otherwise), the full ``order`` of a ranking criterion (the blocks table's rank
+    column; None for span criteria and seeded ones) and SLEB's evaluated candidates (``trials``)."""
+
+    sets: dict[int, tuple[int, ...]]
+    seed: int = -1
+    order: tuple[int, ...] | None = None
+    trials: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One pruning criterion.
+
+    Attributes:
+        name: its key (the ``criterion`` column of the study's tables, the ``criteria`` parameter).
+        label: its legend entry on the pruning figures.
+        prose: its name in the pages' text.
+        colour: its colour on every pruning figure.
+        rank: :class:`RankInputs` -> list of :class:`Removal` (one, or one per seed).
+        dodge: horizontal offset on the figures, so that criteria that pick the same blocks stay visible.
+        seeded: one removal per random seed; figures show the mean and the min-max band.
+        spans: contiguous spans; linear replacement fits one map per span (ReplaceMe's variant).
+    """
+
+    name: str
+    label: str
+    prose: str
+    colour: str
+    rank: Callable[[RankInputs], list[Removal]]
+    dodge: float = 0.0
+    seeded: bool = False
+    spans: bool = False
+
+
+def _ordered(order: Sequence[int], x: RankInputs, trials: pd.DataFrame | None = None) -> list[Removal]:
+    return [Removal(removal_sets(order, x.ks), order=tuple(order), trials=trials)]
+
+
+def _rank_sleb(x: RankInputs) -> list[Removal]:
+    n = max(1, math.ceil(x.sleb_tokens / max(1, x.tokens_per_batch)))
+    order, trials = sleb_order(x.model, list(x.batches)[:n], x.k_max, progress=x.progress)
+    return _ordered(order, x, trials)
+
+
+# seaborn's "colorblind" palette, as the figures use it (lin_utils.plots.PALETTE)
+_C = ['#0173b2', '#de8f05', '#029e73', '#d55e00', '#cc78bc', '#ca9161', '#fbafe4', '#949494', '#ece133', '#56b4e9']
+
+_REGISTRY = [
+    Criterion("linearity", "most linear first (paper)", "the paper's (most linear first)", _C[0],
+              lambda x: _ordered(linearity_order(x.stats, x.linearity_metric), x)),
+    Criterion("linearity_rescored", "most linear first, re-scored after each removal", "most linear, re-scored", _C[9],
+              lambda x: _ordered(linearity_order_rescored(x.model, x.batches, x.k_max, metric=x.linearity_metric,
+                                                          exclude_bos=x.exclude_bos, progress=x.progress), x),
+              dodge=0.09),
+    Criterion("shortgpt", "ShortGPT block influence", "ShortGPT", _C[1], lambda x: _ordered(shortgpt_order(x.stats), x),
+              dodge=-0.06),
+    Criterion("angular", "angular distance (Gromov et al.)", "angular distance", _C[2],
+              lambda x: [Removal(angular_spans(x.stats, x.ks))], dodge=0.06, spans=True),
+    Criterion("sleb", "SLEB (greedy calibration loss)", "SLEB", _C[4], _rank_sleb, dodge=-0.12),
+    Criterion("last", "last k", "last k", _C[3], lambda x: _ordered(last_order(x.n_blocks), x), dodge=0.12),
+    Criterion("random", "random (mean, min–max over seeds)", "random (mean over seeds)", _C[5],
+              lambda x: [Removal(removal_sets(random_order(x.n_blocks, s), x.ks), seed=s) for s in x.random_seeds],
+              seeded=True),
+]
+
+#: every criterion by name, in the order error messages list them
+CRITERIA: Mapping[str, Criterion] = MappingProxyType({c.name: c for c in _REGISTRY})
+
+
+def criterion(name: str) -> Criterion:
+    """The registered criterion ``name``; LinUtilsError naming the valid ones for any other."""
+    if name not in CRITERIA:
+        raise LinUtilsError(f"unknown criterion {name!r}; expected one of {', '.join(CRITERIA)}")
+    return CRITERIA[name]

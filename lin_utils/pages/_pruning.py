@@ -1,0 +1,274 @@
+"""What the pruning pages (Figs 6, 7 and 8) share: not a page itself.
+
+Each pruning page shows one model's :func:`lin_utils.experiments.pruning_study` (its ``CONFIG`` a
+:class:`~lin_utils.experiments.pruning.PruningConfig`): the figure (perplexity or ARC-Easy), the
+numbers its prose quotes, the k-by-k text (glued as ``kbyk``), the summary and the full table.
+The comparisons and judges here are those of the pages' claims (the perplexity claim over every
+pruning page, the ARC-Easy claim over its page).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from .. import plots
+from ..book.glue import figure_page, glue_markdown
+from ..claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED
+from ..experiments.pruning import PruningConfig, pruning_study
+from ..prune import CRITERIA
+
+__all__ = ["arc_comparisons", "judge_arc", "judge_ppl", "kbyk", "arc_kbyk", "numbers", "ppl_comparisons",
+           "results_over", "show", "summary", "table", "tables"]
+
+_PPL = {"wikitext": ("ppl_wikitext", "WikiText-2"), "tinystories": ("ppl_tinystories", "TinyStories")}
+
+
+def tables(config: PruningConfig, *, profile: str, force: bool = False, cache_only: bool = False,
+           progress: bool = False) -> dict[str, pd.DataFrame] | None:
+    """The study's four tables (results, blocks, distill, sleb): :func:`lin_utils.experiments.pruning_study`."""
+    return pruning_study(config, profile=profile, force=force, cache_only=cache_only, progress=progress)
+
+
+def results_over(configs: Iterable[PruningConfig], profile: str) -> pd.DataFrame | None:
+    """The ``results`` tables of several studies (e.g. every pruning page's), one after the other;
+    None when one is not cached."""
+    parts = []
+    for cfg in configs:
+        t = tables(cfg, profile=profile, cache_only=True)
+        if t is None:
+            return None
+        parts.append(t["results"])
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def _prose(criterion: str) -> str:
+    """A criterion's name in the text (the registry's ``prose``)."""
+    return CRITERIA[criterion].prose if criterion in CRITERIA else criterion
+
+
+# -------------------------------------------------------------------------------------------------
+# The claims' comparisons and judges
+
+
+def _paper_rows(t: pd.DataFrame, method: str) -> pd.DataFrame:
+    """The paper's criterion (most linear first) under ``method``, one row per (model, k)."""
+    return t[(t.method == method) & (t.criterion == "linearity")].set_index(["model", "k"])
+
+
+def ppl_comparisons(t: pd.DataFrame) -> pd.DataFrame:
+    """For the paper's criterion, every (model, k >= 1, corpus): perplexity after removal, linear
+    replacement and linear replacement + distillation of the same blocks."""
+    rows = []
+    rem, lin, dis = (_paper_rows(t, m) for m in ("remove", "linear", "distill"))
+    for (model, k), r in rem.iterrows():
+        if k < 1 or (model, k) not in lin.index:
+            continue
+        for corpus in ("wikitext", "tinystories"):
+            col = f"ppl_{corpus}"
+            rows.append(dict(model=model, k=int(k), corpus=corpus, blocks=r["blocks"], remove=r[col],
+                             linear=lin.loc[(model, k), col],
+                             distill=dis.loc[(model, k), col] if (model, k) in dis.index else np.nan))
+    return pd.DataFrame(rows, columns=["model", "k", "corpus", "blocks", "remove", "linear", "distill"])
+
+
+def judge_ppl(t: pd.DataFrame) -> tuple[str, str]:
+    """The perplexity claim over a results table (one model or several)."""
+    c = ppl_comparisons(t)
+    c = c.dropna(subset=["distill"])
+    if c.empty:
+        return "no distilled model in the table", NOT_RUN
+    wins, lin_wins = int((c.distill < c.remove).sum()), int((c.linear < c.remove).sum())
+    ratio = np.exp(np.mean(np.log(c.distill / c.remove)))
+    ours = (f"linear + distillation below removal in {wins} of {len(c)} (model, k, corpus) cases, linear maps alone in "
+            f"{lin_wins} of {len(c)}; perplexity ratio distilled / removed {ratio:.2f} (geometric mean)")
+    return ours, REPLICATED if wins == len(c) else PARTLY if wins else NOT_REPLICATED
+
+
+def arc_comparisons(t: pd.DataFrame) -> pd.DataFrame:
+    """For the paper's criterion, every (model, k >= 1) with ARC-Easy: accuracy after removal and
+    after linear replacement + distillation, their difference and its standard error."""
+    rem, dis = _paper_rows(t, "remove"), _paper_rows(t, "distill")
+    rows = []
+    for (model, k), r in rem.iterrows():
+        if k < 1 or (model, k) not in dis.index or pd.isna(r["arc_acc"]):
+            continue
+        d = dis.loc[(model, k)]
+        rows.append(dict(model=model, k=int(k), remove=r["arc_acc"], distill=d["arc_acc"], diff=d["arc_acc"] - r["arc_acc"],
+                         se=float(np.hypot(r["arc_acc_se"], d["arc_acc_se"])), chance=r["arc_chance"]))
+    return pd.DataFrame(rows, columns=["model", "k", "remove", "distill", "diff", "se", "chance"])
+
+
+def judge_arc(t: pd.DataFrame) -> tuple[str, str]:
+    """The ARC-Easy claim over a results table."""
+    c = arc_comparisons(t)
+    if c.empty:
+        return "no ARC-Easy result for a distilled model in the table", NOT_RUN
+    better, worse = int((c["diff"] > 2 * c.se).sum()), int((c["diff"] < -2 * c.se).sum())
+    ours = (f"accuracy difference distilled − removed {c['diff'].min():+.3f} to {c['diff'].max():+.3f} over k = "
+            f"{c.k.min()}..{c.k.max()} (standard error about {c.se.median():.3f}); more than 2 SE better at "
+            f"{better} of {len(c)} k, worse at {worse}")
+    dense = t[(t.k == 0) & t.arc_acc.notna()]
+    at_chance = [m for m, g in dense.groupby("model") if g.arc_acc.iloc[0] - g.arc_chance.iloc[0] < 2 * g.arc_acc_se.iloc[0]]
+    if at_chance:
+        ours = (f"the dense model ({', '.join(at_chance)}) is within 2 SE of chance, so ARC-Easy cannot separate the "
+                f"methods here; " + ours)
+    verdict = REPLICATED if worse == 0 and better >= len(c) / 2 else PARTLY if better else NOT_REPLICATED
+    return ours, verdict
+
+
+# -------------------------------------------------------------------------------------------------
+# What a page shows
+
+
+def _by_criterion(res: pd.DataFrame, method: str, col: str) -> pd.DataFrame:
+    """(k x criterion) of ``col`` under ``method``; random is the mean over seeds."""
+    sub = res[res.method == method]
+    return sub.groupby(["k", "criterion"], sort=False)[col].mean().unstack("criterion")
+
+
+def numbers(results: pd.DataFrame, distill: pd.DataFrame | None = None) -> dict:
+    """The numbers a pruning page's prose quotes, and its verdicts (this model alone)."""
+    res = results
+    dense = res[res.k == 0].iloc[0]
+    k_max = int(res.k.max())
+    top = res[res.k == k_max]
+    out = dict(model=dense.model, n_blocks=int(dense.n_blocks), k_max=k_max, calib_tokens=int(dense.calib_tokens),
+               ppl_tokens=int(dense.ppl_tokens_wikitext), dense_wikitext=dense.ppl_wikitext,
+               dense_tinystories=dense.ppl_tinystories, n_models=int(res.drop_duplicates(["method", "mapping", "blocks"]).shape[0]),
+               params_frac_remove=float(top[top.method == "remove"].params_frac.min()),
+               speedup_remove=float(top[top.method == "remove"].speedup.median()),
+               speedup_linear=float(top[top.method == "linear"].speedup.median()))
+    if distill is not None and len(distill):
+        first = distill.sort_values("step").groupby("k").loss.first()
+        last = distill.sort_values("step").groupby("k").loss.last()
+        out.update(distill_steps=int(distill.step.max()), distill_first=float(first.mean()), distill_last=float(last.mean()))
+    ours, verdict = judge_ppl(res)
+    out.update(verdict_ppl=verdict, ours_ppl=ours)
+    if res.arc_acc.notna().any():
+        out.update(arc_n=int(dense.arc_n), dense_arc=dense.arc_acc, dense_arc_se=dense.arc_acc_se, arc_chance=dense.arc_chance)
+        ours, verdict = judge_arc(res)
+        out.update(verdict_arc=verdict, ours_arc=ours)
+    return out
+
+
+def kbyk(results: pd.DataFrame) -> str:
+    """k by k, in words: does linear replacement (+ distillation) beat removal of the paper's blocks,
+    and where does the paper's criterion stand against the others (removal, WikiText-2)?"""
+    c = ppl_comparisons(results)
+    lines = []
+    for k, g in c.groupby("k"):
+        parts = []
+        for r in g.itertuples():
+            name = _PPL[r.corpus][1]
+            dist = f" → + distillation {r.distill:.1f}" if pd.notna(r.distill) else ""
+            beat = ("beats" if r.distill < r.remove else "does **not** beat") if pd.notna(r.distill) else "—"
+            parts.append(f"{name}: removal {r.remove:.1f} → linear maps {r.linear:.1f}{dist} "
+                         f"(linear + distillation {beat} removal)")
+        lines.append(f"- **k = {k}** (blocks {g.blocks.iloc[0]}): " + "; ".join(parts) + ".")
+    by_crit = _by_criterion(results, "remove", "ppl_wikitext")
+    lines.append("")
+    lines.append("Where the paper's criterion stands (plain removal, WikiText-2 perplexity, lower is better):")
+    lines.append("")
+    for k, row in by_crit.iterrows():
+        if k == 0 or "linearity" not in row:
+            continue
+        ranked = row.dropna().sort_values()
+        mine = row["linearity"]
+        place = 1 + int((ranked.drop("linearity") < mine).sum())
+        ties = int((ranked.drop("linearity") == mine).sum())
+        tie = f", tied with {ties} (the same blocks)" if ties else ""
+        others = ", ".join(f"{_prose(cr)} {v:.1f}" for cr, v in ranked.items() if cr != "linearity")
+        lines.append(f"- **k = {k}**: the paper's {mine:.1f}, rank {place} of {len(ranked)}{tie} "
+                     f"(others: {others}).")
+    return "\n".join(lines)
+
+
+def arc_kbyk(results: pd.DataFrame) -> str:
+    """k by k: ARC-Easy accuracy after removal vs linear replacement + distillation (paper's criterion)."""
+    c = arc_comparisons(results)
+    lines = []
+    for r in c.itertuples():
+        verdict = ("better by more than 2 SE" if r.diff > 2 * r.se else "worse by more than 2 SE" if r.diff < -2 * r.se
+                   else "within 2 SE")
+        lines.append(f"- **k = {r.k}**: removal {r.remove:.3f}, linear + distillation {r.distill:.3f}: "
+                     f"difference {r.diff:+.3f} ± {r.se:.3f}, {verdict} (chance {r.chance:.3f}).")
+    by_crit = _by_criterion(results.dropna(subset=["arc_acc"]), "remove", "arc_acc")
+    lines += ["", "Plain removal by criterion (ARC-Easy acc):", ""]
+    for k, row in by_crit.iterrows():
+        if k == 0:
+            continue
+        lines.append(f"- **k = {k}**: " + ", ".join(f"{_prose(cr)} {v:.3f}" for cr, v in row.dropna().items()) + ".")
+    return "\n".join(lines)
+
+
+def summary(results: pd.DataFrame, col: str = "ppl_wikitext") -> pd.DataFrame:
+    """One row per method (the paper's criterion removed / linear / distilled, the other criteria's
+    removal, ReplaceMe's span map) and one column per number of blocks pruned, so that the table
+    stays as narrow as the text column whatever the number of criteria."""
+    rows = []
+    rem, lin = _by_criterion(results, "remove", col), _by_criterion(results, "linear", col)
+    dis = _by_criterion(results, "distill", col)
+    spans = [c for c in lin.columns if c in CRITERIA and CRITERIA[c].spans]
+    for k in rem.index:
+        row = {"k": int(k)}
+        if "linearity" in rem:
+            row["paper: removed"] = rem.loc[k, "linearity"]
+            row["paper: linear"] = lin.loc[k, "linearity"]
+            if "linearity" in dis and k in dis.index:
+                row["paper: + distill"] = dis.loc[k, "linearity"]
+        for crit in rem.columns:
+            if crit != "linearity":
+                row[f"{crit}: removed"] = rem.loc[k, crit]
+        for crit in spans:
+            row["ReplaceMe span map" if len(spans) == 1 else f"{crit}: span map"] = lin.loc[k, crit]
+        rows.append(row)
+    wide = pd.DataFrame(rows).set_index("k")
+    out = wide.T.rename(columns=lambda k: f"k = {k}").rename_axis("method").reset_index()
+    fmt = ".3f" if col.startswith("arc") else ".1f"
+    out.attrs["formats"] = {c: fmt for c in out.columns if c != "method"}
+    return out
+
+
+def table(results: pd.DataFrame, figure: str = "perplexity") -> pd.DataFrame:
+    """The full results table a page shows (one row per method, criterion, seed and k), narrow
+    enough for the text column: a random order's seed joins its criterion ("random 1"), the
+    perplexity pages show the perplexities and the ARC page ARC-Easy accuracy (its standard errors
+    are in the figure), and parameters are a fraction of the dense model's. The result table in
+    the cache keeps every column."""
+    out = pd.DataFrame({"model": results["model"], "method": results["method"]})
+    seed = results["seed"] if "seed" in results else pd.Series(np.nan, index=results.index)
+    out["criterion"] = [f"{c} {int(s)}" if c in CRITERIA and CRITERIA[c].seeded and pd.notna(s) else str(c)
+                        for c, s in zip(results["criterion"], seed)]
+    out["k"] = results["k"]
+    out["blocks"] = results["blocks"].fillna("").astype(str)
+    if figure == "arc":
+        for col, label in (("arc_acc", "ARC-Easy acc"), ("arc_acc_norm", "acc_norm")):
+            if col in results:
+                out[label] = results[col]
+    else:
+        for col, label in (("ppl_wikitext", "WikiText-2"), ("ppl_tinystories", "TinyStories")):  # perplexities
+            if col in results:
+                out[label] = results[col]
+    for col in ("params_frac", "speedup"):
+        if col in results:
+            out[col.replace("_frac", "")] = results[col]
+    out.attrs["formats"] = {"WikiText-2": ".1f", "TinyStories": ".2f", "ARC-Easy acc": ".3f", "acc_norm": ".3f",
+                            "params": ".2f", "speedup": ".2f", "k": "d"}
+    return out
+
+
+def show(name: str, config: PruningConfig, *, profile: str, force: bool = False, figure: str = "perplexity") -> dict:
+    """A pruning page (Fig 6, 7 or 8) in one call: the figure, the numbers, the k-by-k text (glued
+    as ``kbyk``), the summary and the full table. Returns the numbers."""
+    t = tables(config, profile=profile, force=force)
+    res, curve = t["results"], t["distill"]
+    values = numbers(res, curve)
+    if figure == "arc":
+        fig, text, compact = plots.pruning_arc(res), arc_kbyk(res), summary(res, "arc_acc")
+    else:
+        fig, text, compact = plots.pruning_perplexity(res, curve), kbyk(res), summary(res, "ppl_wikitext")
+    glue_markdown("kbyk", text)
+    figure_page(name, profile, fig, numbers=values, summary=compact, table=table(res, figure))
+    return values

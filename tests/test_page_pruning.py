@@ -1,0 +1,376 @@
+"""The pruning pages (Figs 6, 7 and 8): their configs, the committed cpu tables they read, their
+claims' numbers, texts and verdicts, and the criteria's registry.
+
+The claim tables are built by hand so that the answer is known by construction; boundaries are
+hit exactly (dyadic numbers, so that e.g. a difference of exactly 2 standard errors is exactly 2.0
+in floating point) and just beyond, and the expected numbers are computed independently of the
+judges (``statistics`` / ``math``), never by calling them twice.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lin_utils import claims, pages, paths, plots, prune, results
+from lin_utils.errors import LinUtilsError
+from lin_utils.experiments.pruning import PruningConfig
+from lin_utils.pages import _pruning
+
+REP, PART, NOT, NOT_RUN = claims.REPLICATED, claims.PARTLY, claims.NOT_REPLICATED, claims.NOT_RUN
+
+PAGES = [n for n in pages.names() if isinstance(getattr(pages.get(n), "CONFIG", None), PruningConfig)]
+
+
+def test_three_pruning_pages():
+    assert len(PAGES) == 3 and all(n.startswith(("fig6_", "fig7_", "fig8_")) for n in PAGES)
+
+
+# ---------------------------------------------------------------------------------------------
+# configs and the committed cpu tables
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_the_cpu_profile_is_the_page_config(name):
+    page = pages.get(name)
+    assert pages.config(page, "cpu") == page.CONFIG
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu", "full"])
+def test_fig8_reads_fig6_study_in_every_profile(profile):
+    fig6, fig8 = (pages.config(n, profile) for n in PAGES if n.startswith(("fig6_", "fig8_")))
+    assert fig6 == fig8
+
+
+def _committed(model: str) -> dict:
+    """The params of the committed cpu study of ``model`` (its results sidecar)."""
+    folder = paths.REPO_ROOT / "data" / "results" / "cpu" / "pruning_study"
+    metas = [json.loads(p.read_text()) for p in sorted(folder.glob("results-*.json"))]
+    (meta,) = [m for m in metas if m["params"]["model"] == model]
+    return meta["params"]
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_the_cache_key_is_the_committed_tables_key(name):
+    """Today's key, field for field (the hash of the committed tables); the zoo's weight key is the
+    zoo's, checked by the next test."""
+    cfg = pages.config(name, "cpu")
+    key, committed = cfg.key(), _committed(cfg.model)
+    assert set(key) == set(committed)
+    assert {k: v for k, v in key.items() if k != "weights"} == {k: v for k, v in committed.items() if k != "weights"}
+    assert "threads" not in key and key["version"] == 1
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_the_committed_tables_load_without_computing(name, monkeypatch):
+    monkeypatch.delenv("LIN_RESULTS_DIR", raising=False)
+    page = pages.get(name)
+    cfg = pages.config(page, "cpu")
+    committed = _committed(cfg.model)
+    if committed["weights"] != cfg.key()["weights"]:
+        pytest.skip(f"{cfg.model}: the zoo's weight key is now {cfg.key()['weights']}, the committed tables were "
+                    f"computed with {committed['weights']} (recompute them)")
+    assert results.param_hash(cfg.key()) == results.param_hash(committed)
+    t = page.tables(cfg, profile="cpu", cache_only=True)
+    assert t is not None and set(t) == {"results", "blocks", "distill", "sleb"}
+    assert (t["results"].model == cfg.model).all()
+
+
+def test_config_validates_each_field():
+    base = dict(model="stories260K", k_max=2)
+    assert PruningConfig(**base).criteria == ("linearity", "shortgpt", "angular", "sleb", "last", "random")
+    cfg = PruningConfig(**base, criteria=["linearity"], random_seeds=[3])
+    assert cfg.criteria == ("linearity",) and cfg.random_seeds == (3,)  # lists stored as tuples
+    assert cfg.params()["criteria"] == ["linearity"]  # and given back as lists (the cache key's JSON)
+    for bad, match in [(dict(k_max=0), "k_max"), (dict(k_max=True), "k_max"),
+                       (dict(criteria=["bogus"]), "criteria must be some of linearity, linearity_rescored"),
+                       (dict(criteria=[]), "criteria"), (dict(criteria="linearity"), "criteria"),
+                       (dict(random_seeds=[]), "random_seeds: the random criterion needs at least one seed"),
+                       (dict(linearity_metric="r2"), "linearity_metric"), (dict(calib_tokens=0), "calib_tokens"),
+                       (dict(sleb_tokens=-1), "sleb_tokens"), (dict(distill_steps=-1), "distill_steps"),
+                       (dict(arc_limit=-1), "arc_limit"), (dict(ridge=-0.1), "ridge"), (dict(exclude_bos=1), "exclude_bos"),
+                       (dict(threads=0), "threads"), (dict(model=""), "model")]:
+        with pytest.raises(LinUtilsError, match=match):
+            PruningConfig(**{**base, **bad})
+    assert PruningConfig(**base, random_seeds=[], criteria=["linearity"]).random_seeds == ()
+    assert PruningConfig(**base, arc_limit=None).arc_limit is None and PruningConfig(**base, threads=None).threads is None
+    with pytest.raises(LinUtilsError, match="unknown parameter.*k_maxx"):
+        PruningConfig.from_params({**base, "k_maxx": 3})
+
+
+def test_pruning_study_takes_a_config():
+    from lin_utils.experiments import pruning_study
+
+    with pytest.raises(LinUtilsError, match="PruningConfig"):
+        pruning_study({"model": "stories260K", "k_max": 2}, profile="cpu", cache_only=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# the criteria's registry
+
+
+def test_the_registry_holds_every_criterion_once_with_its_figure_and_prose_names():
+    assert list(prune.CRITERIA) == ["linearity", "linearity_rescored", "shortgpt", "angular", "sleb", "last", "random"]
+    for name, c in prune.CRITERIA.items():
+        assert c.name == name and c.label and c.prose and callable(c.rank)
+    assert prune.CRITERIA["linearity"].prose == "the paper's (most linear first)"
+    assert [n for n, c in prune.CRITERIA.items() if c.seeded] == ["random"]
+    assert [n for n, c in prune.CRITERIA.items() if c.spans] == ["angular"]
+    colours = [c.colour for c in prune.CRITERIA.values()]
+    assert len(set(colours)) == len(colours)
+    from matplotlib.colors import to_hex
+    palette = [to_hex(c) for c in plots.PALETTE]
+    assert all(c in palette for c in colours) and to_hex(plots.GREY) not in colours
+    with pytest.raises(LinUtilsError, match="unknown criterion 'bogus'; expected one of linearity"):
+        prune.criterion("bogus")
+
+
+# ---------------------------------------------------------------------------------------------
+# the Figs 6-7 claim reads every pruning page's study
+
+
+def _claim(artifact: str):
+    """The pruning pages' claim ``artifact``, bound to its page as :func:`lin_utils.pages.claims` binds it
+    (read from the page modules: importing the claims page rebinds ``pages.claims`` to that module)."""
+    import dataclasses
+
+    (claim,) = [dataclasses.replace(c, page=n) for n in PAGES for c in getattr(pages.get(n), "CLAIMS", ())
+                if c.artifact == artifact]
+    return claim
+
+
+def test_the_perplexity_claim_reads_every_pruning_study_in_page_order(monkeypatch):
+    claim = _claim("Figs 6-7")
+    assert claim.page == PAGES[0] and claim.order == 110
+    seen = []
+
+    def fake(cfg, *, profile, cache_only=False, **_):
+        seen.append(cfg.model)
+        return {"results": pd.DataFrame({"model": [cfg.model]})}
+
+    monkeypatch.setattr(_pruning, "tables", fake)
+    t = claim.tables("cpu")
+    assert seen == ["zoo:cpu-large-baseline", "stories260K"]  # Fig 6's study, then Fig 7's (Fig 8's is Fig 6's)
+    assert list(t.model) == seen
+    monkeypatch.setattr(_pruning, "tables", lambda cfg, **kw: None if cfg.model == "stories260K" else fake(cfg, **kw))
+    assert claim.tables("cpu") is None  # one missing study: not run
+
+
+def test_the_arc_claim_is_judged_from_its_page_results():
+    claim = _claim("Fig 8")
+    assert claim.page == PAGES[2] and claim.order == 120 and claim.load is None
+    t = _pruning_table({("m", 1): {"remove": (100, 10, 0.4, 0.02), "distill": (90, 9, 0.5, 0.02)}})
+    assert claim.judge({"results": t}) == _pruning.judge_arc(t)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figs 6-8: pruning
+
+_PRUNE_COLS = ["model", "method", "criterion", "seed", "k", "blocks", "ppl_wikitext", "ppl_tinystories", "arc_acc",
+               "arc_acc_se", "arc_chance"]
+
+
+def _pruning_table(spec, dense=(0.5, 0.02, 0.25), noise=True, dense_methods=("remove", "linear", "distill")):
+    """spec: {(model, k): {method: (ppl_wikitext, ppl_tinystories, arc_acc, arc_acc_se)}} for the
+    paper's criterion; adds the dense rows (k = 0, one per method in ``dense_methods``; dense =
+    (arc_acc, arc_acc_se, arc_chance) per model) and rows of other criteria that must be ignored
+    (absurd values)."""
+    rows = []
+    models = list(dict.fromkeys(m for m, _ in spec))
+    dense = dense if isinstance(dense, dict) else {m: dense for m in models}
+    for m in models:
+        acc, se, chance = dense[m]
+        for method in dense_methods:
+            rows.append((m, method, "linearity", -1, 0, "", 50.0, 5.0, acc, se, chance))
+    for (m, k), methods in spec.items():
+        blocks = ",".join(str(b) for b in range(k, 0, -1))
+        for method, (wiki, tiny, acc, se) in methods.items():
+            rows.append((m, method, "linearity", -1, k, blocks, wiki, tiny, acc, se, dense[m][2]))
+            if noise:
+                for crit, seed in (("random", 0), ("shortgpt", -1)):
+                    rows.append((m, method, crit, seed, k, "9", 1.0 if method != "remove" else 1e6, 1e6, 0.99, 0.001,
+                                 dense[m][2]))
+    return pd.DataFrame(rows, columns=_PRUNE_COLS)
+
+
+def test_paper_rows_are_the_linearity_criterion_under_one_method():
+    t = _pruning_table({("m", 1): {"remove": (100, 10, 0.4, 0.02), "distill": (60, 8, 0.45, 0.02)},
+                  ("m", 2): {"remove": (200, 20, 0.3, 0.02), "distill": (90, 9, 0.35, 0.02)}})
+    p = _pruning._paper_rows(t, "distill")
+    assert p.index.names == ["model", "k"] and list(p.index) == [("m", 0), ("m", 1), ("m", 2)]
+    assert (p.method == "distill").all() and (p.criterion == "linearity").all()
+    assert list(p.ppl_wikitext) == [50.0, 60.0, 90.0]
+
+
+# m1 k=1: ratios distilled / removed 0.5 and 2; k=2: 0.5 and 0.25; m2 k=1: 4 and 1 (a tie); m2 k=2 has no
+# distilled model (its linear map would win); m2 k=3 has no linear map either
+_PPL = {("m1", 1): {"remove": (100, 10, 0.4, 0.02), "linear": (150, 20, 0.3, 0.02), "distill": (50, 20, 0.45, 0.02)},
+        ("m1", 2): {"remove": (200, 40, 0.3, 0.02), "linear": (100, 40, 0.3, 0.02), "distill": (100, 10, 0.35, 0.02)},
+        ("m2", 1): {"remove": (300, 30, 0.4, 0.02), "linear": (200, 35, 0.3, 0.02), "distill": (1200, 30, 0.35, 0.02)},
+        ("m2", 2): {"remove": (400, 40, 0.4, 0.02), "linear": (390, 30, 0.3, 0.02)},
+        ("m2", 3): {"remove": (500, 50, 0.4, 0.02), "distill": (1, 1, 0.35, 0.02)}}
+
+
+def test_pruning_comparisons_every_model_k_and_corpus():
+    c = _pruning.ppl_comparisons(_pruning_table(_PPL))
+    rows = []
+    for (m, k), methods in _PPL.items():
+        if "linear" not in methods:
+            continue
+        for i, corpus in enumerate(("wikitext", "tinystories")):
+            rows.append(dict(model=m, k=k, corpus=corpus, blocks=",".join(str(b) for b in range(k, 0, -1)),
+                             remove=float(methods["remove"][i]), linear=float(methods["linear"][i]),
+                             distill=float(methods["distill"][i]) if "distill" in methods else np.nan))
+    expected = pd.DataFrame(rows, columns=["model", "k", "corpus", "blocks", "remove", "linear", "distill"])
+    assert len(expected) == 8
+    pd.testing.assert_frame_equal(c, expected)
+
+
+def test_pruning_comparisons_empty_without_a_removed_block():
+    t = _pruning_table({("m", 1): {"remove": (100, 10, 0.4, 0.02)}})
+    c = _pruning.ppl_comparisons(t)
+    assert c.empty and list(c.columns) == ["model", "k", "corpus", "blocks", "remove", "linear", "distill"]
+    a = _pruning.arc_comparisons(t)
+    assert a.empty and list(a.columns) == ["model", "k", "remove", "distill", "diff", "se", "chance"]
+
+
+def test_pruning_perplexity_text():
+    ours, verdict = _pruning.judge_ppl(_pruning_table(_PPL))
+    ratio = math.prod([0.5, 2, 0.5, 0.25, 4, 1]) ** (1 / 6)
+    assert f"{ratio:.2f}" == "0.89"  # the arithmetic mean would be 1.38, the median 0.75
+    assert ours == ("linear + distillation below removal in 3 of 6 (model, k, corpus) cases, linear maps alone in "
+                    "2 of 6; perplexity ratio distilled / removed 0.89 (geometric mean)")
+    assert verdict == PART
+
+
+@pytest.mark.parametrize("distill, verdict", [
+    ([(99, 9), (199, 19)], REP),          # below removal everywhere
+    ([(99, 9), (199, 20)], PART),         # one tie: a tie is not below
+    ([(100, 10), (200, 20)], NOT),        # ties everywhere
+    ([(101, 10), (200, 19)], PART),
+    ([(150, 15), (250, 25)], NOT),
+])
+def test_pruning_perplexity_verdict(distill, verdict):
+    spec = {("m", k): {"remove": (100 * k, 10 * k, 0.4, 0.02), "linear": (1e4, 1e4, 0.4, 0.02),
+                       "distill": (*d, 0.4, 0.02)} for k, d in ((1, distill[0]), (2, distill[1]))}
+    ours, got = _pruning.judge_ppl(_pruning_table(spec))
+    assert got == verdict
+    wins = sum(a < b for d, k in zip(distill, (1, 2)) for a, b in zip(d, (100 * k, 10 * k)))
+    assert ours.startswith(f"linear + distillation below removal in {wins} of 4 (model, k, corpus) cases, linear maps "
+                           f"alone in 0 of 4;")
+
+
+def test_pruning_perplexity_case_without_a_linear_map_result_still_counts():
+    spec = {("m", 1): {"remove": (100, 10, 0.4, 0.02), "linear": (np.nan, 5, 0.4, 0.02), "distill": (90, 9, 0.4, 0.02)}}
+    ours, verdict = _pruning.judge_ppl(_pruning_table(spec))
+    assert ours.startswith("linear + distillation below removal in 2 of 2 (model, k, corpus) cases, linear maps alone "
+                           "in 1 of 2;")
+    assert verdict == REP
+
+
+def test_pruning_perplexity_without_distillation_is_not_run():
+    t = _pruning_table({("m", 1): {"remove": (100, 10, 0.4, 0.02), "linear": (90, 9, 0.4, 0.02)}})
+    assert _pruning.judge_ppl(t) == ("no distilled model in the table", NOT_RUN)
+
+
+# ARC-Easy: with standard errors 3/128 and 4/128 the joint one is exactly 5/128
+ARC_SE = 5 / 128
+ARC_DIFF = {"better": 2 * ARC_SE + 1 / 1024, "better_at": 2 * ARC_SE, "same": 0.0, "worse_at": -2 * ARC_SE,
+            "worse": -2 * ARC_SE - 1 / 1024}
+
+
+def _arc_for(kinds):
+    spec = {("m", k): {"remove": (100, 10, 0.5, 3 / 128), "distill": (90, 9, 0.5 + ARC_DIFF[kind], 4 / 128)}
+            for k, kind in enumerate(kinds, start=1)}
+    return _pruning_table(spec)
+
+
+def test_pruning_arc_comparisons_rows():
+    spec = {("m", 1): {"remove": (1, 1, 0.27, 0.02), "distill": (1, 1, 0.4, 0.03)},
+            ("m", 2): {"remove": (1, 1, 0.26, 0.01), "linear": (1, 1, 0.9, 0.01), "distill": (1, 1, 0.25, 0.015)},
+            ("m", 3): {"remove": (1, 1, np.nan, np.nan), "distill": (1, 1, 0.25, 0.01)},  # no ARC run: skipped
+            ("m", 4): {"remove": (1, 1, 0.35, 0.005)}}  # no distilled model: skipped
+    t = _pruning_table(spec, dense=(0.5, 0.02, 0.25))
+    t.loc[t.method == "distill", "arc_chance"] = 0.3  # the chance column is the removal row's
+    c = _pruning.arc_comparisons(t)
+    expected = pd.DataFrame([dict(model="m", k=1, remove=0.27, distill=0.4, diff=0.4 - 0.27,
+                                  se=math.sqrt(0.02**2 + 0.03**2), chance=0.25),
+                             dict(model="m", k=2, remove=0.26, distill=0.25, diff=0.25 - 0.26,
+                                  se=math.sqrt(0.01**2 + 0.015**2), chance=0.25)],
+                            columns=["model", "k", "remove", "distill", "diff", "se", "chance"])
+    pd.testing.assert_frame_equal(c, expected, rtol=1e-12)
+
+
+def test_pruning_arc_text():
+    spec = {("m", 1): {"remove": (1, 1, 0.27, 0.02), "distill": (1, 1, 0.4, 0.03)},    # better
+            ("m", 2): {"remove": (1, 1, 0.26, 0.01), "distill": (1, 1, 0.25, 0.01)},   # neither
+            ("m", 3): {"remove": (1, 1, 0.3, 0.05), "distill": (1, 1, 0.2, 0.04)},     # neither
+            ("m", 4): {"remove": (1, 1, 0.35, 0.005), "distill": (1, 1, 0.3, 0.005)},  # worse
+            ("m", 5): {"remove": (1, 1, 0.35, 0.005)}}
+    # the dense model is far above chance; the k = 1 removal (0.27 +- 0.02, chance 0.25) is not
+    ours, verdict = _pruning.judge_arc(_pruning_table(spec, dense=(0.5, 0.02, 0.25)))
+    ses = [math.hypot(0.02, 0.03), math.hypot(0.01, 0.01), math.hypot(0.05, 0.04), math.hypot(0.005, 0.005)]
+    assert f"{statistics.median(ses):.3f}" == "0.025" != f"{statistics.mean(ses):.3f}"
+    assert ours == ("accuracy difference distilled − removed -0.100 to +0.130 over k = 1..4 (standard error about "
+                    "0.025); more than 2 SE better at 1 of 4 k, worse at 1")
+    assert verdict == PART
+
+
+@pytest.mark.parametrize("kinds, better, worse, verdict", [
+    (["better"] * 4, 4, 0, REP),
+    (["better", "better", "same", "same"], 2, 0, REP),              # better at exactly half of the k
+    (["better", "better", "better_at", "worse_at"], 2, 0, REP),     # exactly 2 SE is neither better nor worse
+    (["better", "same", "same", "same"], 1, 0, PART),
+    (["better", "same", "same"], 1, 0, PART),                       # 1 of 3 is less than half
+    (["better", "better", "same"], 2, 0, REP),
+    (["better", "better", "better", "worse"], 3, 1, PART),          # worse once
+    (["better_at", "worse_at", "same"], 0, 0, NOT),
+    (["worse", "same"], 0, 1, NOT),
+    (["same"], 0, 0, NOT),
+])
+def test_pruning_arc_verdict(kinds, better, worse, verdict):
+    t = _arc_for(kinds)
+    c = _pruning.arc_comparisons(t)
+    assert list(c.k) == list(range(1, len(kinds) + 1))
+    assert (c.se == ARC_SE).all()
+    assert list(c["diff"]) == pytest.approx([ARC_DIFF[k] for k in kinds], abs=1e-15)
+    ours, got = _pruning.judge_arc(t)
+    assert got == verdict
+    assert ours.endswith(f"more than 2 SE better at {better} of {len(kinds)} k, worse at {worse}")
+    assert not ours.startswith("the dense model")
+
+
+@pytest.mark.parametrize("dense, named", [
+    ({"m1": (0.5, 0.02, 0.25), "m2": (0.5, 0.02, 0.25)}, []),
+    ({"m1": (0.25 + 2 * ARC_SE, ARC_SE, 0.25), "m2": (0.5, 0.02, 0.25)}, []),            # exactly 2 SE above chance
+    ({"m1": (0.25 + 2 * ARC_SE - 1 / 1024, ARC_SE, 0.25), "m2": (0.5, 0.02, 0.25)}, ["m1"]),  # just within
+    ({"m1": (0.5, 0.02, 0.25), "m2": (0.2, 0.02, 0.25)}, ["m2"]),                         # below chance
+    ({"m1": (0.26, 0.02, 0.25), "m2": (0.25, 0.02, 0.25)}, ["m1", "m2"]),
+])
+@pytest.mark.parametrize("dense_last", [False, True])
+def test_pruning_arc_names_a_dense_model_at_chance(dense, named, dense_last):
+    spec = {(m, k): {"remove": (1, 1, 0.5, 3 / 128), "distill": (1, 1, 0.5 + ARC_DIFF["better"], 4 / 128)}
+            for m in ("m1", "m2") for k in (1, 2)}
+    t = _pruning_table(spec, dense=dense)
+    if dense_last:  # one dense row per model, after the pruned ones
+        t = _pruning_table(spec, dense=dense, dense_methods=("remove",)).iloc[::-1].reset_index(drop=True)
+    ours, verdict = _pruning.judge_arc(t)
+    rest = ("accuracy difference distilled − removed +0.079 to +0.079 over k = 1..2 (standard error about 0.039); "
+            "more than 2 SE better at 4 of 4 k, worse at 0")
+    prefix = (f"the dense model ({', '.join(named)}) is within 2 SE of chance, so ARC-Easy cannot separate the methods "
+              f"here; ") if named else ""
+    assert ours == prefix + rest
+    assert verdict == REP  # the note does not change the verdict
+
+
+def test_pruning_arc_without_arc_results_is_not_run():
+    t = _pruning_table({("m", 1): {"remove": (100, 10, np.nan, np.nan), "distill": (90, 9, np.nan, np.nan)}},
+                 dense=(np.nan, np.nan, np.nan))
+    assert _pruning.arc_comparisons(t).empty
+    assert _pruning.judge_arc(t) == ("no ARC-Easy result for a distilled model in the table", NOT_RUN)
+    t = _pruning_table({("m", 1): {"remove": (100, 10, 0.4, 0.02), "linear": (90, 9, 0.45, 0.02)}})
+    assert _pruning.judge_arc(t)[1] == NOT_RUN
