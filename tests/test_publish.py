@@ -149,3 +149,17 @@ def test_jupyter_book_alone_builds_a_working_book_with_the_repository_buttons(tm
     assert f'href="{repo_url}/edit/main/book/methods.md"' in (html / "book" / "methods.html").read_text()
     for launch in ("binder", "colab", "jupyterhub", "thebe"):
         assert f"launch-{launch}" not in page and f"{launch}-launch" not in page.lower()
+
+
+def test_licence_and_citation():
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert 'license = { text = "MIT" }' in (ROOT / "pyproject.toml").read_text()
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "software" and cff["license"] == "MIT"
+    assert cff["title"] and cff["authors"] and cff["message"]
+    (paper,) = cff["references"]
+    assert paper["title"] == "Your Transformer is Secretly Linear" and paper["year"] == 2024
+    assert paper["authors"][0]["family-names"] == "Razzhigaev" and len(paper["authors"]) == 7
+    assert {"type": "doi", "value": "10.48550/arXiv.2405.12250", "description": "arXiv"} in paper["identifiers"]
+    readme = (ROOT / "README.md").read_text()
+    assert "## How to cite" in readme and "arXiv:2405.12250" in readme
