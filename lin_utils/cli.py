@@ -20,8 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .errors import one_line
-from .linearity import PRECISIONS
+from .errors import one_line  # nothing heavy at import time: Ctrl-C while torch loads is caught in main()
 
 PROFILES = ("smoke", "cpu", "gpu", "full")
 
@@ -59,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lin-utils", description="Linearity of transformer blocks (arXiv 2405.12250).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    from .linearity import PRECISIONS
     from .scan import DTYPES, ScanConfig
 
     d = {f.name: f.default for f in dataclasses.fields(ScanConfig) if f.name != "model"}
@@ -187,14 +187,17 @@ def _book(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import LinUtilsError
+    from .errors import LinUtilsError, Terminated
 
     try:
         args = build_parser().parse_args(argv)
         return _profile(args) if args.command == "profile" else _book(args)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else _fail(str(exc.code))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):  # SIGTERM during `book run`: cleaned up as after Ctrl-C
+            print("lin-utils: terminated", file=sys.stderr)
+            return 143
         print("lin-utils: interrupted", file=sys.stderr)
         return 130
     except (LinUtilsError, ValueError, FileNotFoundError, OSError) as exc:

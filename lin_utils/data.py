@@ -162,7 +162,13 @@ def load_text(name: str, split: str) -> str:
         path = Path(name).expanduser()
         if not path.is_file():
             raise DataNotFoundError(f"text file {path} not found")
-        text = _read_text(path)
+        try:
+            text = _read_text(path)
+        except UnicodeDecodeError as e:
+            raise LinUtilsError(f"text file {path} is not UTF-8 text (byte {e.start} is {e.object[e.start]:#04x}); "
+                                "is it a binary file?") from None
+        if "\x00" in text:
+            raise LinUtilsError(f"text file {path} holds NUL bytes; is it a binary file?")
         if not text.strip():
             raise LinUtilsError(f"text file {path} is empty")
         return text

@@ -257,6 +257,11 @@ def _execute(source: Path, output: Path, params: dict, cwd: Path) -> None:
         try:
             _kill_kernels(managers)
             worker.join(30)
+            for km in managers:  # a killed kernel's connection file (it holds the session key) stays
+                try:
+                    km.cleanup_connection_file()
+                except Exception:  # noqa: BLE001 - best effort, the run is ending anyway
+                    pass
         finally:
             for lg, level in zip(quiet, levels):
                 lg.setLevel(level)

@@ -91,3 +91,71 @@ def test_profile_on_a_text_file_of_ones_own(tmp_path):
     assert main(["profile", "--model", "stories260K", "--dataset", str(corpus), "--out", str(out), *SMALL]) == 0
     assert pd.read_csv(out).n_tokens.iloc[0] > 1000
     assert main(["profile", "--model", "stories260K", "--dataset", str(tmp_path / "absent.txt")]) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# one line, exit 2, where a traceback used to be (issue 25, item 7)
+
+
+@pytest.mark.parametrize("device, message", [
+    ("banana", "device 'banana' is not a device"),
+    ("meta", "device 'meta': the meta device holds no data"),
+    ("mps", "device 'mps': MPS (Apple GPUs) is not available on this machine"),
+    ("cuda:7", "device 'cuda:7': "),
+])
+def test_a_device_this_machine_lacks_is_one_line(device, message, capsys):
+    import torch
+
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has 8 GPUs")
+    assert main(["profile", "--model", "stories260K", "--device", device, *SMALL]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("lin-utils: error:") and message in err, err
+
+
+def test_weights_that_fail_to_unpickle_are_one_line(tmp_path, capsys):
+    from lin_utils.models import load_model
+
+    model, tok = load_model("stories260K")
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+    for garbage in (b"not a pickle at all" * 8, b"PK\x03\x04" + b"\x00" * 64):
+        (folder / "pytorch_model.bin").write_bytes(garbage)
+        assert main(["profile", "--model", str(folder), *SMALL]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("lin-utils: error:") and "Traceback" not in err
+        assert f"cannot load the weights in {folder}" in err, err
+
+
+def test_a_binary_text_corpus_is_named(tmp_path, capsys):
+    for name, data in (("png.txt", b"\x89PNG\r\n\x1a\n" + bytes(range(256))), ("nul.txt", b"text\x00\x00more")):
+        corpus = tmp_path / name
+        corpus.write_bytes(data)
+        assert main(["profile", "--model", "stories260K", "--dataset", str(corpus), *SMALL]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(corpus) in err and "binary" in err, err
+
+
+@pytest.mark.parametrize("delay", [0.4, 1.2])
+def test_ctrl_c_while_the_command_starts_is_one_line_and_130(delay):
+    import signal
+    import time
+
+    exe = shutil.which("lin-utils", path=str(Path(sys.executable).parent)) or "lin-utils"
+    # SIGINT as in a terminal (a background job of a non-interactive shell starts with it ignored)
+    proc = subprocess.Popen([exe, "profile", "--model", "stories260K", "--quiet"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        time.sleep(delay)  # imports (torch, transformers) take seconds on this machine
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err == "lin-utils: interrupted\n"

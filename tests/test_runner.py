@@ -432,3 +432,55 @@ def test_the_gpu_and_full_profiles_validate():
     for profile in ("gpu", "full"):
         for name in runner.load_profile(profile):
             runner.notebook_parameters(name, profile)
+
+
+def test_sigterm_cleans_up_like_ctrl_c_and_exits_143(tmp_path):
+    # issue 25: SIGTERM used to kill the command at once, leaving the staging folder, the kernel's
+    # folder of sockets and its log in $TMPDIR, and the kernel itself running
+    dirs = _project(tmp_path, _logging_sections(tmp_path, names=["fig1_a", "claims"]),
+                    names=["fig1_a", "claims"], profile="cpu")
+    pages = tmp_path / "book" / "notebooks"
+    marker = tmp_path / "kernel.pid"
+    _write_notebook(dirs["notebooks_dir"] / "fig2_sleep.ipynb", 'profile = "cpu"\nforce = False',
+                    f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\n"
+                    "time.sleep(300)")
+    (dirs["profiles_dir"] / "smoke.yaml").write_text("claims: {}\n")
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, str(tmp_path), "smoke"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+    try:
+        deadline = time.time() + 180
+        while not (marker.exists() and marker.read_text()) and time.time() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        assert marker.exists(), "the notebook never started"
+        assert [p.name for p in tmp.iterdir() if p.name.startswith("lin-kernel-")]  # the kernel's folder
+        assert [p for p in pages.iterdir() if p.name.startswith(".staging")]
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"no exit 90 s after SIGTERM; stdout:\n{out}\nstacks:\n{err}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert err == "lin-utils: terminated\n"
+    assert not [p for p in pages.iterdir() if p.name.startswith(".staging")]
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith("lin-kernel-")]
+    assert sorted(p.name for p in tmp.iterdir()) == []  # nor its connection file (it holds the session key)
+    kernel = int(marker.read_text())
+    for _ in range(50):
+        try:
+            os.kill(kernel, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"kernel {kernel} still running")
