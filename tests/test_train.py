@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from lin_utils import zoo
 from lin_utils.arch import from_config, tiny_config
 from lin_utils.data import load_stories, load_text
 from lin_utils.extract import capture
@@ -74,22 +75,22 @@ def test_tokenizer_text_is_training_stories_only():
     assert not any(first_val in s for s in it)
 
 
-def test_the_heldout_tail_is_disjoint_from_every_training_slice():
-    """The last HELDOUT_STORIES training stories are never trained on (nor seen by a tokenizer):
-    the recipe sweep chooses on them."""
-    from lin_utils.train.packing import heldout_rows
-    from lin_utils.train.tokenizer import HELDOUT_STORIES, data_identity, heldout_texts
+def test_the_heldout_tail_is_disjoint_from_every_trainable_slice():
+    """The last HELDOUT_STORIES training stories: the sweep's runs (at most TRAINABLE_STORIES, data
+    and tokenizer alike) never see them, and a run that did (the whole corpus, as the zoo trained
+    before the tail was held out, whose keys stay) reports no held-out loss."""
+    from lin_utils.train.tokenizer import HELDOUT_STORIES, TRAINABLE_STORIES, data_identity, heldout_texts, sees_heldout
 
     train_stories = load_stories("tinystories", "train")
     held = heldout_texts()
     assert held == train_stories[-HELDOUT_STORIES:] and HELDOUT_STORIES >= 100
-    used = list(training_texts())
-    assert used == train_stories[:-HELDOUT_STORIES]
-    assert not set(held) & set(used)
-    with pytest.raises(ValueError, match="held-out"):
-        training_texts(len(used) + 1)
-    assert data_identity(None)["heldout_tail"] == HELDOUT_STORIES and "heldout_tail" not in data_identity(2000)
-    assert TokenizerSpec(512, None).identity()["data"]["heldout_tail"] == HELDOUT_STORIES
+    used = list(training_texts(TRAINABLE_STORIES))
+    assert used == train_stories[:-HELDOUT_STORIES] and not set(held) & set(used)
+    assert list(training_texts()) == train_stories  # None: every story (the legacy zoo's data and keys)
+    assert not sees_heldout(TRAINABLE_STORIES) and sees_heldout(TRAINABLE_STORIES + 1) and sees_heldout(None)
+    assert "heldout_tail" not in data_identity(None)
+    for run in zoo.sweep_runs("cpu"):
+        assert not sees_heldout(run["config"].data_stories) and not sees_heldout(run["config"].tokenizer_stories)
 
 
 def test_tokenizer_specials_bos_and_round_trip():

@@ -42,6 +42,7 @@ from .checkpoints import (clean_tmp, latest_state, list_checkpoints, load_state,
 from .configs import TrainConfig, zoo_config
 from .metrics import bits_per_byte, eval_loss
 from .packing import heldout_rows, training_rows, validation_rows, validation_texts
+from .tokenizer import sees_heldout
 from .regularizers import regularizer
 from .tokenizer import TokenizerSpec, load_or_train_tokenizer, tokenizer_sha256
 
@@ -322,9 +323,10 @@ def _train(cfg, run_dir, *, tokenizer, device, progress, checkpoints, evaluate, 
     val_loss = val_bpb = heldout_loss = None
     heldout_tokens = 0
     if evaluate and main:
-        held = heldout_rows(tokenizer, cfg.seq_len, cfg.val_tokens)
-        heldout_tokens = int(held.numel())
-        heldout_loss = eval_loss(raw_model, held, autocast_dtype=amp_dtype)
+        if not (sees_heldout(cfg.data_stories) or sees_heldout(cfg.tokenizer_stories)):  # else not held out
+            held = heldout_rows(tokenizer, cfg.seq_len, cfg.val_tokens)
+            heldout_tokens = int(held.numel())
+            heldout_loss = eval_loss(raw_model, held, autocast_dtype=amp_dtype)
         val_loss = val_history[-1]["val_loss"] if val_history and val_history[-1]["step"] == cfg.steps \
             else validate(cfg.steps)
         val_bpb = bits_per_byte(raw_model, tokenizer, validation_texts(BPB_CHARS), seq_len=cfg.seq_len,

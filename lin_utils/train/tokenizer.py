@@ -23,7 +23,8 @@ from pathlib import Path
 from ..errors import LinUtilsError
 
 __all__ = ["TokenizerSpec", "train_tokenizer", "training_texts", "heldout_texts", "load_or_train_tokenizer",
-           "tokenizer_sha256", "data_identity", "TINYSTORIES_TRAIN_STORIES", "HELDOUT_STORIES"]
+           "tokenizer_sha256", "data_identity", "sees_heldout", "TINYSTORIES_TRAIN_STORIES", "HELDOUT_STORIES",
+           "TRAINABLE_STORIES"]
 
 #: number of training stories in the local mirror (the zoo's keys assume exactly this data)
 TINYSTORIES_TRAIN_STORIES = 32_224
@@ -31,6 +32,11 @@ TINYSTORIES_TRAIN_STORIES = 32_224
 #: stream's text, so that a recipe can be chosen on training-distribution text that no model saw
 #: (:func:`heldout_texts`) without touching the validation head that the pages report
 HELDOUT_STORIES = 500
+#: the training stories a model may train on and still be scored on the held-out tail: a config
+#: whose ``data_stories`` (and ``tokenizer_stories``) is at most this never saw the tail. ``None``
+#: (every story, tail included) is what the zoo trained on before the tail was held out, and keeps
+#: its keys: those models' committed results stay valid until they are retrained.
+TRAINABLE_STORIES = TINYSTORIES_TRAIN_STORIES - HELDOUT_STORIES
 TOKENIZER_CODE_VERSION = 1
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")
 
@@ -48,18 +54,19 @@ def _train_stories() -> list[str]:
 
 
 def training_texts(n_stories: int | None = None) -> Iterator[str]:
-    """The TinyStories training stories, in corpus order; the first ``n_stories`` (None = all
-    but the :data:`HELDOUT_STORIES` held-out tail, which no slice may reach).
+    """The TinyStories training stories, in corpus order; the first ``n_stories`` (None = all of
+    them, the held-out tail included: see :data:`TRAINABLE_STORIES`).
 
     Raises :class:`~lin_utils.errors.LinUtilsError` when the corpus is not the local mirror's
     (its story count differs), since the zoo's keys name that exact data.
     """
     stories = _train_stories()
-    usable = len(stories) - HELDOUT_STORIES
-    if n_stories is not None and n_stories > usable:
-        raise ValueError(f"n_stories={n_stories} reaches the held-out tail: at most {usable:,} "
-                         f"training stories are available")
-    return iter(stories[:usable if n_stories is None else n_stories])
+    return iter(stories if n_stories is None else stories[:n_stories])
+
+
+def sees_heldout(n_stories: int | None) -> bool:
+    """Whether a slice of the first ``n_stories`` training stories (None: all) reaches the tail."""
+    return n_stories is None or n_stories > TRAINABLE_STORIES
 
 
 def heldout_texts() -> list[str]:
@@ -68,15 +75,10 @@ def heldout_texts() -> list[str]:
 
 
 def data_identity(n_stories: int | None) -> dict:
-    """What names the training stream: corpus, split, mirror story count and the slice used
-    (``heldout_tail``: the stories held out at the end of the corpus, named when the slice is
-    the whole corpus; a leading slice never reached them, so its identity is unchanged)."""
-    out = {"corpus": "tinystories", "split": "train", "source": "lin-mirror",
-           "mirror_stories": TINYSTORIES_TRAIN_STORIES, "n_stories": n_stories,
-           "format": "<s> story </s> packed"}
-    if n_stories is None:
-        out["heldout_tail"] = HELDOUT_STORIES
-    return out
+    """What names the training stream: corpus, split, mirror story count and the slice used."""
+    return {"corpus": "tinystories", "split": "train", "source": "lin-mirror",
+            "mirror_stories": TINYSTORIES_TRAIN_STORIES, "n_stories": n_stories,
+            "format": "<s> story </s> packed"}
 
 
 @dataclass(frozen=True)
