@@ -1,12 +1,14 @@
-"""Table 2 and Fig 5: the layout, the comparisons and the verdicts, against direct computations;
-and one real run of each cached computation on a tiny zoo model."""
+"""Table 2 and Fig 5's computations: the layout against direct computations, the plots, the
+configurations and their cache keys, and one real run of each cached computation on a tiny zoo
+model (the pages' pairs, texts and verdicts: tests/test_page_table2.py, tests/test_page_fig5.py)."""
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lin_utils import claims, experiments, plots
+from lin_utils import experiments, plots
 from lin_utils.experiments.evaluation import HEADLINE
 
 
@@ -46,35 +48,6 @@ def test_table2_mean_is_the_mean_of_one_headline_metric_per_task():
     assert layout.at["chance", "mean"] == pytest.approx(np.mean([0.5, 1 / 3, 0.5, 0.14, 0.5]))
 
 
-def test_comparisons_use_the_same_size_baseline_and_the_joint_standard_error():
-    s = _scores(MODELS, np.random.default_rng(1))
-    layout = experiments.table2_layout(s)
-    cmp = experiments.compare_to_baseline(layout)
-    t = layout.set_index("model")
-    assert set(cmp.model) == {"zoo:cpu-small-cos0.5", "zoo:cpu-large-cos0.5"}
-    row = cmp[(cmp.model == "zoo:cpu-large-cos0.5") & (cmp.column == "copa")].iloc[0]
-    assert row.baseline == "zoo:cpu-large-baseline"
-    diff = t.at["zoo:cpu-large-cos0.5", "copa"] - t.at["zoo:cpu-large-baseline", "copa"]
-    se = math.sqrt(t.at["zoo:cpu-large-cos0.5", "copa se"] ** 2 + t.at["zoo:cpu-large-baseline", "copa se"] ** 2)
-    assert row["diff"] == pytest.approx(diff) and row.z == pytest.approx(diff / se)
-
-
-@pytest.mark.parametrize("shift, verdict", [(0.2, claims.REPLICATED), (0.0, claims.NOT_REPLICATED),
-                                            (-0.2, claims.NOT_REPLICATED)])
-def test_table2_verdict_needs_two_standard_errors_at_every_size(shift, verdict):
-    s = _scores(MODELS, np.random.default_rng(2))
-    s.loc[s.model.str.endswith("cos0.5"), "value"] = s[s.model.str.endswith("baseline")].value.to_numpy() + shift
-    assert claims.judge_benchmarks(experiments.table2_layout(s))[1] == verdict
-
-
-def test_table2_verdict_partly_when_one_size_improves():
-    s = _scores(MODELS, np.random.default_rng(3))
-    base = s[s.model == "zoo:cpu-small-baseline"].value.to_numpy()
-    s.loc[s.model == "zoo:cpu-small-cos0.5", "value"] = base + 0.2
-    s.loc[s.model == "zoo:cpu-large-cos0.5", "value"] = s[s.model == "zoo:cpu-large-baseline"].value.to_numpy()
-    assert claims.judge_benchmarks(experiments.table2_layout(s))[1] == claims.PARTLY
-
-
 def _probes(acc_base, acc_cos, n_test=3000):
     rows = []
     for m, accs in (("zoo:cpu-large-baseline", acc_base), ("zoo:cpu-large-cos0.5", acc_cos)):
@@ -82,16 +55,6 @@ def _probes(acc_base, acc_cos, n_test=3000):
             rows.append(dict(model=m, boundary=b, test_acc=a, test_se=math.sqrt(a * (1 - a) / n_test), cv_mean=a,
                              cv_std=0.01, n_test=n_test, n_train=720))
     return pd.DataFrame(rows)
-
-
-def test_probe_verdict_against_the_mean_difference_in_standard_errors():
-    base = [0.50, 0.52, 0.53, 0.54]
-    se = np.mean([math.sqrt(2 * a * (1 - a) / 3000) for a in base])  # both models alike: sqrt(2) x one se
-    up = [a + 3 * se for a in base]
-    assert claims.judge_probes(_probes(base, up))[1] == claims.REPLICATED
-    assert claims.judge_probes(_probes(base, [a + se for a in base]))[1] == claims.NOT_REPLICATED
-    pair = claims.fig5_pairs(_probes(base, up))[0]
-    assert pair["higher"] == 4 and pair["n"] == 4 and pair["diff"] == pytest.approx(3 * se, rel=1e-3)
 
 
 def test_plots_draw_every_cell_and_every_boundary():
@@ -127,19 +90,43 @@ def results_dir(tmp_path, monkeypatch):
 
 
 def test_benchmarks_run_for_real_and_are_cached_per_model(smoke_zoo, results_dir):
-    s = experiments.benchmark_scores(smoke_zoo, ["copa", "cb"], limit=3, batch_size=4, profile="smoke",
-                                     progress=False)
+    cfg = experiments.BenchmarksConfig(models=smoke_zoo, tasks=["copa", "cb"], limit=3, batch_size=4)
+    s = experiments.benchmark_scores(cfg, profile="smoke", progress=False)
     assert set(s.model) == set(smoke_zoo) and (s.n == 3).all()
     assert set(zip(s.task, s.metric)) == {("copa", "acc"), ("cb", "acc"), ("cb", "f1")}
     assert s.value.between(0, 1).all() and (s.chance > 0).all()
-    again = experiments.benchmark_scores(smoke_zoo[:1], ["copa", "cb"], limit=3, profile="smoke", cache_only=True)
+    again = experiments.benchmark_scores(cfg.replace(models=smoke_zoo[:1], batch_size=16), profile="smoke",
+                                         cache_only=True)  # the batch size is not in the key
     pd.testing.assert_frame_equal(again, s[s.model == smoke_zoo[0]].reset_index(drop=True))
-    assert experiments.benchmark_scores(smoke_zoo, ["copa"], limit=3, profile="smoke", cache_only=True) is None
+    assert experiments.benchmark_scores(cfg.replace(tasks=["copa"]), profile="smoke", cache_only=True) is None
 
 
 def test_probes_run_for_real_at_every_boundary(smoke_zoo, results_dir):
-    t = experiments.probe_accuracy(smoke_zoo[:1], max_train=20, max_test=20, cv=2, profile="smoke", progress=False)
+    cfg = experiments.ProbesConfig(models=smoke_zoo[:1], max_train=20, max_test=20, cv=2)
+    t = experiments.probe_accuracy(cfg, profile="smoke", progress=False)
     n_blocks = t.n_blocks.iloc[0]
     assert list(t.boundary) == list(range(n_blocks + 1)) and (t.depth == t.boundary / n_blocks).all()
     assert np.allclose(t.test_se, np.sqrt(t.test_acc * (1 - t.test_acc) / t.n_test))
     assert (t.n_test == 40).all()  # two endings per story
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: experiments.BenchmarksConfig(models=[]), "models must be a non-empty list of strings"),
+    (lambda: experiments.BenchmarksConfig(limit=0), "limit must be an integer positive or null, got 0"),
+    (lambda: experiments.BenchmarksConfig(tasks="boolq"), "tasks must be a list of strings, got 'boolq'"),
+    (lambda: experiments.ProbesConfig(C=0.0), "C must be a positive number, got 0.0"),
+    (lambda: experiments.ProbesConfig(cv=-1), "cv must be an integer >= 0, got -1"),
+    (lambda: experiments.BenchmarksConfig.from_params({"modles": ["gpt2"]}), "unknown parameter(s) modles"),
+])
+def test_configs_name_a_bad_field(make, message):
+    from lin_utils.errors import LinUtilsError
+
+    with pytest.raises(LinUtilsError, match=re.escape(message)):
+        make()
+
+
+def test_cache_keys_leave_out_batch_size_and_device():
+    b = experiments.BenchmarksConfig(tasks=["copa"], limit=5, batch_size=3, device="cuda")
+    assert b.key() == dict(tasks=["copa"], limit=5, max_length=None, seed=0, num_fewshot=0)
+    p = experiments.ProbesConfig(max_train=10, batch_size=3, device="cuda")
+    assert p.key() == dict(max_train=10, max_test=None, cv=5, C=1.0, seed=0, pooling="mean over ending tokens")

@@ -8,13 +8,13 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from lin_utils import claims, plots, report
 from lin_utils.arch import from_config, tiny_config
 from lin_utils.errors import LinUtilsError
 from lin_utils.extract import capture
@@ -322,7 +322,7 @@ def test_probe_matches_exact_least_squares_and_the_delta_uses_identical_tokens(s
 
 
 SMOKE = dict(steps=2, batch_size=4, max_len=48, eval_examples=8, task_tokens=400, corpus_tokens=512, seq_len=64,
-             num_threads=1, progress=False)
+             num_threads=1)
 
 
 def test_finetuning_deltas_caches_per_cell_with_the_split_in_the_provenance(tmp_path, monkeypatch):
@@ -330,60 +330,42 @@ def test_finetuning_deltas_caches_per_cell_with_the_split_in_the_provenance(tmp_
     from lin_utils.experiments.finetuning import FINETUNING
 
     monkeypatch.setenv("LIN_RESULTS_DIR", str(tmp_path))
-    runs = experiments.finetuning_deltas(["stories260K"], ["cb"], [0, 1], profile="smoke", **SMOKE)
+    cfg = experiments.FinetuningConfig(models=["stories260K"], tasks=["cb"], seeds=[0, 1], **SMOKE)
+    runs = experiments.finetuning_deltas(cfg, profile="smoke", progress=False)
     assert list(runs.seed) == [0, 1] and (runs.task == "cb").all()
     assert (runs.n_tokens_corpus > runs.d).all() and runs.tokens_sha256_corpus.nunique() == 1
     assert np.allclose(runs.delta_corpus, runs.nores_after_corpus - runs.nores_before_corpus)
     assert runs.nores_before_corpus.nunique() == 1  # before does not depend on the seed
     assert runs.n_finetune.iloc[0] + runs.n_heldout.iloc[0] == 56
-    cached = experiments.finetuning_deltas(["stories260K"], ["cb"], [0, 1], profile="smoke", cache_only=True,
-                                           **SMOKE)
+    cached = experiments.finetuning_deltas(cfg, profile="smoke", cache_only=True)
     pd.testing.assert_frame_equal(cached, runs)
-    assert experiments.finetuning_deltas(["stories260K"], ["cb"], [0, 1, 2], profile="smoke", cache_only=True,
-                                         **SMOKE) is None
+    assert experiments.finetuning_deltas(cfg.replace(seeds=[0, 1, 2]), profile="smoke", cache_only=True) is None
     [meta] = [json.loads(p.read_text()) for p in (tmp_path / "smoke" / FINETUNING).glob("*.json")]
     split = meta["extra"]["split"]
     assert split["task"] == "cb" and split["n_heldout"] == runs.n_heldout.iloc[0] and len(split["heldout_groups"]) == 28
 
 
-def _runs(deltas: dict, learned_: dict | None = None) -> pd.DataFrame:
-    rows = []
-    for (model, task), ds in deltas.items():
-        for seed, dv in enumerate(ds):
-            ok = (learned_ or {}).get((model, task), True)
-            rows.append(dict(model=model, arch="decoder", task=task, seed=seed, steps=10, batch_size=8,
-                             delta_corpus=dv, delta_task=dv / 2, acc_before=0.5, acc_after=0.8 if ok else 0.5,
-                             baseline=0.5, learned=ok))
-    return pd.DataFrame(rows)
+@pytest.mark.parametrize("field, value, message", [
+    ("tasks", ["cb", "squad"], "tasks must be one of multirc, boolq, cb, hh-rlhf, got 'squad'"),
+    ("seeds", [], "seeds must be a non-empty list of integers >= 0"),
+    ("steps", 0, "steps must be an integer positive, got 0"),
+    ("heldout_fraction", 1.0, "heldout_fraction must be between 0 and 1, got 1.0"),
+    ("dtype", "float64", "dtype must be one of float32, bfloat16, float16, got 'float64'"),
+    ("num_threads", -1, "num_threads must be an integer >= 0 or null, got -1"),
+])
+def test_finetuning_config_names_a_bad_field(field, value, message):
+    from lin_utils.experiments import FinetuningConfig
+
+    with pytest.raises(LinUtilsError, match=re.escape(message)):
+        FinetuningConfig(**{field: value})
 
 
-def test_table1_verdicts_and_counts_on_synthetic_runs():
-    all_beyond = _runs({("a", "cb"): [0.02, 0.03, 0.025], ("a", "boolq"): [0.01, 0.012, 0.011]})
-    assert claims.judge_finetuning(all_beyond)[1] == claims.REPLICATED
-    mixed = _runs({("a", "cb"): [0.02, 0.03, 0.025], ("a", "boolq"): [0.01, -0.012, 0.011],
-                   ("b", "cb"): [0.01, 0.02, 0.015]}, {("b", "cb"): False})
-    n = claims.table1_numbers(mixed)
-    assert (n["n_cells"], n["n_positive"], n["n_beyond"], n["n_learned"]) == (3, 3, 2, 2)
-    assert n["not_learned"] == "b / cb" and n["not_positive"] == "none"
-    assert claims.judge_finetuning(mixed)[1] == claims.PARTLY
-    neg = _runs({("a", "cb"): [-0.02, -0.03, 0.001], ("a", "boolq"): [0.01, 0.012, 0.011]})
-    assert claims.judge_finetuning(neg)[1] == claims.NOT_REPLICATED
-    cells = claims.table1_cells(mixed).set_index(["model", "task"])
-    assert cells.loc[("a", "boolq"), "delta_std"] == pytest.approx(np.std([0.01, -0.012, 0.011], ddof=1))
-    summary = report.table1_summary(mixed)
-    assert list(summary.columns) == ["model", "kind", "CB", "BoolQ"]
-    assert "learned nothing" in summary.set_index("model").loc["b", "CB"]
-    fig = plots.finetuning_deltas(mixed)
-    assert len(fig.axes) == 2
-    import matplotlib.pyplot as plt
+def test_finetuning_cache_key_is_the_cells_parameters_and_the_device_kind():
+    from lin_utils.experiments import FinetuningConfig
 
-    plt.close(fig)
-
-
-def test_the_claim_reads_the_profiles_table(tmp_path, monkeypatch):
-    monkeypatch.setenv("LIN_RESULTS_DIR", str(tmp_path))
-    [claim] = [c for c in claims.CLAIMS if c.artifact == "Table 1"]
-    assert claim.notebook == "table1_finetuning" and claim.rule != "pending"
-    from lin_utils.runner import notebook_parameters
-
-    assert claim.load(notebook_parameters("table1_finetuning", "smoke"), "smoke") is None  # not run yet
+    cfg = FinetuningConfig(models=["stories260K"], seeds=(2, 0), device="cuda:1", num_threads=4, lr=3e-4)
+    key = cfg.key("stories260K", "cb")
+    assert key == dict(code=1, model="stories260K", weights=None, task="cb", seeds=[2, 0], steps=32, batch_size=8,
+                       lr=3e-4, warmup_steps=3, weight_decay=0.01, grad_clip=1.0, max_len=128, heldout_fraction=0.5,
+                       eval_examples=128, task_tokens=4096, corpus="tinystories", corpus_split="validation",
+                       corpus_tokens=4096, seq_len=256, exclude_bos=True, dtype="float32", device="cuda")

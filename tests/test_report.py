@@ -60,19 +60,6 @@ def test_wide_model_tables_are_cut_with_their_key_columns_repeated():
     assert report.tables_by_model(pd.DataFrame(cols), max_columns=13).count("| task") == 1
 
 
-def test_table2_summary_has_one_table_per_zoo_size_with_n_and_se_in_the_row_label():
-    models = ["zoo:s-small-base", "zoo:s-small-cos", "zoo:s-large-base", "zoo:s-large-cos", "stories260K"]
-    layout = pd.DataFrame({"model": models + ["chance"], "boolq": [0.5, 0.6, 0.7, 0.8, 0.9, 0.5],
-                           "boolq se": [0.01, 0.03, 0.02, 0.02, 0.02, 0.0], "mean": [0.5, 0.6, 0.7, 0.8, 0.9, 0.5],
-                           "mean se": [0.01] * 5 + [0.0]})
-    scores = pd.DataFrame({"task": ["boolq"], "n": [1200]})
-    text = report.table2_summary(layout, scores)
-    small, large = text.split("**s-large**")
-    assert small.startswith("**s-small**") and "| column | base | cos | chance |" in small
-    assert "| boolq (n = 1,200, se ≤ 0.030) | 0.500 | 0.600 | 0.500 |" in small
-    assert "| column | base | cos | stories260K | chance |" in large and "| mean (se ≤ 0.010) | 0.700 | 0.800 | 0.900" in large
-
-
 def test_summaries_have_one_row_per_model_that_fits_the_column():
     t = pd.concat([profile_table([0.99, 0.97], [0.5, 0.4], [0.3, 1.2]),
                    profile_table([0.9, 0.8], [0.5, 0.4], [0.3, 0.2], trained=False, model="r")])

@@ -1,0 +1,163 @@
+"""The Fig 5 page (:mod:`lin_utils.pages.fig5_linear_probes`): pairs over common boundaries, text and
+verdicts on hand-built probe tables (dyadic standard errors), its configuration and its committed
+tables."""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lin_utils import pages
+from lin_utils.claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED
+from lin_utils.pages import fig5_linear_probes as page
+
+REP, PART, NOT = REPLICATED, PARTLY, NOT_REPLICATED
+
+# two sizes of the cpu zoo: Table 2's and Fig 5's pairs come from the zoo's metadata
+SIZES = ["cpu-small", "cpu-large"]
+UNPAIRED = "zoo:gpu-small-mse0.5"  # a zoo model whose baseline is not in the table
+
+# with standard errors 3/64 and 4/64 the joint one is exactly 5/64, so a difference of 10/64 is
+# exactly 2 standard errors
+SE_BASE, SE_COS, SE = 3 / 64, 4 / 64, 5 / 64
+Z_DIFF = {"at": 2 * SE, "beyond": 2 * SE + 1 / 1024, "worse": -3 * SE, "zero": 0.0}
+
+
+KIND_CASES = [
+    (["at"], NOT),                 # exactly 2 standard errors is not beyond them
+    (["beyond"], REP),
+    (["beyond", "beyond"], REP),
+    (["beyond", "at"], PART),      # at one size of two
+    (["at", "beyond"], PART),
+    (["at", "at"], NOT),
+    (["worse", "beyond"], PART),
+    (["worse"], NOT),              # far worse is not better
+    (["zero", "worse"], NOT),
+]
+
+
+def _probe_table(rows):
+    """rows: (model, boundary, test_acc, test_se), in any order, plus columns the rules ignore."""
+    t = pd.DataFrame(rows, columns=["model", "boundary", "test_acc", "test_se"])
+    return t.assign(n_blocks=8, cv_mean=0.99, cv_std=0.5, n_test=3000, chance=0.5)
+
+
+# per-boundary differences (cosine - baseline) whose mean is exactly 10/64 (= 2 SE), just beyond, or far worse
+PROBE_DIFFS = {"at": [0.3125, 0.0, 0.15625, 0.15625], "beyond": [0.3125, 0.0, 0.15625, 0.171875],
+               "worse": [-0.234375] * 4, "zero": [0.0] * 4}
+PROBE_BASE = [0.5, 0.25, 0.5, 0.25]
+
+
+def _probes_for(kinds):
+    rows = [(UNPAIRED, b, 0.99, 0.001) for b in range(4)]
+    for i, kind in enumerate(kinds):
+        for b, (a, d) in enumerate(zip(PROBE_BASE, PROBE_DIFFS[kind])):
+            rows += [(f"zoo:{SIZES[i]}-cos0.5", b, a + d, SE_COS), (f"zoo:{SIZES[i]}-baseline", b, a, SE_BASE)]
+    return _probe_table(rows)
+
+
+def test_fig5_pairs_over_the_common_boundaries():
+    # over the common boundaries 1-3 the means differ from the medians
+    base = {0: (0.9, 0.5), 1: (0.5, 0.01), 2: (0.6, 0.02), 3: (0.45, 0.03)}
+    cos = {1: (0.52, 0.02), 2: (0.6, 0.02), 3: (0.65, 0.04), 4: (0.1, 0.5)}
+    rows = ([("zoo:cpu-large-cos0.5", b, a, s) for b, (a, s) in reversed(cos.items())]
+            + [("zoo:cpu-large-baseline", b, a, s) for b, (a, s) in base.items()]
+            + [("zoo:cpu-large-mse0.5", b, 0.2, 0.001) for b in range(5)]
+            + [("zoo:cpu-small-baseline", b, 0.5, 0.25) for b in range(2)]
+            + [("zoo:cpu-small-cos0.5", b, 0.75, 0.25) for b in range(2)])
+    pairs = page.pairs(_probe_table(rows))
+    assert [p["size"] for p in pairs] == ["cpu-large", "cpu-small"]
+    p = pairs[0]
+    assert set(p) == {"size", "baseline", "cosine", "diff", "z", "higher", "n"}
+    common = [1, 2, 3]
+    diffs = [cos[b][0] - base[b][0] for b in common]  # 0.02, 0.0 (not higher), 0.2
+    se = statistics.mean(math.sqrt(base[b][1] ** 2 + cos[b][1] ** 2) for b in common)
+    assert statistics.median(diffs) != pytest.approx(statistics.mean(diffs))
+    assert p["n"] == 3 and p["higher"] == 2
+    assert p["baseline"] == pytest.approx(statistics.mean(base[b][0] for b in common), abs=1e-15)
+    assert p["cosine"] == pytest.approx(statistics.mean(cos[b][0] for b in common), abs=1e-15)
+    assert p["diff"] == pytest.approx(statistics.mean(diffs), abs=1e-15)
+    assert p["z"] == pytest.approx(statistics.mean(diffs) / se, rel=1e-12)
+    small = pairs[1]
+    assert (small["n"], small["higher"], small["diff"]) == (2, 2, 0.25)
+    assert small["z"] == pytest.approx(0.25 / math.sqrt(2 * 0.25**2), rel=1e-12)
+
+
+@pytest.mark.parametrize("kinds, verdict", KIND_CASES)
+def test_fig5_verdict_two_standard_errors_at_every_size(kinds, verdict):
+    t = _probes_for(kinds)
+    pairs = page.pairs(t)
+    assert [p["size"] for p in pairs] == SIZES[:len(kinds)]
+    for p, kind in zip(pairs, kinds):
+        assert p["z"] == pytest.approx(statistics.mean(PROBE_DIFFS[kind]) / SE, abs=1e-12)
+        assert p["higher"] == sum(d > 0 for d in PROBE_DIFFS[kind]) and p["n"] == 4
+        if kind == "at":
+            assert p["z"] == 2.0
+    assert page.judge_probes(t)[1] == verdict
+
+
+def test_fig5_text():
+    ours, verdict = page.judge_probes(_probes_for(["at", "worse"]))
+    assert ours == ("cpu-small: mean test accuracy 0.375 baseline, 0.531 cosine (+0.156, z = +2.0; higher at 3 of 4 "
+                    "boundaries); cpu-large: mean test accuracy 0.375 baseline, 0.141 cosine (-0.234, z = -3.0; higher at 0 "
+                    "of 4 boundaries)")
+    assert verdict == NOT
+
+
+def test_fig5_without_a_pair_is_not_run():
+    t = _probe_table([("zoo:cpu-large-baseline", 0, 0.5, 0.01), ("zoo:cpu-large-mse0.5", 0, 0.6, 0.01)])
+    assert page.pairs(t) == []
+    assert page.judge_probes(t) == ("no baseline / cosine pair in the table", NOT_RUN)
+
+
+def _probes(acc_base, acc_cos, n_test=3000):
+    rows = []
+    for m, accs in (("zoo:cpu-large-baseline", acc_base), ("zoo:cpu-large-cos0.5", acc_cos)):
+        for b, a in enumerate(accs):
+            rows.append(dict(model=m, boundary=b, test_acc=a, test_se=math.sqrt(a * (1 - a) / n_test), cv_mean=a,
+                             cv_std=0.01, n_test=n_test, n_train=720))
+    return pd.DataFrame(rows)
+
+
+def test_probe_verdict_against_the_mean_difference_in_standard_errors():
+    base = [0.50, 0.52, 0.53, 0.54]
+    se = np.mean([math.sqrt(2 * a * (1 - a) / 3000) for a in base])  # both models alike: sqrt(2) x one se
+    up = [a + 3 * se for a in base]
+    assert page.judge_probes(_probes(base, up))[1] == REP
+    assert page.judge_probes(_probes(base, [a + se for a in base]))[1] == NOT
+    pair = page.pairs(_probes(base, up))[0]
+    assert pair["higher"] == 4 and pair["n"] == 4 and pair["diff"] == pytest.approx(3 * se, rel=1e-3)
+
+
+def test_numbers_and_summary():
+    t = _probes([0.5, 0.6, 0.55], [0.52, 0.56, 0.7])
+    n = page.numbers(t)
+    assert (n["best_model"], n["best_boundary"], n["best_acc"]) == ("cpu-large-cos0.5", 2, 0.7)
+    assert (n["n_models"], n["n_test"], n["n_train"]) == (2, 3000, 720)
+    assert (n["pairs_text"], n["verdict_probes"]) == page.judge_probes(t)
+    s = page.summary(t).set_index("model")
+    assert list(s.index) == ["cpu-large-baseline", "cpu-large-cos0.5"]
+    assert (s.at["cpu-large-baseline", "best boundary"], s.at["cpu-large-cos0.5", "last"]) == (1, 0.7)
+    assert s.at["cpu-large-baseline", "mean"] == pytest.approx(0.55)
+
+
+# ---------------------------------------------------------------------------------------------
+# the page: its configuration is the cpu profile's, and the committed cpu tables load
+
+
+def test_config_is_the_cpu_profile_and_the_notebook_repeats_it():
+    assert pages.config(page, "cpu") == page.CONFIG
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / f"{page.NAME}.ipynb").read_text())
+    [cell] = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
+    namespace: dict = {}
+    exec("".join(cell["source"]), namespace)
+    assert type(page.CONFIG).from_namespace(namespace) == page.CONFIG
+
+
+def test_the_committed_cpu_tables_load():
+    assert page.tables(pages.config(page, "cpu"), profile="cpu", cache_only=True) is not None
