@@ -10,7 +10,7 @@ from ..claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED, Claim
 from ..experiments.linearity import ProfilesConfig, linearity_profiles
 from . import name_of
 from ._scans import PROFILE_COLUMNS, profile_summary
-from ._zoo_pairs import size_pairs
+from ._zoo_pairs import zoo_pairs as pairs
 
 NAME = name_of(__name__)
 CONFIG = ProfilesConfig(models=("zoo:cpu-small-baseline", "zoo:cpu-small-cos0.5", "zoo:cpu-large-baseline",
@@ -22,13 +22,6 @@ def tables(config: ProfilesConfig, *, profile: str, force: bool = False, cache_o
     """One row per (model, block): :func:`lin_utils.experiments.linearity_profiles`."""
     return linearity_profiles(config.models, config.params(), profile=profile, force=force, cache_only=cache_only,
                               progress=progress)
-
-
-def pairs(t: pd.DataFrame, variant: str = "cos0.5", col: str = "score") -> list[tuple[str, float, float]]:
-    """``(size, baseline mean, variant mean)`` of ``col`` over blocks, for each zoo size that has both
-    (paired by the zoo's metadata, :func:`lin_utils.pages._zoo_pairs.size_pairs`), in table order."""
-    means = t.groupby("model", sort=False)[col].mean()
-    return [(size, float(means[b]), float(means[v])) for size, b, v in size_pairs(means.index, variant)]
 
 
 def judge_regularizer(t):
