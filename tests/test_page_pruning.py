@@ -80,6 +80,25 @@ def test_the_committed_tables_load_without_computing(name, monkeypatch):
     assert (t["results"].model == cfg.model).all()
 
 
+def test_the_second_model_page_numbers_and_texts_from_its_committed_tables(monkeypatch):
+    """The glue keys the prose places, and the k-by-k text, from the committed cpu study of Fig 7."""
+    monkeypatch.delenv("LIN_RESULTS_DIR", raising=False)
+    page = pages.get(PAGES[1])
+    t = page.tables(page.CONFIG, profile="cpu", cache_only=True)
+    values = _pruning.numbers(t["results"], t["distill"])
+    assert list(values) == ["model", "n_blocks", "k_max", "calib_tokens", "ppl_tokens", "dense_wikitext",
+                            "dense_tinystories", "n_models", "params_frac_remove", "speedup_remove", "speedup_linear",
+                            "distill_steps", "distill_first", "distill_last", "verdict_ppl", "ours_ppl"]
+    assert values["model"] == "stories260K" and values["k_max"] == 2 and values["distill_steps"] == 100
+    text = _pruning.kbyk(t["results"])
+    assert text.startswith("- **k = 1** (blocks ") and "(others: ShortGPT " in text and "random (mean over seeds)" in text
+    s = _pruning.summary(t["results"])
+    assert list(s.method) == ["paper: removed", "paper: linear", "paper: + distill", "shortgpt: removed",
+                              "angular: removed", "sleb: removed", "last: removed", "random: removed",
+                              "ReplaceMe span map"]
+    assert set(_pruning.table(t["results"]).criterion) >= {"random 0", "random 1", "random 2", "linearity"}
+
+
 def test_config_validates_each_field():
     base = dict(model="stories260K", k_max=2)
     assert PruningConfig(**base).criteria == ("linearity", "shortgpt", "angular", "sleb", "last", "random")
