@@ -9,6 +9,7 @@ profile's configuration), never "the newest file". A verdict is one of ``replica
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,12 +18,98 @@ import pandas as pd
 
 from . import pages
 
-__all__ = ["Claim", "REPLICATED", "PARTLY", "NOT_REPLICATED", "NOT_RUN", "VERDICTS", "VERDICT_COLOURS",
-           "claims_table"]
+__all__ = ["Claim", "Evidence", "Test", "REPLICATED", "PARTLY", "CONTRADICTED", "INCONCLUSIVE", "NOT_REPLICATED",
+           "NOT_RUN", "VERDICTS", "VERDICT_COLOURS", "MDE_Z", "claims_table", "decide"]
 
 REPLICATED, PARTLY, NOT_REPLICATED, NOT_RUN = "replicated", "partly", "not replicated", "not run"
-VERDICTS = (REPLICATED, PARTLY, NOT_REPLICATED, NOT_RUN)
-VERDICT_COLOURS = {REPLICATED: "#cde8d4", PARTLY: "#fbeab4", NOT_REPLICATED: "#f5ccd0", NOT_RUN: "#e2e3e5"}
+CONTRADICTED, INCONCLUSIVE = "contradicted", "inconclusive"
+VERDICTS = (REPLICATED, PARTLY, CONTRADICTED, INCONCLUSIVE, NOT_REPLICATED, NOT_RUN)
+VERDICT_COLOURS = {REPLICATED: "#cde8d4", PARTLY: "#fbeab4", NOT_REPLICATED: "#f5ccd0", CONTRADICTED: "#f5ccd0",
+                   INCONCLUSIVE: "#dfe7f3", NOT_RUN: "#e2e3e5"}
+
+#: z of the minimum detectable effect: 80% power for a two-sided test at 5% (1.96 + 0.84)
+MDE_Z = 2.8
+#: z of a 95% interval
+CI_Z = 1.96
+
+
+@dataclass(frozen=True)
+class Test:
+    """How a comparative claim is tested, declared once as data; :meth:`rule` writes its sentence.
+
+    Attributes:
+        quantity: what is compared, in the paper's units ("mean no-residual score, cosine − baseline").
+        direction: +1 when the paper says the quantity rises (is positive), -1 when it falls.
+        unit: the unit of replication whose spread gives the standard error ("seeds", "items"...).
+        threshold: how many standard errors the effect must clear in the paper's direction.
+        paper_effect: the paper's own effect in the same units (None when it gives none).
+        paper_source: where the paper's effect is read (table and row).
+    """
+
+    quantity: str
+    direction: int
+    unit: str
+    threshold: float = 2.0
+    paper_effect: float | None = None
+    paper_source: str = ""
+
+    def __post_init__(self):
+        if self.direction not in (1, -1):
+            raise ValueError(f"direction must be +1 or -1, got {self.direction!r}")
+
+    def rule(self) -> str:
+        """The verdict rule in words, from the declared fields alone."""
+        way = "above 0" if self.direction > 0 else "below 0"
+        paper = (f"; the paper's effect is {self.paper_effect:+.3g} ({self.paper_source})"
+                 if self.paper_effect is not None else "")
+        return (f"{self.quantity}, with its standard error over {self.unit}: replicated if it is {way} by more "
+                f"than {self.threshold:g} standard errors; contradicted if it is on the other side by more than "
+                f"{self.threshold:g} standard errors, or its 95% interval excludes the paper's effect, and the "
+                f"test could detect the paper's effect (minimum detectable effect {MDE_Z:g} standard errors); "
+                f"inconclusive otherwise{paper}")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """An effect measured for a :class:`Test`: estimate, standard error and what limits it.
+
+    ``at_chance``: the dense model is within 2 standard errors of chance; ``constant``: the
+    compared models give the same answer to every item. Either makes a test inconclusive.
+    """
+
+    effect: float
+    se: float
+    n: int
+    at_chance: bool = False
+    constant: bool = False
+
+    @property
+    def mde(self) -> float:
+        return MDE_Z * self.se
+
+
+def decide(test: Test, ev: Evidence) -> tuple[str, str]:
+    """``(verdict, reason)`` of ``ev`` under ``test``; see :meth:`Test.rule`."""
+    if not (math.isfinite(ev.effect) and math.isfinite(ev.se)) or ev.se < 0:
+        return INCONCLUSIVE, "no estimate with a standard error"
+    if ev.constant:
+        return INCONCLUSIVE, "the compared models give the same answer to every item"
+    if ev.at_chance:
+        return INCONCLUSIVE, "the dense model is within 2 standard errors of chance"
+    signed = test.direction * ev.effect
+    if signed > test.threshold * ev.se:
+        return REPLICATED, f"{signed / ev.se:.1f} standard errors in the paper's direction" if ev.se else \
+            "in the paper's direction, without spread"
+    paper = test.paper_effect
+    powered = paper is None or ev.mde <= abs(paper)
+    if not powered:
+        return INCONCLUSIVE, (f"the minimum detectable effect {ev.mde:.3g} exceeds the paper's effect "
+                              f"{abs(paper):.3g}")
+    if signed < -test.threshold * ev.se:
+        return CONTRADICTED, "beyond 2 standard errors against the paper's direction"
+    if paper is not None and abs(ev.effect - paper) > CI_Z * ev.se:
+        return CONTRADICTED, f"the 95% interval excludes the paper's effect {paper:+.3g}"
+    return INCONCLUSIVE, f"within {test.threshold:g} standard errors of no effect"
 
 
 @dataclass(frozen=True)
