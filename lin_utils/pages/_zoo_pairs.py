@@ -19,7 +19,7 @@ from ..claims import NOT_REPLICATED, PARTLY, REPLICATED
 from ..errors import ModelNotFoundError
 
 __all__ = ["BASELINE", "COSINE", "REGULARIZED", "beyond_two_se", "compare_to_baseline", "entry_of", "size_groups",
-           "size_label", "size_pairs", "zoo_pairs"]
+           "size_label", "size_pairs", "variant_label", "zoo_pairs"]
 
 BASELINE, COSINE = "baseline", "cos0.5"
 REGULARIZED = ("cos0.5", "mse0.5", "mse2.0")  # the regularized variants Table 2 compares with their baseline
