@@ -124,7 +124,7 @@ class Claim:
         order: the claim's row on the claims page (the paper's order of argument).
         load: ``(config, profile) -> tables or None`` when the claim reads more than its page's
             ``tables(config, cache_only=True)`` (e.g. every pruning page).
-        page: the page module (notebook) carrying the evidence; set by :func:`lin_utils.pages.claims`.
+        page: the page module (notebook) carrying the evidence; set by :func:`lin_utils.pages.all_claims`.
     """
 
     artifact: str
@@ -152,7 +152,7 @@ def claims_table(profile: str) -> pd.DataFrame:
     parameters) is ``not run``.
     """
     rows = []
-    for c in pages.claims():
+    for c in pages.all_claims():
         tables = c.tables(profile)
         ours, verdict = ("—", NOT_RUN) if tables is None else c.judge(tables)
         rows.append(dict(artifact=c.artifact, claim=c.claim, paper=c.paper, ours=ours, verdict=verdict,

@@ -2,7 +2,7 @@
 
 The table of contents ``book/_toc.yml`` (Jupyter Book 1.x) is the one list of the book's pages
 *and* of the notebooks that :mod:`lin_utils.runner` executes, in order. Entries under
-``book/notebooks/`` are executed notebooks: ``file: book/notebooks/claims`` names one, and
+``book/notebooks/`` are executed notebooks: ``file: book/notebooks/<name>`` names one, and
 ``glob: book/notebooks/fig*`` names every source notebook ``notebooks/fig*.ipynb`` (sorted, as
 Sphinx sorts a glob). A new ``notebooks/fig2_xxx.ipynb`` therefore joins the run and the book
 with no edit here or in the TOC.

@@ -153,12 +153,8 @@ def test_the_registry_holds_every_criterion_once_with_its_figure_and_prose_names
 
 
 def _claim(artifact: str):
-    """The pruning pages' claim ``artifact``, bound to its page as :func:`lin_utils.pages.claims` binds it
-    (read from the page modules: importing the claims page rebinds ``pages.claims`` to that module)."""
-    import dataclasses
-
-    (claim,) = [dataclasses.replace(c, page=n) for n in PAGES for c in getattr(pages.get(n), "CLAIMS", ())
-                if c.artifact == artifact]
+    """The pruning pages' claim ``artifact``, bound to its page by :func:`lin_utils.pages.all_claims`."""
+    (claim,) = [c for c in pages.all_claims() if c.artifact == artifact]
     return claim
 
 

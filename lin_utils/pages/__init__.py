@@ -36,7 +36,7 @@ from .. import runner
 from ..config import INJECTED, StudyConfig
 from ..errors import LinUtilsError
 
-__all__ = ["config", "claims", "get", "name_of", "names", "show", "study_configs"]
+__all__ = ["all_claims", "config", "get", "name_of", "names", "show", "study_configs"]
 
 
 def name_of(module_name: str) -> str:
@@ -80,7 +80,7 @@ def show(name: str, namespace: Mapping[str, Any]) -> None:
     module.show(cfg, profile=namespace["profile"], force=bool(namespace.get("force", False)))
 
 
-def claims() -> list:
+def all_claims() -> list:
     """Every page's claims, each bound to its page, in claims-page order (``Claim.order``)."""
     out = []
     for name in names():
