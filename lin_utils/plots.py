@@ -807,33 +807,28 @@ def recipe_sweep(runs):
     return fig
 
 
-def recipe_sweep(runs):
-    """The zoo page's recipe sweep: loss on held-out training text against the peak learning rate,
-    one panel per model size, a line per warmup and initialisation std; the chosen run (the
-    lowest held-out loss of its size) ringed.
+def zoo_curves(curves, summary):
+    """The zoo page: training loss (5-step mean) and validation loss (markers) against tokens
+    seen, one panel per model size, one colour per variant; each seed is its own thin line, so
+    the spread between seeds of an arm shows.
 
-    ``runs``: one row per sweep run with ``size``, ``lr``, ``warmup``, ``warmup_steps``,
-    ``init_std``, ``heldout_loss`` and ``chosen``.
+    ``curves``: one row per logged step with ``model``, ``tokens``, ``loss``, ``val_loss``;
+    ``summary``: one row per model with ``model``, ``size`` and ``variant`` (and ``seed``).
     """
-    sizes = list(dict.fromkeys(runs["size"]))
-    fig, axes = new_figure(ncols=len(sizes), panel_size=(FIG_WIDTH / len(sizes), 3.0), sharey=True, squeeze=False)
-    series = list(dict.fromkeys(zip(runs.warmup.astype(str), runs.init_std)))
-    colors = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(series)}
-    labels = {}
-    for ax, size in zip(axes[0], sizes):
-        g = runs[runs["size"] == size]
-        for (w, std) in series:
-            s = g[(g.warmup.astype(str) == w) & (g.init_std == std)].sort_values("lr")
-            if s.empty:
-                continue
-            steps = int(s.warmup_steps.iloc[0])
-            label = f"warmup {steps} steps, init std {std:g}"
-            labels[label] = colors[(w, std)]
-            ax.plot(s.lr, s.heldout_loss, color=colors[(w, std)], marker="o")
-        best = g[g.chosen.astype(bool)]
-        ax.plot(best.lr, best.heldout_loss, marker="o", markersize=14, markerfacecolor="none",
-                markeredgecolor="0.2", linestyle="none")
-        ax.set(title=size, xscale="log", xlabel="peak learning rate")
-    axes[0, 0].set_ylabel("held-out training loss (nats / token)")
-    _legend(fig, labels, {"chosen": dict(marker="o", markersize=10, markerfacecolor="none", linestyle="none")})
+    meta = summary[summary.variant != "reference"].set_index("model")
+    sizes = list(dict.fromkeys(meta["size"]))
+    variants = list(dict.fromkeys(meta.variant))
+    colors = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(variants)}
+    fig, axes = new_figure(nrows=len(sizes), squeeze=False, sharex=True)
+    for ax, size in zip(axes[:, 0], sizes):
+        for m, row in meta[meta["size"] == size].iterrows():
+            g = curves[curves.model == m].sort_values("tokens")
+            train = g.dropna(subset=["loss"])
+            ax.plot(train.tokens, train.loss.rolling(5, min_periods=1).mean(), color=colors[row.variant],
+                    alpha=0.7, linewidth=1.0)
+            val = g.dropna(subset=["val_loss"])
+            ax.plot(val.tokens, val.val_loss, color=colors[row.variant], marker="o", markersize=3, linestyle="none")
+        ax.set(title=size, xscale="log", ylabel="loss (nats / token)")
+    axes[-1, 0].set_xlabel("training tokens seen (one line per seed)")
+    _legend(fig, colors, {"training loss (5-step mean)": dict(), "validation loss": dict(marker="o", linestyle="none")})
     return fig
