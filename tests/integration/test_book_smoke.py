@@ -314,3 +314,74 @@ def test_every_page_in_chromium_shows_its_figure_and_tables_that_fit(smoke_book,
     for i, page in enumerate(pages):  # every page renders as a page, not a blank or an error
         shot = screen.crop((0, i * FRAME_HEIGHT, 1300, (i + 1) * FRAME_HEIGHT))
         assert len(shot.getcolors(1 << 20) or []) > 300, page
+
+
+# -------------------------------------------------------------------------------------------------
+# make publish: the smoke book pushed to a gh-pages branch of a local bare repository, then opened
+# from a clone of that branch as a reader's browser would open the published site
+
+PUBLISHED_JS = """<script>
+window.addEventListener('load', function () { setTimeout(function () {
+  var res = [];
+  document.querySelectorAll('iframe').forEach(function (f) {
+    try {
+      var doc = f.contentDocument, art = doc.querySelector('article.bd-article');
+      res.push({src: f.getAttribute('src'), math: doc.querySelectorAll('mjx-container').length,
+                verdicts: Array.from(art.querySelectorAll('span.lin-verdict')).map(function (s) { return s.textContent; }),
+                images: Array.from(art.querySelectorAll('img')).map(function (i) {
+                  return {src: i.getAttribute('src'), natural: i.naturalWidth, complete: i.complete}; })});
+    } catch (e) { res.push({src: f.getAttribute('src'), error: String(e)}); }
+  });
+  var pre = document.createElement('pre'); pre.id = 'lin-published'; pre.textContent = JSON.stringify(res);
+  document.body.appendChild(pre);
+}, 2000); });
+</script>"""
+
+
+def test_published_branch_holds_the_book_and_opens_in_chromium(smoke_book, smoke_results, tmp_path, monkeypatch):
+    from lin_utils import publish
+
+    tmp, _, html_dir, _ = smoke_book
+    for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        monkeypatch.setenv(key, "lin_utils tests")
+    for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.setenv(key, "tests@example.org")
+    bare, repo, clone = tmp_path / "site.git", tmp_path / "repo", tmp_path / "clone"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "remote", "add", "origin", str(bare)], cwd=repo, check=True)
+    publish.publish(html_dir, root=tmp, repo=repo, log=lambda _: None)
+    subprocess.run(["git", "clone", "-q", "--branch", "gh-pages", str(bare), str(clone)], check=True)
+    files = {p.relative_to(clone).as_posix() for p in clone.rglob("*")
+             if p.is_file() and p.relative_to(clone).parts[0] != ".git"}
+    assert files == {p.relative_to(html_dir).as_posix() for p in html_dir.rglob("*") if p.is_file()} | {".nojekyll"}
+    pages = [f"book/notebooks/{name}.html" for name in runner.run_order()] + ["book/methods.html"]
+    assert "index.html" in files and set(pages) <= files and (clone / site.MATHJAX_ENTRY).is_file()
+    figures = {name: hashlib.sha256(report.glued_png(_executed(tmp, name))).hexdigest() for name in FIGURE_PAGES}
+    names = {Path(f).name for f in files}
+    assert all(f"{sha}.png" in names for sha in figures.values())
+    # the result tables: every one a page links is there with its provenance, and nothing else from data/
+    linked, dead = publish.linked_data_files(clone)
+    assert not dead and linked == {f for f in files if f.startswith(site.DOWNLOADS_DIR + "/")}
+    assert any(f.endswith(".csv") for f in linked) and not any(f.startswith("data/") for f in files)
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian package `chromium`)")
+    shown = ["book/notebooks/intro.html", *(f"book/notebooks/{name}.html" for name in FIGURE_PAGES)]
+    harness = _harness(clone, shown, [1300], PUBLISHED_JS)
+    dom = _chromium(chromium, harness, 1300, 900, "--dump-dom")
+    found = re.search(r'<pre id="lin-published"[^>]*>(.*?)</pre>', dom, re.S)
+    assert found, "the script did not run"
+    seen = {Path(m["src"]).stem: m for m in json.loads(html.unescape(found.group(1)))}
+    assert [m.get("error") for m in seen.values()] == [None] * len(shown)
+    # the landing page: its verdicts, its thumbnails loaded, its math typeset by the vendored MathJax
+    _, judged = _judged_claims()
+    intro = seen["intro"]
+    assert intro["verdicts"] == list(judged[judged.verdict != claims.NOT_RUN].verdict)
+    assert intro["images"] and all(i["complete"] and i["natural"] > 0 for i in intro["images"]), intro["images"]
+    # every figure page shows its figure
+    for name, sha in figures.items():
+        (img,) = [i for i in seen[name]["images"] if Path(i["src"]).stem == sha]
+        assert img["complete"] and img["natural"] > 0, name
+    assert sum(m["math"] for m in seen.values()) > 0

@@ -1,4 +1,4 @@
-"""The claims page's numbers, texts and verdicts for Figs 1/3, Table 1, Table 2 and Fig 5 (Figs 6-8: tests/test_page_pruning.py).
+"""The pages of Figs 1 and 3 (one scan table, two pages): their numbers, texts and verdicts.
 
 Every table here is built by hand so that the answer is known by construction; boundaries are
 hit exactly (dyadic numbers, so that e.g. a difference of exactly 2 standard errors is exactly 2.0
@@ -7,14 +7,16 @@ in floating point) and just beyond, and the expected numbers are computed indepe
 """
 from __future__ import annotations
 
-import math
 import statistics
 
 import numpy as np
 import pandas as pd
 import pytest
+from tables import profile_table
 
 from lin_utils import claims
+from lin_utils.pages import fig1_linearity_profiles as fig1
+from lin_utils.pages import fig3_block_norms as fig3
 
 REP, PART, NOT, NOT_RUN = claims.REPLICATED, claims.PARTLY, claims.NOT_REPLICATED, claims.NOT_RUN
 
@@ -57,7 +59,7 @@ _ENCODER = [("e", "encoder", True, 0.2, 0.99, 0.99, 0.9, 10, 128, 0.01)]
 def test_fig1_and_fig3_numbers_are_over_trained_decoders_only():
     t = _profile(_RANDOM[:1] + _TRAINED[:3] + _ENCODER + _TRAINED[3:] + _RANDOM[1:])
     score, nores, held, chance, ntok, d, ratio = ([r[i] for r in _TRAINED] for i in range(3, 10))
-    n = claims.fig1_numbers(t)
+    n = fig1.scores(t)
     expected = dict(random_score_mean=0.2, random_nores_mean=0.1, score_mean=statistics.mean(score), score_min=0.91,
                     score_max=0.99, nores_mean=statistics.mean(nores), heldout_nores_mean=statistics.mean(held),
                     chance_max=0.03, n_tokens_min=4000, d_max=32,
@@ -65,7 +67,7 @@ def test_fig1_and_fig3_numbers_are_over_trained_decoders_only():
     assert set(n) == set(expected)
     for k, v in expected.items():
         assert n[k] == pytest.approx(v, abs=1e-12), k
-    f3 = claims.fig3_numbers(t)
+    f3 = fig3.ratios(t)
     assert set(f3) == {"ratio_median", "ratio_max", "ratio_min", "frac_below_one"}
     assert (f3["ratio_median"], f3["ratio_max"], f3["ratio_min"]) == (0.7, 1.3, 0.2)
     assert f3["frac_below_one"] == pytest.approx(3 / 5)  # a ratio of exactly 1 is not below 1
@@ -81,11 +83,11 @@ def test_fig1_and_fig3_numbers_are_over_trained_decoders_only():
     ([0.5, 1.0], NOT),          # a high maximum does not rescue a low mean
 ])
 def test_fig1_score_verdict_thresholds(score, verdict):
-    assert claims.judge_score(_blocks(score=score))[1] == verdict
+    assert fig1.judge_score(_blocks(score=score))[1] == verdict
 
 
 def test_fig1_score_text():
-    ours, verdict = claims.judge_score(_blocks(score=[0.875, 0.925, 0.9]))
+    ours, verdict = fig1.judge_score(_blocks(score=[0.875, 0.925, 0.9]))
     assert ours == "0.900 mean, 0.875 to 0.925 over blocks (chance 0.003)"
     assert verdict == PART
 
@@ -98,11 +100,11 @@ def test_fig1_score_text():
     (0.5, 0.6, NOT),          # a rise, not a drop
 ])
 def test_fig1_nores_verdict_thresholds(score, nores, verdict):
-    assert claims.judge_nores(_blocks(score=[score], nores=[nores]))[1] == verdict
+    assert fig1.judge_nores(_blocks(score=[score], nores=[nores]))[1] == verdict
 
 
 def test_fig1_nores_text():
-    ours, _ = claims.judge_nores(_blocks(score=[0.9, 0.95, 0.98], nores=[0.5, 0.625, 0.25],
+    ours, _ = fig1.judge_nores(_blocks(score=[0.9, 0.95, 0.98], nores=[0.5, 0.625, 0.25],
                                          heldout=[0.125, 0.25, 0.1]))
     assert ours == "0.458 without vs 0.943 with (held-out 0.158)"
 
@@ -115,11 +117,27 @@ def test_fig1_nores_text():
     ([1.2, 1.5], NOT),
 ])
 def test_fig3_norm_verdict_thresholds(ratio, verdict):
-    assert claims.judge_norms(_blocks(ratio=ratio))[1] == verdict
+    assert fig3.judge_norms(_blocks(ratio=ratio))[1] == verdict
 
 
 def test_fig3_norm_text():
-    ours, _ = claims.judge_norms(_blocks(ratio=[0.5, 1.0, 0.75, 0.25, 2.0]))
+    ours, _ = fig3.judge_norms(_blocks(ratio=[0.5, 1.0, 0.75, 0.25, 2.0]))
     assert ours == "||block output|| / ||residual|| median 0.75 (0.25 to 2.00)"
 
 
+def test_training_effect_sentence_follows_the_numbers():
+    trained = profile_table([0.7] * 3, [0.3] * 3, [0.5] * 3)
+    less = pd.concat([trained, profile_table([0.9] * 3, [0.4] * 3, [0.5] * 3, trained=False, model="r")])
+    more = pd.concat([trained, profile_table([0.5] * 3, [0.4] * 3, [0.5] * 3, trained=False, model="r")])
+    assert fig1.numbers(less)["training_effect"].startswith("less linear")
+    assert fig1.numbers(more)["training_effect"].startswith("at least as linear")
+    assert fig1.numbers(trained)["training_effect"].startswith("not measured")
+
+
+def test_figure_numbers_carry_the_claims_verdicts():
+    t = profile_table([0.99, 0.97, 0.995], [0.5, 0.6, 0.4], [0.3, 0.2, 1.5])
+    n1 = fig1.numbers(t)
+    assert n1["verdict_score"] == fig1.judge_score(t)[1] == claims.REPLICATED
+    assert n1["score_mean"] == np.mean([0.99, 0.97, 0.995])
+    n3 = fig3.numbers(t)
+    assert n3["verdict_norms"] == claims.PARTLY and n3["ratio_max"] == 1.5 and n3["frac_below_one"] == 2 / 3
