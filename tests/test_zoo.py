@@ -54,6 +54,17 @@ def test_each_arm_has_its_seeds_and_within_a_size_only_regularizer_and_seed_diff
     assert len(zoo.table("smoke")) == 8 and set(zoo.table("smoke").variant) == {"baseline", "cos0.5"}
 
 
+def test_every_profile_trains_its_whole_zoo_and_shows_a_sweep():
+    import yaml
+
+    from lin_utils.paths import REPO_ROOT
+
+    for profile, zoo_profile in (("smoke", "smoke"), ("cpu", "cpu"), ("gpu", "gpu"), ("full", "gpu")):
+        section = yaml.safe_load((REPO_ROOT / "profiles" / f"{profile}.yaml").read_text())["model_zoo"]
+        assert section["entries"] == zoo.names(zoo_profile), profile
+        assert section["sweep"] in zoo.SWEEPS
+
+
 def test_pairs_match_each_regularized_model_to_the_baseline_of_its_size_and_seed():
     p = zoo.pairs("cpu")
     assert len(p) == 14  # small: 3 variants x 3 seeds; large: cosine x 3 seeds and the two MSE arms at seed 0
