@@ -15,7 +15,7 @@ no built page loads a script from the network. MathJax is vendored once per mach
 
 A page offers the result tables it used for download by listing them, relative to the result
 cache, in an output's metadata (``{"lin_utils": {"downloads": [...]}}``, written by
-:func:`lin_utils.report.reproduce`); the build copies exactly those files (CSV and provenance
+:func:`lin_utils.book.glue.reproduce`); the build copies exactly those files (CSV and provenance
 JSON) to ``<html>/_data/`` (:data:`DOWNLOADS_DIR`), where the page's links point, after checking
 each table against its sidecar (:func:`verify_download`): a table edited after its run fails the
 build rather than ship beside a page that shows the original numbers.

@@ -79,7 +79,19 @@ def test_a_pair_with_an_unjudged_side_is_not_compared():
 
 def test_the_judge_reads_the_pages_tables():
     t = story_table(dict.fromkeys(PPL), PPL)
-    assert page.judge_stories({"summary": t, "items": None}) == page.judge_stories(t)
+    none = pd.DataFrame({"grammar": [np.nan] * 3, "judge_error": [""] * 3})
+    assert page.judge_stories({"summary": t, "items": none}) == page.judge_stories(t)
+
+
+def test_a_configured_judge_that_failed_is_not_called_absent():
+    """Issue 25: the page says a judge was configured and failed, with the count and the first error."""
+    t = story_table(dict.fromkeys(PPL), PPL)
+    failed = pd.DataFrame({"grammar": [np.nan] * 3, "judge_error": ["HTTP 500: boom", "garbage", ""]})
+    ours, verdict = page.judge_stories({"summary": t, "items": failed})
+    assert verdict == NOT_RUN and "no judge configured" not in ours
+    assert ours.startswith("a judge was configured but failed on all 2 of 3 completions (first error: HTTP 500: boom)")
+    n = page.page_numbers({"summary": t.assign(repetition_4=0.1, distinct_2=0.5), "items": failed})
+    assert n["judge_text"] == ours
 
 
 def test_numbers_and_summary_without_a_judge():

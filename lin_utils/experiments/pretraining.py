@@ -297,6 +297,9 @@ class StoriesConfig(StudyConfig):
         scorer: the model whose perplexity of the completions is the first proxy.
         judge_model: the judge's model (None: ``$LIN_JUDGE_MODEL``); the endpoint is
             ``$LIN_JUDGE_URL``, read from the environment only.
+        judge_time_limit_s, judge_max_failures: the judging run stops (one line, an error) after
+            this many seconds or this many completions in a row without grades (None: no limit);
+            how long, not what: not in the cache key.
     """
 
     models: tuple[str, ...] = ("stories260K",)
@@ -307,6 +310,8 @@ class StoriesConfig(StudyConfig):
     seed: int = 0
     scorer: str = "stories260K"
     judge_model: str | None = None
+    judge_time_limit_s: float | None = 3 * 3600.0
+    judge_max_failures: int | None = 5
 
     def __post_init__(self):
         object.__setattr__(self, "models", check_str_list("models", self.models))
@@ -317,6 +322,8 @@ class StoriesConfig(StudyConfig):
         check_int("seed", self.seed)
         check_str("scorer", self.scorer)
         check_str("judge_model", self.judge_model, none=True)
+        check_number("judge_time_limit_s", self.judge_time_limit_s, minimum=0, none=True)
+        check_int("judge_max_failures", self.judge_max_failures, minimum=1, none=True)
 
     def key(self) -> dict:
         """The cache key: the models and their weights, the sampling, the scorer and the judge's
@@ -332,13 +339,15 @@ class StoriesConfig(StudyConfig):
 def _story_tables(config: StoriesConfig, progress: bool) -> dict[str, pd.DataFrame]:
     import torch
 
-    from ..evaluate.judge import JudgeError, judge_from_env
+    from ..evaluate.judge import JudgeSession, judge_from_env
     from ..evaluate.stories import complete, proxy_table, story_openings
     from ..models import load_model
 
     c = config
     openings = story_openings(c.n_stories, seed=c.seed)
-    judge = judge_from_env(None, c.judge_model)
+    client = judge_from_env(None, c.judge_model)
+    session = None if client is None else JudgeSession(client, time_limit_s=c.judge_time_limit_s,
+                                                       max_consecutive_failures=c.judge_max_failures)
     scorer_model, scorer_tok = load_model(c.scorer, dtype=torch.float32)
     per_item = []
     for spec in c.models:
@@ -351,14 +360,15 @@ def _story_tables(config: StoriesConfig, progress: bool) -> dict[str, pd.DataFra
         for aspect in ("grammar", "creativity", "consistency", "plot"):
             t[aspect] = math.nan
         t["judge_error"] = ""
-        if judge is not None:
-            for i, (o, c) in enumerate(zip(openings, texts)):
-                try:
-                    for aspect, grade in judge.grade(o, c).items():
-                        t.loc[i, aspect] = grade
-                except JudgeError as e:
-                    t.loc[i, "judge_error"] = str(e)
+        if session is not None:
+            grades, errors = session.grade_all(openings, texts)
+            for i, (g, err) in enumerate(zip(grades, errors)):
+                for aspect, grade in g.items():
+                    t.loc[i, aspect] = grade
+                t.loc[i, "judge_error"] = err
         per_item.append(t)
+    if session is not None:
+        session.finish()  # a configured judge that failed every request is an error, not "no judge"
     items = pd.concat(per_item, ignore_index=True)
     summary = []
     for spec, g in items.groupby("model", sort=False):

@@ -259,6 +259,11 @@ def table(results: pd.DataFrame, figure: str = "perplexity") -> pd.DataFrame:
     return out
 
 
+def page_numbers(t: dict) -> dict:
+    """The glued numbers from what :func:`tables` returns."""
+    return numbers(t["results"], t["distill"])
+
+
 def show(name: str, config: PruningConfig, *, profile: str, force: bool = False, figure: str = "perplexity") -> dict:
     """A pruning page (Fig 6, 7 or 8) in one call: the figure, the numbers, the k-by-k text (glued
     as ``kbyk``), the summary and the full table. Returns the numbers."""

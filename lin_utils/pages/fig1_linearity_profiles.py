@@ -74,6 +74,9 @@ def numbers(table: pd.DataFrame) -> dict:
     return out
 
 
+page_numbers = numbers  # from what tables() returns
+
+
 def show(config: ProfilesConfig, *, profile: str, force: bool = False) -> pd.DataFrame:
     table = tables(config, profile=profile, force=force)
     figure_page(NAME, profile, plots.linearity_profiles(table), numbers=numbers(table),

@@ -65,6 +65,9 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+page_numbers = numbers  # from what tables() returns
+
+
 def show(config: DynamicsConfig, *, profile: str, force: bool = False) -> pd.DataFrame:
     table = tables(config, profile=profile, force=force)
     figure_page(NAME, profile, plots.training_dynamics(table), numbers=numbers(table), summary=summary(table),

@@ -54,6 +54,9 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     }, {"ratio, median": ".2f", "min": ".2f", "max": ".2f", "blocks below 1": ".0%", "mean cosine": ".3f"})
 
 
+page_numbers = numbers  # from what tables() returns
+
+
 def show(config: ProfilesConfig, *, profile: str, force: bool = False) -> pd.DataFrame:
     table = tables(config, profile=profile, force=force)
     figure_page(NAME, profile, plots.block_norms(table), numbers=numbers(table), summary=summary(table),

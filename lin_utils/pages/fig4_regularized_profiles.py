@@ -57,6 +57,9 @@ def numbers(t: pd.DataFrame) -> dict:
     return {**effects(t), "verdict_regularizer": judge_regularizer(t)[1]}
 
 
+page_numbers = numbers  # from what tables() returns
+
+
 def show(config: ProfilesConfig, *, profile: str, force: bool = False) -> pd.DataFrame:
     table = tables(config, profile=profile, force=force)
     figure_page(NAME, profile, plots.linearity_profiles(table), numbers=numbers(table),

@@ -85,6 +85,9 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+page_numbers = numbers  # from what tables() returns
+
+
 def show(config: ProbesConfig, *, profile: str, force: bool = False) -> pd.DataFrame:
     table = tables(config, profile=profile, force=force)
     figure_page(NAME, profile, plots.probe_accuracy(table), numbers=numbers(table), summary=summary(table),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..claims import Claim
 from ..experiments.pruning import PruningConfig
 from . import _pruning, name_of, study_configs
-from ._pruning import tables
+from ._pruning import page_numbers, tables  # noqa: F401 (the page's API)
 
 __all__ = ["CLAIMS", "CONFIG", "NAME", "show", "tables"]
 

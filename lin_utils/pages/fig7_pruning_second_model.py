@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..experiments.pruning import PruningConfig
 from . import _pruning, name_of
-from ._pruning import tables
+from ._pruning import page_numbers, tables  # noqa: F401 (the page's API)
 
 __all__ = ["CONFIG", "NAME", "show", "tables"]
 

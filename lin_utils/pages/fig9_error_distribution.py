@@ -64,6 +64,11 @@ def summary(summary: pd.DataFrame) -> pd.DataFrame:
         "excess": ".2f"})
 
 
+def page_numbers(t: dict) -> dict:
+    """The glued numbers from what :func:`tables` returns."""
+    return numbers(t["summary"])
+
+
 def show(config: ErrorsConfig, *, profile: str, force: bool = False) -> dict[str, pd.DataFrame]:
     t = tables(config, profile=profile, force=force)
     s = t["summary"]

@@ -176,6 +176,9 @@ def fit_table(tables: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).fillna("")
 
 
+page_numbers = numbers  # from what tables() returns
+
+
 def show(config: ScalingConfig, *, profile: str, force: bool = False) -> dict[str, pd.DataFrame]:
     t = tables(config, profile=profile, force=force)
     glue_markdown("fits", md_table(fit_table(t)))

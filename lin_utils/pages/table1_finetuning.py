@@ -124,6 +124,9 @@ def summary(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(list(out.values()))
 
 
+page_numbers = numbers  # from what tables() returns
+
+
 def show(config: FinetuningConfig, *, profile: str, force: bool = False) -> pd.DataFrame:
     runs = tables(config, profile=profile, force=force)
     figure_page(NAME, profile, plots.finetuning_deltas(runs), numbers=numbers(runs), summary=summary(runs),

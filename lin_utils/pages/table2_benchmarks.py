@@ -118,6 +118,11 @@ def full_table(scores: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def page_numbers(t: dict) -> dict:
+    """The glued numbers from what :func:`tables` returns."""
+    return numbers(t["layout"], t["scores"])
+
+
 def show(config: BenchmarksConfig, *, profile: str, force: bool = False) -> dict[str, pd.DataFrame]:
     t = tables(config, profile=profile, force=force)
     layout, scores = t["layout"], t["scores"]

@@ -33,10 +33,14 @@ def tables(config: StoriesConfig, *, profile: str, force: bool = False, cache_on
 
 def judge_stories(t):
     """Table 3's summary (or the page's tables): judge grades when present; proxies alone give no verdict."""
+    from ..evaluate.judge import judge_status  # lin_utils.evaluate imports lm-eval's tasks: only when judging
+
+    status = judge_status(t["items"]) if isinstance(t, dict) else None
     if isinstance(t, dict):
         t = t["summary"]
     if "judged" not in t or t.judged.sum() == 0:
-        ours = ("no judge configured, so no verdict; automatic proxies only (perplexity under the scorer "
+        said = "no judge configured" if status is None or not status["configured"] else status["text"]
+        ours = (f"{said}, so no verdict; automatic proxies only (perplexity under the scorer "
                 + ", ".join(f"{m.split(':')[-1]} {v:.2f}" for m, v in zip(t.model, t.scorer_ppl)) + ")")
         return ours, NOT_RUN
     judged = t[t.judged > 0]  # a model the judge failed on has no grades: its pair is not compared
@@ -57,10 +61,11 @@ CLAIMS = [
 ]
 
 
-def numbers(summary_: pd.DataFrame) -> dict:
-    """The prose's numbers: models, stories, judged completions, the verdict and the proxies' ranges."""
+def numbers(summary_: pd.DataFrame, items: pd.DataFrame | None = None) -> dict:
+    """The prose's numbers: models, stories, judged completions, the verdict (and, with the
+    ``items``, whether a configured judge failed) and the proxies' ranges."""
     judged = int(summary_.judged.sum()) if "judged" in summary_ else 0
-    ours, verdict = judge_stories(summary_)
+    ours, verdict = judge_stories(summary_ if items is None else {"summary": summary_, "items": items})
     return dict(n_models=len(summary_), n_stories=int(summary_.n.max()), judged=judged, verdict_stories=verdict,
                 judge_text=ours, ppl_min=summary_.scorer_ppl.min(), ppl_max=summary_.scorer_ppl.max(),
                 rep_min=summary_.repetition_4.min(), rep_max=summary_.repetition_4.max())
@@ -82,8 +87,13 @@ def summary(summary_: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def page_numbers(t: dict) -> dict:
+    """The glued numbers from what :func:`tables` returns."""
+    return numbers(t["summary"], t["items"])
+
+
 def show(config: StoriesConfig, *, profile: str, force: bool = False) -> dict[str, pd.DataFrame]:
     t = tables(config, profile=profile, force=force)
-    figure_page(NAME, profile, plots.story_quality(t["summary"]), numbers=numbers(t["summary"]),
+    figure_page(NAME, profile, plots.story_quality(t["summary"]), numbers=page_numbers(t),
                 summary=summary(t["summary"]), table=t["items"][ITEM_COLUMNS])
     return t

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lin_utils import claims, report, runner, site
+from lin_utils import claims, pages, runner, site
+from lin_utils.book import executed
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURE_PAGES = sorted([*(p.stem for p in (ROOT / "notebooks").glob("fig*.ipynb")), "scaling"])
@@ -102,13 +103,13 @@ def _expected_glued_text(page: str) -> list[str] | None:
     """Each ``{glue:text}`` of the page's prose, in order, as it should read when formatted from
     numbers recomputed here from the result tables (None: no claim says how to load them)."""
     prefix = page.split("_")[0]
-    claim = next((c for c in claims.CLAIMS if c.notebook == page and c.load is not None), None)
-    numbers_of = getattr(report, f"{prefix}_numbers", None)
-    if claim is None or numbers_of is None:
+    module = pages.get(page)
+    numbers_of = getattr(module, "page_numbers", None)
+    if numbers_of is None:
         return None
-    table = claim.load(runner.notebook_parameters(page, "smoke"), "smoke")
-    assert table is not None, f"{page}: its result table is not in the smoke cache"
-    values = {f"{prefix}_{k}": v for k, v in numbers_of(table).items()}
+    tables = module.tables(pages.config(module, "smoke"), profile="smoke", cache_only=True)
+    assert tables is not None, f"{page}: its result table is not in the smoke cache"
+    values = {f"{prefix}_{k}": v for k, v in numbers_of(tables).items()}
     source = json.loads((ROOT / "notebooks" / f"{page}.ipynb").read_text())
     prose = "\n".join("".join(c["source"]) for c in source["cells"] if c["cell_type"] == "markdown")
     roles = GLUE_TEXT.findall(prose)
@@ -122,7 +123,7 @@ def test_figure_pages_show_the_glued_figure_numbers_and_tables(smoke_book, smoke
     text = _article(html_dir / "book" / "notebooks" / f"{page}.html")
     assert "Traceback" not in text
     # the figure is the PNG the notebook glued (myst-nb names the file by its sha256)
-    png = report.glued_png(_executed(tmp, page))
+    png = executed.glued_png(_executed(tmp, page))
     assert png is not None, "no figure glued"
     label = page.replace("_", "-") + "-figure"
     figure = re.search(rf'<figure[^>]+id="{label}"[^>]*>\s*<img[^>]+src="([^"]+)"', text)
@@ -163,7 +164,7 @@ def test_pages_end_with_their_commands_and_downloadable_tables(smoke_book, smoke
 
 def _judged_claims():
     expected = claims.claims_table("smoke")
-    judged = expected[[c.judge is not None for c in claims.CLAIMS]]
+    judged = expected[[c.judge is not None for c in pages.all_claims()]]
     assert len(judged) >= 4
     # every claim that has a rule got a real verdict from the smoke run's tables, except Table 3
     # without a judge endpoint: its automatic proxies never give a verdict, and it says why
@@ -295,7 +296,7 @@ def test_every_page_in_chromium_shows_its_figure_and_tables_that_fit(smoke_book,
                 assert t["rows"] > 1 and left - 1 <= t["left"] and t["right"] <= right + 1, (name, t)
         if name not in FIGURE_PAGES:
             continue
-        png = report.glued_png(_executed(tmp, name))
+        png = executed.glued_png(_executed(tmp, name))
         figure = [i for i in m["images"] if Path(i["src"]).stem == hashlib.sha256(png).hexdigest()]
         assert len(figure) == 1, (name, m["images"])
         x0, y0, x1, y1 = figure[0]["box"]
@@ -357,7 +358,7 @@ def test_published_branch_holds_the_book_and_opens_in_chromium(smoke_book, smoke
     assert files == {p.relative_to(html_dir).as_posix() for p in html_dir.rglob("*") if p.is_file()} | {".nojekyll"}
     pages = [f"book/notebooks/{name}.html" for name in runner.run_order()] + ["book/methods.html"]
     assert "index.html" in files and set(pages) <= files and (clone / site.MATHJAX_ENTRY).is_file()
-    figures = {name: hashlib.sha256(report.glued_png(_executed(tmp, name))).hexdigest() for name in FIGURE_PAGES}
+    figures = {name: hashlib.sha256(executed.glued_png(_executed(tmp, name))).hexdigest() for name in FIGURE_PAGES}
     names = {Path(f).name for f in files}
     assert all(f"{sha}.png" in names for sha in figures.values())
     # the result tables: every one a page links is there with its provenance, and nothing else from data/
