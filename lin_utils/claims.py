@@ -18,7 +18,7 @@ import pandas as pd
 
 from . import pages
 
-__all__ = ["Claim", "Evidence", "Test", "REPLICATED", "PARTLY", "CONTRADICTED", "INCONCLUSIVE", "NOT_REPLICATED",
+__all__ = ["Claim", "Evidence", "Judgement", "Test", "PAPER", "OURS", "judge_effect", "REPLICATED", "PARTLY", "CONTRADICTED", "INCONCLUSIVE", "NOT_REPLICATED",
            "NOT_RUN", "VERDICTS", "VERDICT_COLOURS", "MDE_Z", "claims_table", "decide"]
 
 REPLICATED, PARTLY, NOT_REPLICATED, NOT_RUN = "replicated", "partly", "not replicated", "not run"
@@ -113,17 +113,41 @@ def decide(test: Test, ev: Evidence) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class Judgement:
+    """A claim's outcome: our numbers in a sentence, the verdict and why, and the evidence."""
+
+    ours: str
+    verdict: str
+    reason: str = ""
+    evidence: Evidence | None = None
+
+
+def judge_effect(test: Test, ev: Evidence, ours: str) -> Judgement:
+    """The :class:`Judgement` of ``ev`` under ``test`` (:func:`decide`), with ``ours`` as its text."""
+    verdict, reason = decide(test, ev)
+    return Judgement(ours, verdict, reason, ev)
+
+
+#: a claim of the paper, or a finding of our own beyond it (counted apart)
+PAPER, OURS = "paper", "ours"
+
+
+@dataclass(frozen=True)
 class Claim:
-    """One claim of the paper, judged from one page's tables.
+    """One claim of the paper (or one finding of ours), judged from one page's tables.
 
     Attributes:
         artifact: the paper's figure or table ("Fig 1").
         claim: the claim in a sentence; ``paper``: the paper's number or wording.
-        rule: how the verdict is decided, in words (shown on the claims page).
-        judge: the page's tables -> ``(ours, verdict)``: our numbers in a sentence and the verdict.
+        rule: how the verdict is decided, in words (shown on the claims page); with a ``test``,
+            leave it empty: the test writes it (:meth:`Test.rule`).
+        judge: the page's tables -> a :class:`Judgement` (or ``(ours, verdict)``).
         order: the claim's row on the claims page (the paper's order of argument).
         load: ``(config, profile) -> tables or None`` when the claim reads more than its page's
             ``tables(config, cache_only=True)`` (e.g. every pruning page).
+        test: the claim's test declared as data (quantity, direction, unit, threshold, the
+            paper's effect), for a comparative claim.
+        kind: :data:`PAPER` (the paper's claim) or :data:`OURS` (our own finding, counted apart).
         page: the page module (notebook) carrying the evidence; set by :func:`lin_utils.pages.all_claims`.
     """
 
@@ -131,10 +155,16 @@ class Claim:
     claim: str
     paper: str
     rule: str
-    judge: Callable[[Any], tuple[str, str]]
+    judge: Callable[[Any], Judgement | tuple[str, str]]
     order: int
     load: Callable[[Any, str], Any] | None = None
+    test: Test | None = None
+    kind: str = PAPER
     page: str = ""
+
+    @property
+    def rule_text(self) -> str:
+        return self.rule or (self.test.rule() if self.test is not None else "")
 
     def tables(self, profile: str) -> Any:
         """The tables this claim is judged from under ``profile`` (None when one is not cached)."""
@@ -145,8 +175,14 @@ class Claim:
         return module.tables(cfg, profile=profile, cache_only=True)
 
 
+COLUMNS = ["artifact", "claim", "paper", "ours", "verdict", "rule", "notebook", "kind", "reason", "effect", "se",
+           "mde", "paper_effect", "unit"]
+
+
 def claims_table(profile: str) -> pd.DataFrame:
-    """One row per claim: artifact, claim, paper, ours, verdict, rule, notebook.
+    """One row per claim: artifact, claim, paper, ours, verdict, rule, notebook, kind (the paper's
+    or ours), reason, and for a comparative claim its effect, standard error, minimum detectable
+    effect, the paper's effect and the unit of replication.
 
     A claim whose tables are not in the cache (its page has not run with the profile's
     parameters) is ``not run``.
@@ -154,7 +190,14 @@ def claims_table(profile: str) -> pd.DataFrame:
     rows = []
     for c in pages.all_claims():
         tables = c.tables(profile)
-        ours, verdict = ("—", NOT_RUN) if tables is None else c.judge(tables)
-        rows.append(dict(artifact=c.artifact, claim=c.claim, paper=c.paper, ours=ours, verdict=verdict,
-                         rule=c.rule, notebook=c.page))
-    return pd.DataFrame(rows, columns=["artifact", "claim", "paper", "ours", "verdict", "rule", "notebook"])
+        j = Judgement("—", NOT_RUN, "its result table is not computed yet") if tables is None else c.judge(tables)
+        if not isinstance(j, Judgement):
+            j = Judgement(*j)
+        ev = j.evidence
+        rows.append(dict(artifact=c.artifact, claim=c.claim, paper=c.paper, ours=j.ours, verdict=j.verdict,
+                         rule=c.rule_text, notebook=c.page, kind=c.kind, reason=j.reason,
+                         effect=ev.effect if ev else math.nan, se=ev.se if ev else math.nan,
+                         mde=ev.mde if ev else math.nan,
+                         paper_effect=c.test.paper_effect if c.test and c.test.paper_effect is not None else math.nan,
+                         unit=c.test.unit if c.test else ""))
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -58,9 +58,9 @@ def test_the_committed_cpu_results_give_every_claim_its_table(monkeypatch):
 
     monkeypatch.setenv("LIN_RESULTS_DIR", str(Path(__file__).resolve().parents[1] / "data" / "results"))
     t = claims.claims_table("cpu")
-    assert list(t.columns) == ["artifact", "claim", "paper", "ours", "verdict", "rule", "notebook"]
+    assert list(t.columns) == claims.COLUMNS
     assert t.artifact.tolist() == [c.artifact for c in pages.all_claims()]
-    assert t.rule.tolist() == [c.rule for c in pages.all_claims()]
+    assert t.rule.tolist() == [c.rule_text for c in pages.all_claims()]
     assert t.notebook.tolist() == [c.page for c in pages.all_claims()]
     assert t[t.verdict == claims.NOT_RUN].artifact.tolist() == ["Table 3"]
     assert t.set_index("artifact").loc["Table 3", "ours"].startswith("no judge configured, so no verdict")
