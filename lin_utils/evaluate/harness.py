@@ -284,6 +284,29 @@ class HarnessRun:
     n_truncated: int = 0
     max_length: int | None = None
 
+    def items(self, metrics: dict[str, str] | None = None) -> pd.DataFrame:
+        """One row per (task, document): what the model answered and whether it was right, so that
+        two models can be compared document by document (a paired test).
+
+        Columns: ``task, doc_id, n_choices, gold`` (the gold choice's index, -1 when lm-eval's
+        target is none of the choices), ``pred`` (the choice of highest log-likelihood, lm-eval's
+        ``acc`` answer), ``metric`` and ``value`` (that document's score in the task's headline
+        metric: ``metrics[task]``, else ``acc``; ReCoRD's is its ``f1``), and ``logliks`` (the
+        choices' log-likelihoods, ``;``-separated, 6 significant digits).
+        """
+        metrics = metrics or {}
+        rows = []
+        for rec in self.table.drop_duplicates("task").itertuples():
+            metric = metrics.get(rec.task, "acc")
+            for s in sorted(self.samples[rec.lm_eval_task], key=lambda s: s["doc_id"]):
+                ll = [float(r[0][0]) for r in s["resps"]]
+                value = s[metric]
+                rows.append({"task": rec.task, "doc_id": int(s["doc_id"]), "n_choices": len(ll),
+                             "gold": _gold_index(s), "pred": int(np.argmax(ll)), "metric": metric,
+                             "value": float(value), "logliks": ";".join(f"{v:.6g}" for v in ll)})
+        return pd.DataFrame(rows, columns=["task", "doc_id", "n_choices", "gold", "pred", "metric", "value",
+                                           "logliks"])
+
     def loglikelihoods(self, task: str) -> pd.DataFrame:
         """Per-choice log-likelihoods of ``task``: one row per (doc_id, choice) with
         ``context, continuation, loglik, is_greedy`` and ``gold`` (the gold choice index)."""

@@ -125,7 +125,8 @@ def fit_probe(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray | Non
               cv: int = 5, C: float = 1.0, seed: int = 0) -> dict:
     """Fit one probe (standardize + logistic regression) and score it.
 
-    Returns ``test_acc`` (trained on the train set, scored on the test set; NaN without one),
+    Returns ``test_acc`` (trained on the train set, scored on the test set; NaN without one) and
+    ``test_pred`` (the probe's prediction for each test example; None without a test set),
     ``cv_mean``/``cv_std`` (accuracy over ``cv`` folds of ``X_cv`` (default: the train set),
     grouped by ``groups_cv`` when given; NaN when ``cv < 2``), ``n_train``, ``n_test``,
     ``n_cv`` and ``chance`` (the majority-class rate of the test set, else of the CV set).
@@ -139,10 +140,12 @@ def fit_probe(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray | Non
         return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
 
     y_train = np.asarray(y_train)
-    out = {"test_acc": np.nan, "n_train": len(y_train), "n_test": 0}
+    out = {"test_acc": np.nan, "test_pred": None, "n_train": len(y_train), "n_test": 0}
     if X_test is not None:
         y_test = np.asarray(y_test)
-        out["test_acc"] = float(make().fit(X_train, y_train).score(X_test, y_test))
+        pred = make().fit(X_train, y_train).predict(X_test)
+        out["test_pred"] = pred
+        out["test_acc"] = float(np.mean(pred == y_test))
         out["n_test"] = len(y_test)
     if X_cv is None:
         X_cv, y_cv = X_train, y_train
@@ -165,7 +168,7 @@ def linear_probes(model, tokenizer, boundaries: Sequence[int] | None = None, *,
                   max_train: int | None = None, max_test: int | None = None, cv: int = 5,
                   cv_on: str = "all", C: float = 1.0, batch_size: int = 16,
                   device: torch.device | str | None = None, seed: int = 0,
-                  progress: bool = True) -> pd.DataFrame:
+                  progress: bool = True, predictions: bool = False):
     """Per-boundary linear-probe accuracy on xStoryCloze-en (see the module docstring).
 
     Args:
@@ -173,10 +176,15 @@ def linear_probes(model, tokenizer, boundaries: Sequence[int] | None = None, *,
         max_train, max_test: use only the first stories of ``en_train`` / ``en_eval``.
         cv: folds for the cross-validated accuracy (grouped by story); ``< 2`` skips it.
         cv_on: ``"all"`` (``en_train`` ∪ ``en_eval``) or ``"train"``.
+        predictions: also return each probe's test predictions.
 
     Returns:
         one row per boundary: ``boundary, test_acc, cv_mean, cv_std, n_train, n_test, n_cv,
-        chance`` (n counts examples: two per story), plus ``pooling`` and ``d``.
+        chance`` (n counts examples: two per story), plus ``pooling`` and ``d``. With
+        ``predictions``, ``(that table, items)`` where ``items`` has one row per (boundary, test
+        example): ``boundary, item`` (the example's index in ``en_eval``'s examples), ``story``
+        (its story), ``label``, ``pred`` and ``correct`` (0/1), so that two models can be compared
+        item by item (a paired test).
     """
     if cv_on not in ("all", "train"):
         raise ValueError(f"unknown cv_on {cv_on!r}; choose one of: all, train")
@@ -187,7 +195,7 @@ def linear_probes(model, tokenizer, boundaries: Sequence[int] | None = None, *,
     feats = story_ending_features(model, tokenizer, c_tr + c_te, e_tr + e_te, boundaries,
                                   batch_size=batch_size, device=device, progress=progress)
     n_tr = len(y_tr)
-    rows = []
+    rows, items = [], []
     for b, X in feats.items():
         X_tr, X_te = X[:n_tr], X[n_tr:]
         if cv_on == "all":
@@ -198,6 +206,13 @@ def linear_probes(model, tokenizer, boundaries: Sequence[int] | None = None, *,
         res = fit_probe(X_tr, y_tr, X_te, y_te, cv=cv, C=C, seed=seed, **cv_args)
         rows.append({"boundary": b, **res, "pooling": "mean over ending tokens",
                      "d": X.shape[1]})
+        pred = np.asarray(res["test_pred"]).astype(int)
+        items.append(pd.DataFrame({"boundary": b, "item": np.arange(len(y_te)), "story": g_te,
+                                   "label": y_te.astype(int), "pred": pred,
+                                   "correct": (pred == y_te).astype(int)}))
     cols = ["boundary", "test_acc", "cv_mean", "cv_std", "n_train", "n_test", "n_cv", "chance",
             "pooling", "d"]
-    return pd.DataFrame(rows)[cols]
+    table = pd.DataFrame(rows)[cols]
+    if predictions:
+        return table, pd.concat(items, ignore_index=True)
+    return table

@@ -13,7 +13,8 @@ with a ``cache_only=True`` mode for the claims page.
 """
 from .linearity import (ERRORS, SCAN, gaussian_norm_quantiles, linearity_profiles, scan_table,
                         token_error_distribution, token_error_tables)
-from .evaluation import BenchmarksConfig, ProbesConfig, benchmark_scores, probe_accuracy, table2_layout
+from .evaluation import (BenchmarksConfig, ProbesConfig, benchmark_items, benchmark_scores, probe_accuracy,
+                         probe_items, table2_layout)
 from .finetuning import FinetuningConfig, finetuning_deltas
 from .pretraining import StoriesConfig, checkpoint_specs, story_quality, training_dynamics, zoo_training
 from .pruning import PRUNING, PruningConfig, pruning_study
@@ -23,7 +24,8 @@ __all__ = [
     "FinetuningConfig", "finetuning_deltas",
     "PRUNING", "PruningConfig", "pruning_study",
     "SCALING", "scaling_study",
-    "BenchmarksConfig", "ProbesConfig", "benchmark_scores", "probe_accuracy", "table2_layout",
+    "BenchmarksConfig", "ProbesConfig", "benchmark_items", "benchmark_scores", "probe_accuracy", "probe_items",
+    "table2_layout",
     "ERRORS", "SCAN", "checkpoint_specs", "gaussian_norm_quantiles", "linearity_profiles", "scan_table",
     "StoriesConfig", "story_quality", "token_error_distribution", "token_error_tables", "training_dynamics", "zoo_training",
 ]

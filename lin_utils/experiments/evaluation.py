@@ -5,6 +5,11 @@
 * :func:`table2_layout`: the paper's column layout with the mean, standard errors and chance.
 * :func:`probe_accuracy` (Fig 5): linear probes at every block boundary on xStoryCloze-en
   (:mod:`lin_utils.evaluate.probes`), one cached table per model.
+* :func:`benchmark_items` and :func:`probe_items`: the same computations' per-item tables (each
+  document's answer and score; each probe's prediction on each test example), stored as a second
+  table (``items``) of the same computation and key, so that a regularized model and its baseline
+  are compared item by item (a paired test, :mod:`lin_utils.pages._zoo_pairs`). A model whose
+  ``scores`` were stored before the items existed is recomputed once, both tables together.
 
 Each model is cached on its own (keyed by its spec and, for ``zoo:`` models, its weight key), so
 adding a model to a profile computes only that model.
@@ -23,11 +28,14 @@ from ..config import StudyConfig, check_int, check_number, check_str, check_str_
 from ..errors import LinUtilsError
 from ..scan import model_key
 
-__all__ = ["BENCHMARKS", "PROBES", "HEADLINE", "BenchmarksConfig", "ProbesConfig", "benchmark_scores",
-           "probe_accuracy", "table2_layout"]
+__all__ = ["BENCHMARKS", "PROBES", "ITEMS", "HEADLINE", "BenchmarksConfig", "ProbesConfig", "benchmark_items",
+           "benchmark_scores", "probe_accuracy", "probe_items", "table2_layout"]
 
 BENCHMARKS = "benchmarks"
 PROBES = "probes"
+#: the per-item table of both computations (beside ``scores``)
+ITEMS = "items"
+SCORES = "scores"
 
 #: the one metric of each task that enters Table 2's mean (every other task: ``acc``)
 HEADLINE = {"cb": "acc", "record": "f1"}
@@ -114,19 +122,43 @@ class ProbesConfig(StudyConfig):
 
 
 def _per_model(computation: str, models: Sequence[str], params: dict, compute, *, profile: str, force: bool,
-               cache_only: bool) -> pd.DataFrame | None:
+               cache_only: bool, table: str = SCORES) -> pd.DataFrame | None:
+    """``table`` of every model, concatenated; ``compute(spec)`` returns ``{SCORES, ITEMS}``, cached
+    together (:func:`lin_utils.results.cached_tables`): a model whose ``scores`` are stored without
+    its ``items`` is computed again (both tables). With ``cache_only``, None when a model's
+    ``table`` is missing."""
     frames = []
     for spec in models:
         key = {**model_key(spec), **params}
         if cache_only:
-            t = results.load_table(computation, "scores", key, profile)
+            t = results.load_table(computation, table, key, profile)
             if t is None:
                 return None
         else:
-            t = results.cached(computation, "scores", key, lambda spec=spec: compute(spec), profile=profile,
-                               force=force)
+            t = results.cached_tables(computation, [SCORES, ITEMS], key, lambda spec=spec: compute(spec),
+                                      profile=profile, force=force)[table]
         frames.append(t)
     return pd.concat(frames, ignore_index=True)
+
+
+def _benchmark_compute(c: BenchmarksConfig):
+    def compute(spec: str) -> dict[str, pd.DataFrame]:
+        import torch
+
+        from ..evaluate.harness import run_harness
+        from ..models import load_model
+
+        model, tok = load_model(spec, dtype=torch.float32, device=c.device)
+        run = run_harness(model, tok, c.task_list(), limit=c.limit, batch_size=c.batch_size, max_length=c.max_length,
+                          seed=c.seed)
+        t = run.table.drop(columns=["lm_eval_task"])
+        t.insert(0, "model", spec)
+        t["seconds"] = run.seconds
+        items = run.items(HEADLINE)
+        items.insert(0, "model", spec)
+        return {SCORES: t, ITEMS: items}
+
+    return compute
 
 
 def benchmark_scores(config: BenchmarksConfig, *, profile: str, force: bool = False, cache_only: bool = False,
@@ -139,23 +171,22 @@ def benchmark_scores(config: BenchmarksConfig, *, profile: str, force: bool = Fa
         lm-eval's wall time for the whole model, repeated on its rows). None with ``cache_only``
         when a model's table is missing.
     """
-    import torch
+    return _per_model(BENCHMARKS, config.models, config.key(), _benchmark_compute(config), profile=profile,
+                      force=force, cache_only=cache_only)
 
-    from ..evaluate.harness import run_harness
-    from ..models import load_model
 
-    c = config
+def benchmark_items(config: BenchmarksConfig, *, profile: str, force: bool = False, cache_only: bool = False,
+                    progress: bool = True) -> pd.DataFrame | None:
+    """The per-document answers behind :func:`benchmark_scores` (same computation and key).
 
-    def compute(spec: str) -> pd.DataFrame:
-        model, tok = load_model(spec, dtype=torch.float32, device=c.device)
-        run = run_harness(model, tok, c.task_list(), limit=c.limit, batch_size=c.batch_size, max_length=c.max_length,
-                          seed=c.seed)
-        t = run.table.drop(columns=["lm_eval_task"])
-        t.insert(0, "model", spec)
-        t["seconds"] = run.seconds
-        return t
-
-    return _per_model(BENCHMARKS, c.models, c.key(), compute, profile=profile, force=force, cache_only=cache_only)
+    Returns:
+        One row per (model, task, document): ``model, task, doc_id, n_choices, gold, pred, metric,
+        value, logliks`` (:meth:`lin_utils.evaluate.harness.HarnessRun.items`; ``value``: the
+        document's score in the task's headline metric, :data:`HEADLINE`). None with
+        ``cache_only`` when a model's table is missing.
+    """
+    return _per_model(BENCHMARKS, config.models, config.key(), _benchmark_compute(config), profile=profile,
+                      force=force, cache_only=cache_only, table=ITEMS)
 
 
 def table2_layout(scores: pd.DataFrame) -> pd.DataFrame:
@@ -186,6 +217,29 @@ def table2_layout(scores: pd.DataFrame) -> pd.DataFrame:
     return out[cols].rename_axis("model").reset_index()
 
 
+def _probe_compute(c: ProbesConfig, progress: bool):
+    def compute(spec: str) -> dict[str, pd.DataFrame]:
+        import torch
+
+        from ..arch import decoder_blocks
+        from ..evaluate.probes import linear_probes
+        from ..models import load_model
+
+        model, tok = load_model(spec, dtype=torch.float32, device=c.device)
+        t, items = linear_probes(model, tok, max_train=c.max_train, max_test=c.max_test, cv=c.cv, C=c.C,
+                                 batch_size=c.batch_size, device=c.device, seed=c.seed, progress=progress,
+                                 predictions=True)
+        n_blocks = len(decoder_blocks(model))
+        t.insert(0, "model", spec)
+        t.insert(1, "n_blocks", n_blocks)
+        t.insert(3, "depth", t.boundary / n_blocks)
+        t["test_se"] = np.sqrt(t.test_acc * (1 - t.test_acc) / t.n_test)
+        items.insert(0, "model", spec)
+        return {SCORES: t, ITEMS: items}
+
+    return compute
+
+
 def probe_accuracy(config: ProbesConfig, *, profile: str, force: bool = False, cache_only: bool = False,
                    progress: bool = True) -> pd.DataFrame | None:
     """Fig 5: linear-probe accuracy at every block boundary of every model of ``config``
@@ -198,23 +252,17 @@ def probe_accuracy(config: ProbesConfig, *, profile: str, force: bool = False, c
         One row per (model, boundary): ``model, n_blocks, depth`` (boundary / n_blocks), the
         columns of ``linear_probes`` and ``test_se`` = sqrt(acc (1 − acc) / n_test).
     """
-    import torch
+    return _per_model(PROBES, config.models, config.key(), _probe_compute(config, progress), profile=profile,
+                      force=force, cache_only=cache_only)
 
-    from ..arch import decoder_blocks
-    from ..evaluate.probes import linear_probes
-    from ..models import load_model
 
-    c = config
+def probe_items(config: ProbesConfig, *, profile: str, force: bool = False, cache_only: bool = False,
+                progress: bool = True) -> pd.DataFrame | None:
+    """Each probe's prediction on each test example, behind :func:`probe_accuracy` (same key).
 
-    def compute(spec: str) -> pd.DataFrame:
-        model, tok = load_model(spec, dtype=torch.float32, device=c.device)
-        t = linear_probes(model, tok, max_train=c.max_train, max_test=c.max_test, cv=c.cv, C=c.C,
-                          batch_size=c.batch_size, device=c.device, seed=c.seed, progress=progress)
-        n_blocks = len(decoder_blocks(model))
-        t.insert(0, "model", spec)
-        t.insert(1, "n_blocks", n_blocks)
-        t.insert(3, "depth", t.boundary / n_blocks)
-        t["test_se"] = np.sqrt(t.test_acc * (1 - t.test_acc) / t.n_test)
-        return t
-
-    return _per_model(PROBES, c.models, c.key(), compute, profile=profile, force=force, cache_only=cache_only)
+    Returns:
+        One row per (model, boundary, test example): ``model, boundary, item, story, label, pred,
+        correct``. None with ``cache_only`` when a model's table is missing.
+    """
+    return _per_model(PROBES, config.models, config.key(), _probe_compute(config, progress), profile=profile,
+                      force=force, cache_only=cache_only, table=ITEMS)
