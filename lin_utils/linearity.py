@@ -677,7 +677,8 @@ class LinearityAccumulator:
             heldout / heldout_nores: 2-fold held-out R^2 (NaN when a half has n <= d),
             procrustes: orthogonal Procrustes similarity,
             cosine: mean cos(h_i, h_{i+1}) over tokens,
-            norm_resid: mean ||h_i||, norm_block: mean ||h_{i+1} - h_i||, norm_ratio,
+            norm_resid: mean ||h_i||, norm_block: mean ||h_{i+1} - h_i||, norm_ratio (block / input
+            stream), norm_out: mean ||h_{i+1}||, norm_ratio_out (block / the stream it makes: Fig 3's),
             note: a warning text when n < 10 d,
             sse: the least-squares residual sum of squares of Y on X (the same for Y - X on X),
             ss_y: ||Y - mean(Y)||_F^2 and ss_block: ||B - mean(B)||_F^2 with B = Y - X, the
@@ -697,6 +698,7 @@ class LinearityAccumulator:
             cross = Gxy / math.sqrt(txx * tyy)
             held, held_nores = self._heldout(i, halves)
             norm_x, norm_dx = sums["norm"][total.row[i]], sums["delta"][total.pair[i]]
+            norm_y = sums["norm"][total.row[i + 1]]
             rows.append(
                 dict(
                     block=i,
@@ -712,6 +714,8 @@ class LinearityAccumulator:
                     norm_resid=norm_x / n,
                     norm_block=norm_dx / n,
                     norm_ratio=norm_dx / norm_x,
+                    norm_out=norm_y / n,
+                    norm_ratio_out=norm_dx / norm_y,
                     note=note or "",
                     sse=sse,
                     ss_y=tyy,

@@ -195,9 +195,11 @@ def block_norms(table):
     """Fig 3: mean norm of the residual stream and of each block's output, and their ratio.
 
     ``table``: one row per (model, block) with ``norm_resid`` (mean ||h_i||), ``norm_block``
-    (mean ||h_{i+1} - h_i||) and ``norm_ratio``.
+    (mean ||h_{i+1} - h_i||) and ``norm_ratio``; with ``ratio_out`` (block / the stream it makes,
+    ||h_{i+1}||: the paper's ratio) the bottom panel draws that, solid, and ``norm_ratio`` dotted.
     """
     fig, (left, right) = new_figure(nrows=2, sharex=True)
+    paper = "ratio_out" in table
     colors = model_palette(table["model"])
     x, xlabel = _x(table)
     for model, grp in table.groupby("model", sort=False):
@@ -205,13 +207,21 @@ def block_norms(table):
         c = colors[model]
         left.plot(grp[x], grp["norm_resid"], color=c, marker="o")
         left.plot(grp[x], grp["norm_block"], color=c, marker="s", linestyle="--")
-        right.plot(grp[x], grp["norm_ratio"], color=c, marker="o")
+        if paper:
+            right.plot(grp[x], grp["ratio_out"], color=c, marker="o")
+            right.plot(grp[x], grp["norm_ratio"], color=c, linestyle=":", linewidth=1.5)
+        else:
+            right.plot(grp[x], grp["norm_ratio"], color=c, marker="o")
     left.set(yscale="log", title="mean norm per token", ylabel="L2 norm")
     right.axhline(1.0, color="0.35", linewidth=1.2, linestyle="--", zorder=1.5)
     right.set(title="block output / residual stream (1 = as large as the stream)", xlabel=xlabel,
               ylabel="norm ratio")
-    _legend(fig, colors, {r"residual stream $\|h_i\|$": dict(marker="o"),
-                          r"block output $\|h_{i+1} - h_i\|$": dict(marker="s", linestyle="--")})
+    styles = {r"residual stream $\|h_i\|$": dict(marker="o"),
+              r"block output $\|h_{i+1} - h_i\|$": dict(marker="s", linestyle="--")}
+    if paper:
+        styles[r"ratio to $\|h_{i+1}\|$ (paper)"] = dict(marker="o")
+        styles[r"ratio to $\|h_i\|$"] = dict(linestyle=":")
+    _legend(fig, colors, styles)
     return fig
 
 
@@ -600,10 +610,13 @@ def finetuning_deltas(runs):
     inputs. The dashed line is no change.
 
     ``runs``: one row per (model, task, seed) with ``delta_corpus``, ``delta_task`` and ``learned``
-    (:func:`lin_utils.experiments.finetuning_deltas`).
+    (:func:`lin_utils.experiments.finetuning_deltas`); rows whose ``condition`` is ``shuffled``
+    (the shuffled-label control) are drawn as a cross at their mean.
     """
     from matplotlib.lines import Line2D
 
+    control = runs[runs["condition"] == "shuffled"] if "condition" in runs else runs.iloc[0:0]
+    runs = runs[runs["condition"] == "task"] if "condition" in runs else runs
     tasks = list(dict.fromkeys(runs["task"]))
     models = list(dict.fromkeys(runs["model"]))
     colors = model_palette(models)
@@ -625,6 +638,9 @@ def finetuning_deltas(runs):
                             markerfacecolor=colors[m] if learned else "white", markeredgewidth=1.5)
                 ax.plot(np.full(len(vals), x + width * 0.25), vals, color=colors[m], marker=".", linestyle="none",
                         alpha=0.5, markersize=4)
+                c = control[(control.model == m) & (control.task == t)]
+                if len(c):
+                    ax.plot(x, c[col].mean(), color=colors[m], marker="x", linestyle="none", markersize=7)
         ax.set(title=title, ylabel="Δ linearity, no residual")
     axes[-1].set(xticks=range(len(tasks)), xticklabels=tasks, xlabel="fine-tuning task")
     handles = [Line2D([], [], color=c, marker="o", label=m.replace("zoo:", "")) for m, c in colors.items()]
@@ -632,6 +648,8 @@ def finetuning_deltas(runs):
                 Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linestyle="none",
                        label="learned nothing"),
                 Line2D([], [], color="0.3", marker=".", linestyle="none", alpha=0.5, label="one seed")]
+    if len(control):
+        handles.append(Line2D([], [], color="0.3", marker="x", linestyle="none", label="shuffled-label control"))
     fig.legend(handles=handles, loc="outside lower center", ncols=3)
     return fig
 

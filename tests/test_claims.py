@@ -1,37 +1,8 @@
 """Verdict rules on synthetic tables, and the claims table judged from exactly the profile's tables."""
-import pandas as pd
-import pytest
 
-from tables import profile_table
 
 from lin_utils import claims, pages
 from lin_utils.pages import fig1_linearity_profiles as fig1
-from lin_utils.pages import fig3_block_norms as fig3
-
-
-@pytest.mark.parametrize("score, verdict", [
-    ([0.99, 0.97, 0.995], claims.REPLICATED),
-    ([0.99, 0.85, 0.95], claims.PARTLY),
-    ([0.75, 0.8, 0.7], claims.NOT_REPLICATED),
-])
-def test_fig1_score_verdicts(score, verdict):
-    assert fig1.judge_score(profile_table(score, [0.5] * 3, [0.2] * 3))[1] == verdict
-
-
-def test_only_trained_decoders_are_judged():
-    t = pd.concat([profile_table([0.99] * 3, [0.4] * 3, [0.2] * 3),
-                   profile_table([0.1] * 3, [0.1] * 3, [5.0] * 3, trained=False, model="r"),
-                   profile_table([0.1] * 3, [0.1] * 3, [5.0] * 3, arch="encoder", model="e")])
-    assert fig1.judge_score(t)[1] == claims.REPLICATED
-    assert fig3.judge_norms(t)[1] == claims.REPLICATED
-    n = fig1.scores(t)
-    assert n["score_mean"] == pytest.approx(0.99) and n["random_score_mean"] == pytest.approx(0.1)
-    assert n["drop"] == pytest.approx(0.59)
-
-
-def test_norm_verdicts():
-    assert fig3.judge_norms(profile_table([0.9] * 3, [0.5] * 3, [0.5, 0.8, 1.2]))[1] == claims.PARTLY
-    assert fig3.judge_norms(profile_table([0.9] * 3, [0.5] * 3, [1.5, 0.8, 1.2]))[1] == claims.NOT_REPLICATED
 
 
 def test_claims_judge_exactly_the_tables_the_profile_selects(tmp_path, monkeypatch):

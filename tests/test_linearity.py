@@ -167,6 +167,8 @@ def test_streaming_equals_exact(chain, precision):
         assert res.cosine[i] == pytest.approx(cos.mean(), abs=tol / 100)
         assert res.norm_resid[i] == pytest.approx(np.linalg.norm(X, axis=1).mean(), rel=tol / 100)
         assert res.norm_block[i] == pytest.approx(np.linalg.norm(Y - X, axis=1).mean(), rel=tol / 100)
+        assert res.norm_out[i] == pytest.approx(np.linalg.norm(Y, axis=1).mean(), rel=tol / 100)  # Fig 3: ||h_{i+1}||
+        assert res.norm_ratio_out[i] == pytest.approx(res.norm_block[i] / res.norm_out[i], rel=1e-12)
     assert (res.n_tokens == mask.sum()).all()
 
 

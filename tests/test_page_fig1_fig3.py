@@ -1,12 +1,12 @@
 """The pages of Figs 1 and 3 (one scan table, two pages): their numbers, texts and verdicts.
 
-Every table here is built by hand so that the answer is known by construction; boundaries are
-hit exactly (dyadic numbers, so that e.g. a difference of exactly 2 standard errors is exactly 2.0
-in floating point) and just beyond, and the expected numbers are computed independently of
-:mod:`lin_utils.claims` (``statistics`` / ``math``), never by calling it twice.
+Every table here is built by hand so that the answer is known by construction; boundaries are hit
+exactly (dyadic numbers) and just beyond, and the expected numbers are computed independently of
+the pages (``statistics`` / ``math``), never by calling them twice.
 """
 from __future__ import annotations
 
+import math
 import statistics
 
 import numpy as np
@@ -14,19 +14,9 @@ import pandas as pd
 import pytest
 from tables import profile_table
 
-from lin_utils import claims
+from lin_utils.claims import CONTRADICTED, INCONCLUSIVE, REPLICATED
 from lin_utils.pages import fig1_linearity_profiles as fig1
 from lin_utils.pages import fig3_block_norms as fig3
-
-REP, PART, NOT, NOT_RUN = claims.REPLICATED, claims.PARTLY, claims.NOT_REPLICATED, claims.NOT_RUN
-
-
-def test_verdict_words():
-    assert (REP, PART, NOT, NOT_RUN) == ("replicated", "partly", "not replicated", "not run")
-
-
-# ---------------------------------------------------------------------------------------------
-# Figs 1 and 3: linearity profiles
 
 
 def _profile(rows):
@@ -36,13 +26,12 @@ def _profile(rows):
     return pd.DataFrame(rows, columns=cols)
 
 
-def _blocks(score=None, nores=None, ratio=None, heldout=None):
+def _blocks(score=None, nores=None, d=16, heldout=None):
     """One trained decoder, one row per block; the columns not given are harmless constants."""
-    n = len(score or nores or ratio)
-    score, nores, ratio = score or [0.97] * n, nores or [0.5] * n, ratio or [0.5] * n
+    n = len(score or nores)
+    score, nores = score or [0.97] * n, nores or [0.5] * n
     heldout = heldout or [v - 0.125 for v in nores]
-    return _profile([("m", "decoder", True, s, r, h, 0.003, 5000, 16, q)
-                     for s, r, h, q in zip(score, nores, heldout, ratio)])
+    return _profile([("m", "decoder", True, s, r, h, 0.003, 5000, d, 0.5) for s, r, h in zip(score, nores, heldout)])
 
 
 # the trained decoders (the paper's subject) and, with extreme values, what must be left out
@@ -56,7 +45,7 @@ _RANDOM = [("r", "decoder", False, 0.1, 0.05, 0.9, 0.5, 100, 64, 5.0),
 _ENCODER = [("e", "encoder", True, 0.2, 0.99, 0.99, 0.9, 10, 128, 0.01)]
 
 
-def test_fig1_and_fig3_numbers_are_over_trained_decoders_only():
+def test_fig1_numbers_are_over_trained_decoders_only():
     t = _profile(_RANDOM[:1] + _TRAINED[:3] + _ENCODER + _TRAINED[3:] + _RANDOM[1:])
     score, nores, held, chance, ntok, d, ratio = ([r[i] for r in _TRAINED] for i in range(3, 10))
     n = fig1.scores(t)
@@ -67,77 +56,89 @@ def test_fig1_and_fig3_numbers_are_over_trained_decoders_only():
     assert set(n) == set(expected)
     for k, v in expected.items():
         assert n[k] == pytest.approx(v, abs=1e-12), k
-    f3 = fig3.ratios(t)
-    assert set(f3) == {"ratio_median", "ratio_max", "ratio_min", "frac_below_one"}
-    assert (f3["ratio_median"], f3["ratio_max"], f3["ratio_min"]) == (0.7, 1.3, 0.2)
-    assert f3["frac_below_one"] == pytest.approx(3 / 5)  # a ratio of exactly 1 is not below 1
-    assert statistics.mean(ratio) != pytest.approx(0.7)  # the median, not the mean
+    j = fig1.judge_nores(t)  # the drop per block, over trained decoders' blocks only
+    drops = [s - r for s, r in zip(score, nores)]
+    assert (j.evidence.effect, j.evidence.n) == (pytest.approx(statistics.mean(drops)), 5)
+    assert j.evidence.se == pytest.approx(statistics.stdev(drops) / math.sqrt(5))
+
+
+def test_fig1_level_is_not_judged_on_models_narrower_than_the_papers():
+    j = fig1.judge_score(_blocks(score=[0.99, 0.998], d=128))
+    assert j.verdict == INCONCLUSIVE and "ours are at most 128 wide" in j.reason
+    assert j.ours == "0.994 mean, 0.990 to 0.998 over blocks (chance 0.003); widths up to 128"
 
 
 @pytest.mark.parametrize("score, verdict", [
-    ([0.95, 0.99], REP),        # every block >= 0.95, the lowest exactly at it
-    ([0.9499, 0.99], PART),     # one block just below, the mean above 0.90
-    ([0.875, 0.925], PART),     # the mean exactly 0.90
-    ([0.9], PART),
-    ([0.8999], NOT),
-    ([0.5, 1.0], NOT),          # a high maximum does not rescue a low mean
+    ([0.95, 0.99], REPLICATED),       # every block >= 0.95, the lowest exactly at it
+    ([0.9499, 0.99], INCONCLUSIVE),   # one block just below, the mean above 0.90
+    ([0.875, 0.925], INCONCLUSIVE),   # the mean exactly 0.90: not below
+    ([0.8999], CONTRADICTED),
+    ([0.5, 1.0], CONTRADICTED),       # a high maximum does not rescue a low mean
 ])
-def test_fig1_score_verdict_thresholds(score, verdict):
-    assert fig1.judge_score(_blocks(score=score))[1] == verdict
-
-
-def test_fig1_score_text():
-    ours, verdict = fig1.judge_score(_blocks(score=[0.875, 0.925, 0.9]))
-    assert ours == "0.900 mean, 0.875 to 0.925 over blocks (chance 0.003)"
-    assert verdict == PART
+def test_fig1_level_verdicts_at_the_papers_widths(score, verdict):
+    assert fig1.judge_score(_blocks(score=score, d=768)).verdict == verdict
 
 
 @pytest.mark.parametrize("score, nores, verdict", [
-    (0.2, 0.1, REP),          # drop exactly 0.10
-    (0.2, 0.10001, PART),     # just below 0.10
-    (0.04, 0.0199, PART),     # just above 0.02
-    (0.04, 0.02, NOT),        # drop exactly 0.02
-    (0.5, 0.6, NOT),          # a rise, not a drop
+    ([0.5, 0.5, 0.5, 0.5], [0.25, 0.375, 0.25, 0.375], REPLICATED),   # drop 0.1875 ± 0.036: 5.2 SE
+    ([0.5, 0.5], [0.25, 0.75], INCONCLUSIVE),                         # drop 0 ± 0.25
+    ([0.25, 0.25, 0.25, 0.25], [0.5, 0.625, 0.5, 0.625], CONTRADICTED),  # a rise beyond 2 SE
 ])
-def test_fig1_nores_verdict_thresholds(score, nores, verdict):
-    assert fig1.judge_nores(_blocks(score=[score], nores=[nores]))[1] == verdict
+def test_fig1_drop_verdicts(score, nores, verdict):
+    assert fig1.judge_nores(_blocks(score=score, nores=nores)).verdict == verdict
 
 
 def test_fig1_nores_text():
-    ours, _ = fig1.judge_nores(_blocks(score=[0.9, 0.95, 0.98], nores=[0.5, 0.625, 0.25],
-                                         heldout=[0.125, 0.25, 0.1]))
-    assert ours == "0.458 without vs 0.943 with (held-out 0.158)"
+    j = fig1.judge_nores(_blocks(score=[0.9, 0.95, 0.98], nores=[0.5, 0.625, 0.25], heldout=[0.125, 0.25, 0.1]))
+    assert j.ours.startswith("0.458 without vs 0.943 with (held-out 0.158); drop 0.485 ± 0.")
 
 
-@pytest.mark.parametrize("ratio, verdict", [
-    ([0.5, 0.99], REP),
-    ([0.5, 1.0], PART),         # the largest exactly 1: not below; the median is
-    ([0.5, 0.9, 1.5], PART),
-    ([0.5, 1.0, 1.0], NOT),     # the median exactly 1
-    ([1.2, 1.5], NOT),
-])
-def test_fig3_norm_verdict_thresholds(ratio, verdict):
-    assert fig3.judge_norms(_blocks(ratio=ratio))[1] == verdict
-
-
-def test_fig3_norm_text():
-    ours, _ = fig3.judge_norms(_blocks(ratio=[0.5, 1.0, 0.75, 0.25, 2.0]))
-    assert ours == "||block output|| / ||residual|| median 0.75 (0.25 to 2.00)"
-
-
-def test_training_effect_sentence_follows_the_numbers():
+def test_training_effect_pairs_each_model_with_its_own_random_initialisation():
     trained = profile_table([0.7] * 3, [0.3] * 3, [0.5] * 3)
-    less = pd.concat([trained, profile_table([0.9] * 3, [0.4] * 3, [0.5] * 3, trained=False, model="r")])
-    more = pd.concat([trained, profile_table([0.5] * 3, [0.4] * 3, [0.5] * 3, trained=False, model="r")])
-    assert fig1.numbers(less)["training_effect"].startswith("less linear")
-    assert fig1.numbers(more)["training_effect"].startswith("at least as linear")
-    assert fig1.numbers(trained)["training_effect"].startswith("not measured")
+    less = pd.concat([trained, profile_table([0.9] * 3, [0.4] * 3, [0.5] * 3, trained=False, model="random:m")])
+    other = pd.concat([trained, profile_table([0.9] * 3, [0.4] * 3, [0.5] * 3, trained=False, model="random:x")])
+    assert fig1.training_effect(less).startswith("m 0.900 at initialisation → 0.700 trained (less linear)")
+    assert fig1.training_effect(other).startswith("not measured here")  # another model's init is no pair
+    n = fig1.numbers(less)
+    assert n["verdict_nores"] == fig1.judge_nores(less).verdict and n["training_effect"] == fig1.training_effect(less)
 
 
-def test_figure_numbers_carry_the_claims_verdicts():
-    t = profile_table([0.99, 0.97, 0.995], [0.5, 0.6, 0.4], [0.3, 0.2, 1.5])
-    n1 = fig1.numbers(t)
-    assert n1["verdict_score"] == fig1.judge_score(t)[1] == claims.REPLICATED
-    assert n1["score_mean"] == np.mean([0.99, 0.97, 0.995])
-    n3 = fig3.numbers(t)
-    assert n3["verdict_norms"] == claims.PARTLY and n3["ratio_max"] == 1.5 and n3["frac_below_one"] == 2 / 3
+# ---------------------------------------------------------------------------------------------
+# Fig 3: the block's output against the stream it makes
+
+
+def _norms(model, resid, block, arch="decoder", trained=True, out=None):
+    t = pd.DataFrame(dict(model=model, arch=arch, trained=trained, block=range(len(resid)), norm_resid=resid,
+                          norm_block=block, norm_ratio=np.array(block) / np.array(resid), cosine=0.9, score=0.9))
+    if out is not None:
+        t["norm_out"] = out
+    return t
+
+
+def test_the_output_norm_is_the_next_blocks_input_norm_or_the_scans_own():
+    t = fig3.with_output_ratio(pd.concat([_norms("a", [1.0, 2.0, 4.0], [1.0, 2.0, 3.0]),
+                                          _norms("b", [8.0, 16.0], [4.0, 4.0])], ignore_index=True))
+    assert t.norm_out.tolist()[:2] == [2.0, 4.0] and math.isnan(t.norm_out[2])  # never across models
+    assert t.ratio_out.tolist()[:2] == [0.5, 0.5] and t.norm_out[3] == 16.0 and math.isnan(t.norm_out[4])
+    own = fig3.with_output_ratio(_norms("a", [1.0, 2.0, 4.0], [1.0, 2.0, 3.0], out=[2.5, np.nan, 8.0]))
+    assert own.norm_out.tolist() == [2.5, 4.0, 8.0] and own.ratio_out.tolist() == [0.4, 0.5, 0.375]
+
+
+def test_fig3_judges_blocks_after_the_first_of_trained_decoders():
+    t = pd.concat([_norms("a", [1.0, 1.0, 4.0, 8.0, 16.0], [30.0, 2.0, 2.0, 4.0, 8.0], out=[1, 4, 8, 16, 20]),
+                   _norms("r", [1.0, 1.0, 1.0], [9.0, 9.0, 9.0], trained=False, out=[1, 1, 1]),
+                   _norms("e", [1.0, 1.0], [9.0, 9.0], arch="encoder", out=[1, 1])], ignore_index=True)
+    t = fig3.with_output_ratio(t)
+    j = fig3.judge_norms(t)
+    gaps = [1 - 2 / 4, 1 - 2 / 8, 1 - 4 / 16, 1 - 8 / 20]  # block 0 (30 / 1) apart; r and e left out
+    assert j.evidence.effect == pytest.approx(statistics.mean(gaps)) and j.evidence.n == 4
+    assert j.evidence.se == pytest.approx(statistics.stdev(gaps) / 2) and j.verdict == REPLICATED
+    n = fig3.ratios(t)
+    assert (n["block0_ratio_max"], n["ratio_max"], n["ratio_min"]) == (30.0, 0.5, 0.25)
+
+
+def test_fig3_outputs_as_large_as_their_stream_contradict():
+    t = fig3.with_output_ratio(_norms("a", [1.0] * 5, [1.0, 1.5, 2.0, 1.5, 2.0], out=[1.0] * 5))
+    assert fig3.judge_norms(t).verdict == CONTRADICTED
+    assert fig3.judge_norms(fig3.with_output_ratio(
+        _norms("a", [1.0] * 3, [1.0, 0.5, 1.5], out=[1.0] * 3))).verdict == INCONCLUSIVE

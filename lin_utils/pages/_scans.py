@@ -24,3 +24,24 @@ def profile_summary(table: pd.DataFrame) -> pd.DataFrame:
         "with residual": g.score.mean(), "without": g.score_nores.mean(),
         "without, held out": g.heldout_nores.mean(),
     }, {"n": ",d", "d": ",d"})
+
+
+#: the paper's measurement (its text and the authors' toolkit, ../shared/NOTES.md)
+PAPER_SCAN = ("128 random 512-character windows of enwik8, BOS included, on GPT-2, OPT, Llama-2, BLOOM, Pythia and "
+              "Mistral models 768 to 4,096 wide")
+PAPER_MIN_WIDTH = 768  # the narrowest model the paper scores (GPT-2 small, OPT-125m)
+
+
+def scan_differences(config, table: pd.DataFrame) -> str:
+    """"How this differs from the paper" for a page of per-block scans, from its config and table."""
+    d = trained_decoders(table) if {"arch", "trained"} <= set(table.columns) else table
+    widths = sorted({int(w) for w in d.d}) if len(d) else sorted({int(w) for w in table.d})
+    n_tokens = int(table.n_tokens.min()) if len(table) else 0
+    bos = "position 0 (BOS) excluded" if config.exclude_bos else "position 0 (BOS) included"
+    narrow = (f", {PAPER_MIN_WIDTH / max(widths):.0f}–{4096 / min(widths):.0f}× narrower than the paper's"
+              if widths and max(widths) < PAPER_MIN_WIDTH else "")
+    return ("**How this differs from the paper.** "
+            f"Here: the first {n_tokens:,} tokens of the {config.dataset} {config.split} split in rows of "
+            f"{config.seq_len} tokens, {bos}; trained decoders {', '.join(map(str, widths))} wide{narrow}; one "
+            f"training run per model (no seeds). The paper: {PAPER_SCAN}. Hidden states are the raw residual "
+            "stream at block boundaries (hooks), never Hugging Face's final-norm'd last hidden state.")
