@@ -44,6 +44,7 @@ class Test:
         threshold: how many standard errors the effect must clear in the paper's direction.
         paper_effect: the paper's own effect in the same units (None when it gives none).
         paper_source: where the paper's effect is read (table and row).
+        min_units: fewer units of replication than this cannot estimate their spread: inconclusive.
     """
 
     quantity: str
@@ -52,6 +53,7 @@ class Test:
     threshold: float = 2.0
     paper_effect: float | None = None
     paper_source: str = ""
+    min_units: int = 3
 
     def __post_init__(self):
         if self.direction not in (1, -1):
@@ -66,7 +68,7 @@ class Test:
                 f"than {self.threshold:g} standard errors; contradicted if it is on the other side by more than "
                 f"{self.threshold:g} standard errors, or its 95% interval excludes the paper's effect, and the "
                 f"test could detect the paper's effect (minimum detectable effect {MDE_Z:g} standard errors); "
-                f"inconclusive otherwise{paper}")
+                f"inconclusive otherwise, and always with fewer than {self.min_units} {self.unit}{paper}")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ def decide(test: Test, ev: Evidence) -> tuple[str, str]:
         return INCONCLUSIVE, "the compared models give the same answer to every item"
     if ev.at_chance:
         return INCONCLUSIVE, "the dense model is within 2 standard errors of chance"
+    if ev.n < test.min_units:
+        return INCONCLUSIVE, f"{ev.n} {test.unit}: fewer than {test.min_units}, too few to estimate their spread"
     signed = test.direction * ev.effect
     if signed > test.threshold * ev.se:
         return REPLICATED, f"{signed / ev.se:.1f} standard errors in the paper's direction" if ev.se else \

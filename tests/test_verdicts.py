@@ -44,6 +44,11 @@ def test_chance_constant_answers_and_missing_estimates_are_inconclusive():
     assert decide(UP, Evidence(1.0, math.nan, 1))[0] == INCONCLUSIVE
 
 
+def test_fewer_units_than_the_minimum_are_inconclusive_whatever_the_effect():
+    assert decide(UP, Evidence(5.0, 0.1, 2)) == (INCONCLUSIVE, "2 seeds: fewer than 3, too few to estimate their spread")
+    assert decide(Test("x", +1, "models", min_units=2), Evidence(5.0, 0.1, 2))[0] == REPLICATED
+
+
 def test_the_rule_sentence_comes_from_the_declared_test():
     text = UP.rule()
     assert text.startswith("x, with its standard error over seeds: replicated if it is above 0 by more than 2")
