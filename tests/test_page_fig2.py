@@ -12,9 +12,9 @@ from lin_utils.pages import fig2_training_dynamics as page
 
 
 def dynamics_table(runs: dict[str, list[tuple[int, float]]]) -> pd.DataFrame:
-    """One row per (model, step) with the mean score; rows shuffled so that a sort matters."""
-    rows = [dict(model=m, step=s, score=v, score_nores=v / 2) for m, pts in runs.items() for s, v in pts]
-    return pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    """One row per (model, step) with the mean score; each model's steps reversed so that a sort matters."""
+    rows = [dict(model=m, step=s, score=v, score_nores=v / 2) for m, pts in runs.items() for s, v in reversed(pts)]
+    return pd.DataFrame(rows)
 
 
 def _run(start, end, last=100, init=0.8, peak_step=4):
