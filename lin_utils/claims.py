@@ -124,12 +124,13 @@ class Judgement:
     verdict: str
     reason: str = ""
     evidence: Evidence | None = None
+    test: Test | None = None  # the test applied, when it is not the claim's own (e.g. another unit)
 
 
 def judge_effect(test: Test, ev: Evidence, ours: str) -> Judgement:
     """The :class:`Judgement` of ``ev`` under ``test`` (:func:`decide`), with ``ours`` as its text."""
     verdict, reason = decide(test, ev)
-    return Judgement(ours, verdict, reason, ev)
+    return Judgement(ours, verdict, reason, ev, test)
 
 
 #: a claim of the paper, or a finding of our own beyond it (counted apart)
@@ -197,11 +198,11 @@ def claims_table(profile: str) -> pd.DataFrame:
         j = Judgement("—", NOT_RUN, "its result table is not computed yet") if tables is None else c.judge(tables)
         if not isinstance(j, Judgement):
             j = Judgement(*j)
-        ev = j.evidence
+        ev, test = j.evidence, j.test or c.test
         rows.append(dict(artifact=c.artifact, claim=c.claim, paper=c.paper, ours=j.ours, verdict=j.verdict,
-                         rule=c.rule_text, notebook=c.page, kind=c.kind, reason=j.reason,
+                         rule=c.rule or (test.rule() if test else ""), notebook=c.page, kind=c.kind, reason=j.reason,
                          effect=ev.effect if ev else math.nan, se=ev.se if ev else math.nan,
                          mde=ev.mde if ev else math.nan,
-                         paper_effect=c.test.paper_effect if c.test and c.test.paper_effect is not None else math.nan,
-                         unit=c.test.unit if c.test else ""))
+                         paper_effect=test.paper_effect if test and test.paper_effect is not None else math.nan,
+                         unit=test.unit if test else ""))
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -10,7 +10,7 @@ import pytest
 from lin_utils import claims
 from lin_utils.pages import fig4_regularized_profiles as page
 
-R, P, N, NOT_RUN = claims.REPLICATED, claims.PARTLY, claims.NOT_REPLICATED, claims.NOT_RUN
+R, I, C, NOT_RUN = claims.REPLICATED, claims.INCONCLUSIVE, claims.CONTRADICTED, claims.NOT_RUN
 
 
 
@@ -78,23 +78,36 @@ def test_fig4_keys_are_the_last_part_of_the_size():
                                                         large_baseline_nores=0.6, large_cos_nores=0.5))
 
 
-def test_regularizer_text():
-    ours, verdict = page.judge_regularizer(fig4_table())
-    assert ours == "cpu-small: baseline 0.950, cosine 0.850; cpu-large: baseline 0.970, cosine 0.980"
-    assert verdict == P
+def _with_heldout(t: pd.DataFrame) -> pd.DataFrame:
+    return t.assign(heldout_nores=t.score_nores - 0.25)
 
 
-@pytest.mark.parametrize("small_cos, large_cos, frac, verdict", [
-    (SMALL_COS, LARGE_COS_LOWER, 1.0, R),
-    (SMALL_COS, LARGE_COS, 0.5, P),
-    (SMALL_COS, LARGE_BASE, 0.5, P),  # equal means are not lower
-    (SMALL_BASE, LARGE_COS, 0.0, N),
-    (SMALL_BASE, LARGE_BASE, 0.0, N),
+def test_regularizer_is_judged_without_the_residual_per_block_with_one_seed():
+    t = _with_heldout(fig4_table())
+    j = page.judge_regularizer(t)
+    diffs = [-0.1, -0.1, -0.1, -0.1, -0.1, -0.1]  # every block 0.1 lower without the residual
+    assert j.test.unit == "blocks" and j.evidence.n == len(diffs)
+    assert j.evidence.effect == pytest.approx(-0.1) and j.evidence.se == pytest.approx(0.0, abs=1e-12)
+    assert j.verdict == R  # no spread at all: beyond any number of standard errors
+    assert j.ours.startswith("cpu-small: baseline 0.400, cosine 0.300; cpu-large: baseline 0.600, cosine 0.500 "
+                             "(no-residual score; difference -0.100 ± 0.000 over 6 blocks")
+    assert "with the residual: cpu-small 0.950 → 0.850; cpu-large 0.970 → 0.980" in j.ours
+
+
+@pytest.mark.parametrize("small_cos, large_cos, verdict", [
+    (([0.7] * 3, [0.1, 0.25, 0.65]), ([0.9] * 3, [0.3, 0.45, 0.85]), R),   # -0.05 ± 0.0: all lower
+    (([0.7] * 3, [0.4, 0.2, 0.7]), ([0.9] * 3, [0.4, 0.6, 0.9]), I),     # +0.0 / ±0.1 mixed
+    (([0.7] * 3, [0.3, 0.4, 0.8]), ([0.9] * 3, [0.5, 0.6, 1.0]), C),     # +0.1 everywhere: a rise
 ])
-def test_regularizer_verdicts(small_cos, large_cos, frac, verdict):
-    t = fig4_table(small_cos, large_cos)
-    assert page.effects(t)["frac_lower"] == pytest.approx(frac)
-    assert page.judge_regularizer(t)[1] == verdict
+def test_regularizer_verdicts(small_cos, large_cos, verdict):
+    assert page.judge_regularizer(_with_heldout(fig4_table(small_cos, large_cos))).verdict == verdict
+
+
+def test_three_seeded_pairs_make_seeds_the_unit():
+    t = _with_heldout(zoo_table({f"zoo:cpu-small-{v}{s}": (SMALL_BASE if v == "baseline" else SMALL_COS)
+                                 for s in ("", "-s1", "-s2") for v in ("baseline", "cos0.5")}))
+    j = page.judge_regularizer(t)
+    assert j.test is page.BY_SEEDS and j.evidence.n == 3 and j.evidence.effect == pytest.approx(-0.1)
 
 
 def test_without_a_baseline_cosine_pair_the_regularizer_is_not_run():
@@ -103,4 +116,5 @@ def test_without_a_baseline_cosine_pair_the_regularizer_is_not_run():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "Mean of empty slice" on the page either
         assert page.effects(t) == pytest.approx(dict(n_sizes=0, frac_lower=np.nan), nan_ok=True)
-    assert page.judge_regularizer(t) == ("no baseline / cosine pair in the table", NOT_RUN)
+    j = page.judge_regularizer(t)
+    assert (j.ours, j.verdict) == ("no baseline / cosine pair in the table", NOT_RUN)
