@@ -1,6 +1,8 @@
 """Fig 9's page: its numbers and claim rule on small tables whose answers are known by construction."""
 from __future__ import annotations
 
+import math
+import statistics
 
 import pandas as pd
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from lin_utils import claims
 from lin_utils.pages import fig9_error_distribution as page
 
-R, P, N, NOT_RUN = claims.REPLICATED, claims.PARTLY, claims.NOT_REPLICATED, claims.NOT_RUN
+R, I, C = claims.REPLICATED, claims.INCONCLUSIVE, claims.CONTRADICTED
 
 
 
@@ -34,20 +36,20 @@ def test_fig9_numbers_are_over_trained_decoders_only():
                                    excess_min=1.6, p999_max=30.0, median_max=6.0))
 
 
-def test_tail_text_gives_the_median_tail_ratios():
-    ours, verdict = page.judge_tail(tail_table(excess=(1.6, 6.0, 2.5)))
-    assert ours == ("p99.9 / median of the per-token error 3.00, vs 1.20 for Gaussian errors of the same "
-                    "covariance (median over blocks)")
-    assert verdict == R
+def test_tail_text_gives_the_median_tail_ratios_and_the_log_excess():
+    j = page.judge_tail(tail_table(excess=(1.6, 6.0, 2.5)))
+    logs = [math.log(x) for x in (1.6, 6.0, 2.5)]
+    assert j.evidence.effect == pytest.approx(statistics.mean(logs))
+    assert j.evidence.se == pytest.approx(statistics.stdev(logs) / math.sqrt(3)) and j.evidence.n == 3
+    assert j.ours.startswith("p99.9 / median of the per-token error 3.00, vs 1.20 for Gaussian errors of the same "
+                             "covariance (median over blocks); log excess +0.95 ± 0.38 over 3 blocks")
+    assert j.verdict == R and page.judge_tail({"summary": tail_table(excess=(1.6, 6.0, 2.5))}).verdict == R
 
 
 @pytest.mark.parametrize("excess, verdict", [
-    ((1.6, 6.0, 2.5), R),
-    ((1.5, 2.0, 3.0), R),  # every block at exactly 1.5 or above (>= 1.5)
-    ((1.4, 1.5, 3.0), P),  # one block below; the median block exactly at 1.5
-    ((1.4, 1.6, 1.7), P),
-    ((1.0, 1.4, 3.5), N),  # the median block below 1.5 (the mean, 1.97, is above)
-    ((0.9, 1.0, 1.2), N),
+    ((2.0, 2.1, 2.2), R),   # heavier than Gaussian in every block, with little spread
+    ((0.8, 1.0, 1.25), I),  # about Gaussian
+    ((0.5, 0.55, 0.6), C),  # lighter than Gaussian beyond 2 SE
 ])
 def test_tail_verdicts(excess, verdict):
-    assert page.judge_tail(tail_table(excess))[1] == verdict
+    assert page.judge_tail(tail_table(excess)).verdict == verdict
