@@ -42,7 +42,7 @@ def test_tail_text_gives_the_median_tail_ratios_and_the_log_excess():
     assert j.evidence.effect == pytest.approx(statistics.mean(logs))
     assert j.evidence.se == pytest.approx(statistics.stdev(logs) / math.sqrt(3)) and j.evidence.n == 3
     assert j.ours.startswith("p99.9 / median of the per-token error 3.00, vs 1.20 for Gaussian errors of the same "
-                             "covariance (median over blocks); log excess +0.95 ± 0.38 over 3 blocks")
+                             "covariance (median over blocks); log excess +1.06 ± 0.39 over 3 blocks")
     assert j.verdict == R and page.judge_tail({"summary": tail_table(excess=(1.6, 6.0, 2.5))}).verdict == R
 
 
