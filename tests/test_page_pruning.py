@@ -21,7 +21,7 @@ from lin_utils.errors import LinUtilsError
 from lin_utils.experiments.pruning import PruningConfig
 from lin_utils.pages import _pruning
 
-REP, PART, NOT, NOT_RUN = claims.REPLICATED, claims.PARTLY, claims.NOT_REPLICATED, claims.NOT_RUN
+NOT_RUN = claims.NOT_RUN
 
 PAGES = [n for n in pages.names() if isinstance(getattr(pages.get(n), "CONFIG", None), PruningConfig)]
 
@@ -88,7 +88,10 @@ def test_the_second_model_page_numbers_and_texts_from_its_committed_tables(monke
     values = _pruning.numbers(t["results"], t["distill"])
     assert list(values) == ["model", "n_blocks", "k_max", "calib_tokens", "ppl_tokens", "dense_wikitext",
                             "dense_tinystories", "n_models", "params_frac_remove", "speedup_remove", "speedup_linear",
-                            "distill_steps", "distill_first", "distill_last", "verdict_ppl", "ours_ppl"]
+                            "distill_steps", "distill_first", "distill_last", "verdict_ppl", "ours_ppl", "reason_ppl",
+                            "effect_ppl", "se_ppl", "mde_ppl", "ppl_unit"]
+    assert values["verdict_ppl"] == claims.REPLICATED and values["effect_ppl"] < -2 * values["se_ppl"]
+    assert values["mde_ppl"] == pytest.approx(2.8 * values["se_ppl"])
     assert values["model"] == "stories260K" and values["k_max"] == 2 and values["distill_steps"] == 100
     text = _pruning.kbyk(t["results"])
     assert text.startswith("- **k = 1** (blocks ") and "(others: ShortGPT " in text and "random (mean over seeds)" in text
@@ -186,7 +189,7 @@ def test_the_arc_claim_is_judged_from_its_page_results():
 # Figs 6-8: pruning
 
 _PRUNE_COLS = ["model", "method", "criterion", "seed", "k", "blocks", "ppl_wikitext", "ppl_tinystories", "arc_acc",
-               "arc_acc_se", "arc_chance"]
+               "arc_acc_se", "arc_chance", "arc_n"]
 
 
 def _pruning_table(spec, dense=(0.5, 0.02, 0.25), noise=True, dense_methods=("remove", "linear", "distill")):
@@ -200,15 +203,15 @@ def _pruning_table(spec, dense=(0.5, 0.02, 0.25), noise=True, dense_methods=("re
     for m in models:
         acc, se, chance = dense[m]
         for method in dense_methods:
-            rows.append((m, method, "linearity", -1, 0, "", 50.0, 5.0, acc, se, chance))
+            rows.append((m, method, "linearity", -1, 0, "", 50.0, 5.0, acc, se, chance, 200))
     for (m, k), methods in spec.items():
         blocks = ",".join(str(b) for b in range(k, 0, -1))
         for method, (wiki, tiny, acc, se) in methods.items():
-            rows.append((m, method, "linearity", -1, k, blocks, wiki, tiny, acc, se, dense[m][2]))
+            rows.append((m, method, "linearity", -1, k, blocks, wiki, tiny, acc, se, dense[m][2], 200))
             if noise:
                 for crit, seed in (("random", 0), ("shortgpt", -1)):
                     rows.append((m, method, crit, seed, k, "9", 1.0 if method != "remove" else 1e6, 1e6, 0.99, 0.001,
-                                 dense[m][2]))
+                                 dense[m][2], 200))
     return pd.DataFrame(rows, columns=_PRUNE_COLS)
 
 
@@ -253,43 +256,77 @@ def test_pruning_comparisons_empty_without_a_removed_block():
     assert a.empty and list(a.columns) == ["model", "k", "remove", "distill", "diff", "se", "chance"]
 
 
-def test_pruning_perplexity_text():
-    ours, verdict = _pruning.judge_ppl(_pruning_table(_PPL))
-    ratio = math.prod([0.5, 2, 0.5, 0.25, 4, 1]) ** (1 / 6)
-    assert f"{ratio:.2f}" == "0.89"  # the arithmetic mean would be 1.38, the median 0.75
-    assert ours == ("linear + distillation below removal in 3 of 6 (model, k, corpus) cases, linear maps alone in "
-                    "2 of 6; perplexity ratio distilled / removed 0.89 (geometric mean)")
-    assert verdict == PART
+def _log_ratios(spec):
+    """ln(distilled / removed) of every (model, k, corpus) case of ``spec`` with a distilled and a linear model."""
+    return [math.log(m["distill"][i] / m["remove"][i]) for m in spec.values() if "distill" in m and "linear" in m
+            for i in (0, 1)]
 
 
-@pytest.mark.parametrize("distill, verdict", [
-    ([(99, 9), (199, 19)], REP),          # below removal everywhere
-    ([(99, 9), (199, 20)], PART),         # one tie: a tie is not below
-    ([(100, 10), (200, 20)], NOT),        # ties everywhere
-    ([(101, 10), (200, 19)], PART),
-    ([(150, 15), (250, 25)], NOT),
+def test_pruning_perplexity_text_and_evidence():
+    j = _pruning.judge_ppl(_pruning_table(_PPL))
+    r = _log_ratios(_PPL)
+    assert [round(math.exp(x), 6) for x in r] == [0.5, 2, 0.5, 0.25, 4, 1]
+    mean, se = statistics.mean(r), statistics.stdev(r) / math.sqrt(len(r))
+    assert j.evidence.effect == pytest.approx(mean) and j.evidence.se == pytest.approx(se) and j.evidence.n == 6
+    assert j.ours == (f"ln(distilled / removed) {mean:+.3f} ± {se:.3f} over 6 (model, k, corpus) cases (perplexity "
+                      f"ratio {math.exp(mean):.2f}, geometric mean); linear + distillation below removal in 3 of 6, "
+                      "linear maps alone in 2 of 6")
+    assert j.verdict == claims.INCONCLUSIVE and "within 2 standard errors" in j.reason
+
+
+def _ppl_spec(ratios):
+    """k = 1.. with the given wikitext and tinystories ratios distilled / removed."""
+    return {("m", k): {"remove": (100.0, 10.0, 0.4, 0.02), "linear": (1e4, 1e4, 0.4, 0.02),
+                       "distill": (100.0 * a, 10.0 * b, 0.4, 0.02)} for k, (a, b) in enumerate(ratios, start=1)}
+
+
+# log ratios ±0.1 around their mean: sample std 0.1 · sqrt(4/3) over 4 cases, so 2 se is B = 0.1 · sqrt(4/3)
+B = 0.1 * math.sqrt(4 / 3)
+
+
+def _ratios(mean):
+    logs = [mean - 0.1, mean + 0.1, mean - 0.1, mean + 0.1]
+    return [(math.exp(logs[0]), math.exp(logs[1])), (math.exp(logs[2]), math.exp(logs[3]))]
+
+
+@pytest.mark.parametrize("mean, verdict, reason", [
+    (-0.5, claims.REPLICATED, "standard errors in the paper's direction"),
+    (-B - 1e-6, claims.REPLICATED, "2.0 standard errors"),      # just beyond 2 se (the paper's direction: down)
+    (-B + 1e-6, claims.INCONCLUSIVE, "within 2 standard errors"),
+    (0.0, claims.INCONCLUSIVE, "within 2"),
+    (B - 1e-6, claims.INCONCLUSIVE, "within 2"),
+    (B + 1e-6, claims.CONTRADICTED, "against the paper's direction"),  # distillation hurts more, beyond 2 se
 ])
-def test_pruning_perplexity_verdict(distill, verdict):
-    spec = {("m", k): {"remove": (100 * k, 10 * k, 0.4, 0.02), "linear": (1e4, 1e4, 0.4, 0.02),
-                       "distill": (*d, 0.4, 0.02)} for k, d in ((1, distill[0]), (2, distill[1]))}
-    ours, got = _pruning.judge_ppl(_pruning_table(spec))
-    assert got == verdict
-    wins = sum(a < b for d, k in zip(distill, (1, 2)) for a, b in zip(d, (100 * k, 10 * k)))
-    assert ours.startswith(f"linear + distillation below removal in {wins} of 4 (model, k, corpus) cases, linear maps "
-                           f"alone in 0 of 4;")
+def test_pruning_perplexity_verdict_classes_and_boundaries(mean, verdict, reason):
+    spec = _ppl_spec(_ratios(mean))
+    j = _pruning.judge_ppl(_pruning_table(spec))
+    assert j.evidence.effect == pytest.approx(mean, abs=1e-9)
+    assert j.evidence.se == pytest.approx(B / 2, rel=1e-6)  # sample std of ±0.1 over 4 cases / sqrt 4
+    assert j.verdict == verdict and reason in j.reason
+
+
+def test_pruning_perplexity_two_cases_are_too_few():
+    j = _pruning.judge_ppl(_pruning_table(_ppl_spec([(0.5, 0.25)])))
+    assert j.evidence.n == 2 and j.verdict == claims.INCONCLUSIVE and "fewer than 3" in j.reason
 
 
 def test_pruning_perplexity_case_without_a_linear_map_result_still_counts():
     spec = {("m", 1): {"remove": (100, 10, 0.4, 0.02), "linear": (np.nan, 5, 0.4, 0.02), "distill": (90, 9, 0.4, 0.02)}}
-    ours, verdict = _pruning.judge_ppl(_pruning_table(spec))
-    assert ours.startswith("linear + distillation below removal in 2 of 2 (model, k, corpus) cases, linear maps alone "
-                           "in 1 of 2;")
-    assert verdict == REP
+    j = _pruning.judge_ppl(_pruning_table(spec))
+    assert j.ours.endswith("linear + distillation below removal in 2 of 2, linear maps alone in 1 of 2")
 
 
 def test_pruning_perplexity_without_distillation_is_not_run():
     t = _pruning_table({("m", 1): {"remove": (100, 10, 0.4, 0.02), "linear": (90, 9, 0.4, 0.02)}})
-    assert _pruning.judge_ppl(t) == ("no distilled model in the table", NOT_RUN)
+    j = _pruning.judge_ppl(t)
+    assert (j.ours, j.verdict) == ("no distilled model in the table", NOT_RUN)
+
+
+def test_the_pruning_claims_are_declared_tests():
+    assert _claim("Figs 6-7").test is _pruning.PPL_TEST and _pruning.PPL_TEST.direction == -1
+    assert _claim("Fig 8").test is _pruning.ARC_TEST and _pruning.ARC_TEST.direction == +1
+    for c in (_claim("Figs 6-7"), _claim("Fig 8")):
+        assert c.rule == "" and c.rule_text == c.test.rule() and c.test.paper_effect is None
 
 
 # ARC-Easy: with standard errors 3/128 and 4/128 the joint one is exactly 5/128
@@ -298,10 +335,10 @@ ARC_DIFF = {"better": 2 * ARC_SE + 1 / 1024, "better_at": 2 * ARC_SE, "same": 0.
             "worse": -2 * ARC_SE - 1 / 1024}
 
 
-def _arc_for(kinds):
+def _arc_for(kinds, dense=(0.5, 0.02, 0.25)):
     spec = {("m", k): {"remove": (100, 10, 0.5, 3 / 128), "distill": (90, 9, 0.5 + ARC_DIFF[kind], 4 / 128)}
             for k, kind in enumerate(kinds, start=1)}
-    return _pruning_table(spec)
+    return _pruning_table(spec, dense=dense)
 
 
 def test_pruning_arc_comparisons_rows():
@@ -320,72 +357,100 @@ def test_pruning_arc_comparisons_rows():
     pd.testing.assert_frame_equal(c, expected, rtol=1e-12)
 
 
-def test_pruning_arc_text():
+def test_pruning_arc_text_and_evidence():
     spec = {("m", 1): {"remove": (1, 1, 0.27, 0.02), "distill": (1, 1, 0.4, 0.03)},    # better
-            ("m", 2): {"remove": (1, 1, 0.26, 0.01), "distill": (1, 1, 0.25, 0.01)},   # neither
+            ("m", 2): {"remove": (1, 1, 0.26, 0.01), "distill": (1, 1, 0.24, 0.01)},   # neither
             ("m", 3): {"remove": (1, 1, 0.3, 0.05), "distill": (1, 1, 0.2, 0.04)},     # neither
             ("m", 4): {"remove": (1, 1, 0.35, 0.005), "distill": (1, 1, 0.3, 0.005)},  # worse
             ("m", 5): {"remove": (1, 1, 0.35, 0.005)}}
-    # the dense model is far above chance; the k = 1 removal (0.27 +- 0.02, chance 0.25) is not
-    ours, verdict = _pruning.judge_arc(_pruning_table(spec, dense=(0.5, 0.02, 0.25)))
+    j = _pruning.judge_arc(_pruning_table(spec, dense=(0.5, 0.02, 0.25)))
+    diffs = [0.13, -0.02, -0.1, -0.05]
     ses = [math.hypot(0.02, 0.03), math.hypot(0.01, 0.01), math.hypot(0.05, 0.04), math.hypot(0.005, 0.005)]
-    assert f"{statistics.median(ses):.3f}" == "0.025" != f"{statistics.mean(ses):.3f}"
-    assert ours == ("accuracy difference distilled − removed -0.100 to +0.130 over k = 1..4 (standard error about "
-                    "0.025); more than 2 SE better at 1 of 4 k, worse at 1")
-    assert verdict == PART
+    mean, se = statistics.mean(diffs), math.sqrt(sum(x * x for x in ses)) / 4
+    assert j.evidence.effect == pytest.approx(mean) and j.evidence.se == pytest.approx(se)
+    assert j.evidence.n == 200 and not j.evidence.at_chance
+    assert j.ours == (f"accuracy difference distilled − removed {mean:+.3f} ± {se:.3f} on average over k = 1..4 (per k "
+                      "-0.100 to +0.130); more than 2 SE better at 1 of 4 k, worse at 1")
+    assert j.verdict == claims.INCONCLUSIVE
 
 
-@pytest.mark.parametrize("kinds, better, worse, verdict", [
-    (["better"] * 4, 4, 0, REP),
-    (["better", "better", "same", "same"], 2, 0, REP),              # better at exactly half of the k
-    (["better", "better", "better_at", "worse_at"], 2, 0, REP),     # exactly 2 SE is neither better nor worse
-    (["better", "same", "same", "same"], 1, 0, PART),
-    (["better", "same", "same"], 1, 0, PART),                       # 1 of 3 is less than half
-    (["better", "better", "same"], 2, 0, REP),
-    (["better", "better", "better", "worse"], 3, 1, PART),          # worse once
-    (["better_at", "worse_at", "same"], 0, 0, NOT),
-    (["worse", "same"], 0, 1, NOT),
-    (["same"], 0, 0, NOT),
+@pytest.mark.parametrize("kinds, verdict, reason", [
+    (["better"] * 4, claims.REPLICATED, "paper's direction"),
+    (["better_at"] * 4, claims.REPLICATED, "paper's direction"),     # each k at 2 se: the mean over 4 k is at 4 se
+    (["same"] * 4, claims.INCONCLUSIVE, "within 2"),
+    (["worse"] * 4, claims.CONTRADICTED, "against the paper's direction"),
+    (["better", "worse", "same", "same"], claims.INCONCLUSIVE, "within 2"),
 ])
-def test_pruning_arc_verdict(kinds, better, worse, verdict):
+def test_pruning_arc_verdict_classes(kinds, verdict, reason):
     t = _arc_for(kinds)
     c = _pruning.arc_comparisons(t)
-    assert list(c.k) == list(range(1, len(kinds) + 1))
     assert (c.se == ARC_SE).all()
     assert list(c["diff"]) == pytest.approx([ARC_DIFF[k] for k in kinds], abs=1e-15)
-    ours, got = _pruning.judge_arc(t)
-    assert got == verdict
-    assert ours.endswith(f"more than 2 SE better at {better} of {len(kinds)} k, worse at {worse}")
-    assert not ours.startswith("the dense model")
+    j = _pruning.judge_arc(t)
+    assert j.evidence.se == pytest.approx(ARC_SE / 2)  # sqrt(4 se²) / 4
+    assert j.verdict == verdict and reason in j.reason
+    assert not j.ours.startswith("the dense model")
+
+
+def test_pruning_arc_boundary_of_the_mean_over_k():
+    # one k: the mean's se is the k's; 2 se + a bit is replicated, exactly 2 se is not
+    assert _pruning.judge_arc(_arc_for(["better"])).verdict == claims.REPLICATED
+    assert _pruning.judge_arc(_arc_for(["better_at"])).verdict == claims.INCONCLUSIVE
+    assert _pruning.judge_arc(_arc_for(["worse"])).verdict == claims.CONTRADICTED
+    assert _pruning.judge_arc(_arc_for(["worse_at"])).verdict == claims.INCONCLUSIVE
 
 
 @pytest.mark.parametrize("dense, named", [
     ({"m1": (0.5, 0.02, 0.25), "m2": (0.5, 0.02, 0.25)}, []),
     ({"m1": (0.25 + 2 * ARC_SE, ARC_SE, 0.25), "m2": (0.5, 0.02, 0.25)}, []),            # exactly 2 SE above chance
     ({"m1": (0.25 + 2 * ARC_SE - 1 / 1024, ARC_SE, 0.25), "m2": (0.5, 0.02, 0.25)}, ["m1"]),  # just within
-    ({"m1": (0.5, 0.02, 0.25), "m2": (0.2, 0.02, 0.25)}, ["m2"]),                         # below chance
+    ({"m1": (0.5, 0.02, 0.25), "m2": (0.25 - 2 * ARC_SE + 1 / 1024, ARC_SE, 0.25)}, ["m2"]),  # just within, below
+    ({"m1": (0.5, 0.02, 0.25), "m2": (0.2, 0.02, 0.25)}, []),                  # beyond 2 SE below chance: not within
     ({"m1": (0.26, 0.02, 0.25), "m2": (0.25, 0.02, 0.25)}, ["m1", "m2"]),
 ])
 @pytest.mark.parametrize("dense_last", [False, True])
-def test_pruning_arc_names_a_dense_model_at_chance(dense, named, dense_last):
+def test_pruning_arc_dense_model_at_chance_is_inconclusive(dense, named, dense_last):
     spec = {(m, k): {"remove": (1, 1, 0.5, 3 / 128), "distill": (1, 1, 0.5 + ARC_DIFF["better"], 4 / 128)}
             for m in ("m1", "m2") for k in (1, 2)}
     t = _pruning_table(spec, dense=dense)
     if dense_last:  # one dense row per model, after the pruned ones
         t = _pruning_table(spec, dense=dense, dense_methods=("remove",)).iloc[::-1].reset_index(drop=True)
-    ours, verdict = _pruning.judge_arc(t)
-    rest = ("accuracy difference distilled − removed +0.079 to +0.079 over k = 1..2 (standard error about 0.039); "
-            "more than 2 SE better at 4 of 4 k, worse at 0")
-    prefix = (f"the dense model ({', '.join(named)}) is within 2 SE of chance, so ARC-Easy cannot separate the methods "
-              f"here; ") if named else ""
-    assert ours == prefix + rest
-    assert verdict == REP  # the note does not change the verdict
+    j = _pruning.judge_arc(t)
+    assert _pruning.dense_at_chance(t) == named
+    assert j.evidence.at_chance is bool(named)
+    assert j.ours.endswith("more than 2 SE better at 4 of 4 k, worse at 0")
+    if named:
+        assert j.ours.startswith(f"the dense model ({', '.join(named)}) answers ")
+        assert "so ARC-Easy cannot separate the methods here" in j.ours
+        assert (j.verdict, j.reason) == (claims.INCONCLUSIVE, "the dense model is within 2 standard errors of chance")
+    else:
+        assert j.verdict == claims.REPLICATED  # 4 k each beyond 2 se
 
 
 def test_pruning_arc_without_arc_results_is_not_run():
     t = _pruning_table({("m", 1): {"remove": (100, 10, np.nan, np.nan), "distill": (90, 9, np.nan, np.nan)}},
                  dense=(np.nan, np.nan, np.nan))
     assert _pruning.arc_comparisons(t).empty
-    assert _pruning.judge_arc(t) == ("no ARC-Easy result for a distilled model in the table", NOT_RUN)
+    j = _pruning.judge_arc(t)
+    assert (j.ours, j.verdict) == ("no ARC-Easy result for a distilled model in the table", NOT_RUN)
     t = _pruning_table({("m", 1): {"remove": (100, 10, 0.4, 0.02), "linear": (90, 9, 0.45, 0.02)}})
-    assert _pruning.judge_arc(t)[1] == NOT_RUN
+    assert _pruning.judge_arc(t).verdict == NOT_RUN
+
+
+def test_the_committed_fig8_verdict_is_inconclusive_at_chance():
+    cfg = pages.config(PAGES[2], "cpu")
+    t = _pruning.tables(cfg, profile="cpu", cache_only=True)["results"]
+    j = _pruning.judge_arc(t)
+    assert (j.verdict, j.reason) == (claims.INCONCLUSIVE, "the dense model is within 2 standard errors of chance")
+
+
+def test_every_pruning_page_says_how_it_differs_from_the_paper():
+    for name in PAGES:
+        cfg = pages.config(name, "cpu")
+        t = _pruning.tables(cfg, profile="cpu", cache_only=True)["results"]
+        text = _pruning.differences(cfg, t)
+        assert text.startswith("**How this differs from the paper.**") and "The paper: OPT-1.3B" in text
+        assert f"{cfg.calib_tokens:,} tinystories train tokens" in text
+        nb = json.loads((paths.notebooks_dir() / f"{name}.ipynb").read_text())
+        md = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+        assert md.index("{glue:md} differences") < md.index("## Reproduce this page")

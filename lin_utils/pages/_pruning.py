@@ -8,6 +8,7 @@ pruning page, the ARC-Easy claim over its page).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -15,12 +16,35 @@ import pandas as pd
 
 from .. import plots
 from ..book.glue import figure_page, glue_markdown
-from ..claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED
+from ..claims import NOT_RUN, Evidence, Judgement, Test, judge_effect
 from ..experiments.pruning import PruningConfig, pruning_study
 from ..prune import CRITERIA
 
-__all__ = ["arc_comparisons", "judge_arc", "judge_ppl", "kbyk", "arc_kbyk", "numbers", "ppl_comparisons",
-           "results_over", "show", "summary", "table", "tables"]
+__all__ = ["ARC_TEST", "PPL_TEST", "PPL_UNIT_WHY", "arc_comparisons", "arc_evidence", "differences", "judge_arc", "judge_ppl", "kbyk",
+           "arc_kbyk", "numbers", "ppl_comparisons", "ppl_evidence", "results_over", "show", "summary", "table",
+           "tables"]
+
+#: the perplexity claim of Figs 6-7, declared once (its rule sentence is generated from it)
+PPL_TEST = Test(
+    quantity="mean log perplexity ratio ln(distilled / removed) of the paper's blocks, over (model, k, corpus) cases",
+    direction=-1,
+    unit="(model, k, corpus) cases")
+
+#: why the cases are the unit (the pages' prose)
+PPL_UNIT_WHY = ("Each perplexity is measured on thousands of tokens, so its own sampling error is small next to how "
+                "much the ratio varies between models, numbers of blocks and corpora, and the claim is about that "
+                "variation: the unit is the (model, k, corpus) case. Cases of one model share its blocks, so they are "
+                "not fully independent, and the standard error is if anything too small.")
+
+#: the ARC-Easy claim of Fig 8
+ARC_TEST = Test(
+    quantity="mean ARC-Easy accuracy difference distilled − removed of the paper's blocks, over k >= 1 (paired by k: "
+             "the same blocks)",
+    direction=+1,
+    unit="ARC-Easy questions (binomial standard errors of the two accuracies, combined as if independent)")
+
+#: the paper's pruned models, for "How this differs from the paper"
+PAPER_MODELS = "OPT-1.3B (Figs 6 and 8: 24 blocks, 2,048 wide) and Llama-2-7B (Fig 7: 32 blocks, 4,096 wide)"
 
 _PPL = {"wikitext": ("ppl_wikitext", "WikiText-2"), "tinystories": ("ppl_tinystories", "TinyStories")}
 
@@ -73,17 +97,30 @@ def ppl_comparisons(t: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "k", "corpus", "blocks", "remove", "linear", "distill"])
 
 
-def judge_ppl(t: pd.DataFrame) -> tuple[str, str]:
-    """The perplexity claim over a results table (one model or several)."""
+def ppl_evidence(t: pd.DataFrame) -> Evidence:
+    """:data:`PPL_TEST`'s evidence: the log ratios ln(distilled / removed) of every (model, k, corpus)
+    case with a distilled model, their mean and its standard error (sample std / sqrt(n))."""
+    c = ppl_comparisons(t).dropna(subset=["distill"])
+    r = np.log(c.distill.to_numpy(float) / c.remove.to_numpy(float))
+    if len(r) == 0:
+        return Evidence(math.nan, math.nan, 0)
+    se = float(r.std(ddof=1) / math.sqrt(len(r))) if len(r) > 1 else math.nan
+    return Evidence(float(r.mean()), se, len(r))
+
+
+def judge_ppl(t: pd.DataFrame) -> Judgement:
+    """The perplexity claim over a results table (one model or several), under :data:`PPL_TEST`."""
     c = ppl_comparisons(t)
     c = c.dropna(subset=["distill"])
     if c.empty:
-        return "no distilled model in the table", NOT_RUN
+        return Judgement("no distilled model in the table", NOT_RUN, "no distilled model in the table")
+    ev = ppl_evidence(t)
     wins, lin_wins = int((c.distill < c.remove).sum()), int((c.linear < c.remove).sum())
-    ratio = np.exp(np.mean(np.log(c.distill / c.remove)))
-    ours = (f"linear + distillation below removal in {wins} of {len(c)} (model, k, corpus) cases, linear maps alone in "
-            f"{lin_wins} of {len(c)}; perplexity ratio distilled / removed {ratio:.2f} (geometric mean)")
-    return ours, REPLICATED if wins == len(c) else PARTLY if wins else NOT_REPLICATED
+    se = f" ± {ev.se:.3f}" if math.isfinite(ev.se) else ""
+    ours = (f"ln(distilled / removed) {ev.effect:+.3f}{se} over {len(c)} (model, k, corpus) cases (perplexity ratio "
+            f"{math.exp(ev.effect):.2f}, geometric mean); linear + distillation below removal in {wins} of {len(c)}, "
+            f"linear maps alone in {lin_wins} of {len(c)}")
+    return judge_effect(PPL_TEST, ev, ours)
 
 
 def arc_comparisons(t: pd.DataFrame) -> pd.DataFrame:
@@ -100,22 +137,42 @@ def arc_comparisons(t: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "k", "remove", "distill", "diff", "se", "chance"])
 
 
-def judge_arc(t: pd.DataFrame) -> tuple[str, str]:
-    """The ARC-Easy claim over a results table."""
+def dense_at_chance(t: pd.DataFrame) -> list[str]:
+    """The models whose dense ARC-Easy accuracy is within 2 standard errors of chance."""
+    dense = t[(t.k == 0) & t.arc_acc.notna()]
+    return [m for m, g in dense.groupby("model")
+            if abs(g.arc_acc.iloc[0] - g.arc_chance.iloc[0]) < 2 * g.arc_acc_se.iloc[0]]
+
+
+def arc_evidence(t: pd.DataFrame) -> Evidence:
+    """:data:`ARC_TEST`'s evidence: the mean over k of distilled − removed accuracy, its standard
+    error ``sqrt(Σ se_k²) / K`` and ``n`` the questions each model answers; ``at_chance`` when a dense model is within 2 standard errors of
+    chance (then the test is inconclusive whatever the difference)."""
     c = arc_comparisons(t)
     if c.empty:
-        return "no ARC-Easy result for a distilled model in the table", NOT_RUN
+        return Evidence(math.nan, math.nan, 0)
+    se = float(math.sqrt(float(np.sum(c.se.to_numpy(float) ** 2))) / len(c))
+    n = int(t[(t.k >= 1) & t.arc_acc.notna()].arc_n.min())
+    return Evidence(float(c["diff"].mean()), se, n, at_chance=bool(dense_at_chance(t)))
+
+
+def judge_arc(t: pd.DataFrame) -> Judgement:
+    """The ARC-Easy claim over a results table, under :data:`ARC_TEST`."""
+    c = arc_comparisons(t)
+    if c.empty:
+        return Judgement("no ARC-Easy result for a distilled model in the table", NOT_RUN,
+                         "no ARC-Easy result for a distilled model")
+    ev = arc_evidence(t)
     better, worse = int((c["diff"] > 2 * c.se).sum()), int((c["diff"] < -2 * c.se).sum())
-    ours = (f"accuracy difference distilled − removed {c['diff'].min():+.3f} to {c['diff'].max():+.3f} over k = "
-            f"{c.k.min()}..{c.k.max()} (standard error about {c.se.median():.3f}); more than 2 SE better at "
-            f"{better} of {len(c)} k, worse at {worse}")
-    dense = t[(t.k == 0) & t.arc_acc.notna()]
-    at_chance = [m for m, g in dense.groupby("model") if g.arc_acc.iloc[0] - g.arc_chance.iloc[0] < 2 * g.arc_acc_se.iloc[0]]
+    ours = (f"accuracy difference distilled − removed {ev.effect:+.3f} ± {ev.se:.3f} on average over k = "
+            f"{c.k.min()}..{c.k.max()} (per k {c['diff'].min():+.3f} to {c['diff'].max():+.3f}); more than 2 SE better "
+            f"at {better} of {len(c)} k, worse at {worse}")
+    at_chance = dense_at_chance(t)
     if at_chance:
-        ours = (f"the dense model ({', '.join(at_chance)}) is within 2 SE of chance, so ARC-Easy cannot separate the "
-                f"methods here; " + ours)
-    verdict = REPLICATED if worse == 0 and better >= len(c) / 2 else PARTLY if better else NOT_REPLICATED
-    return ours, verdict
+        dense = t[(t.k == 0) & t.arc_acc.notna()].iloc[0]
+        ours = (f"the dense model ({', '.join(at_chance)}) answers {dense.arc_acc:.3f} ± {dense.arc_acc_se:.3f} against "
+                f"chance {dense.arc_chance:.3f}, so ARC-Easy cannot separate the methods here; " + ours)
+    return judge_effect(ARC_TEST, ev, ours)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -144,12 +201,14 @@ def numbers(results: pd.DataFrame, distill: pd.DataFrame | None = None) -> dict:
         first = distill.sort_values("step").groupby("k").loss.first()
         last = distill.sort_values("step").groupby("k").loss.last()
         out.update(distill_steps=int(distill.step.max()), distill_first=float(first.mean()), distill_last=float(last.mean()))
-    ours, verdict = judge_ppl(res)
-    out.update(verdict_ppl=verdict, ours_ppl=ours)
+    for key, j in (("ppl", judge_ppl(res)), *((("arc", judge_arc(res)),) if res.arc_acc.notna().any() else ())):
+        ev = j.evidence
+        out.update({f"verdict_{key}": j.verdict, f"ours_{key}": j.ours, f"reason_{key}": j.reason,
+                    f"effect_{key}": ev.effect if ev else math.nan, f"se_{key}": ev.se if ev else math.nan,
+                    f"mde_{key}": ev.mde if ev else math.nan})
+    out["ppl_unit"] = PPL_UNIT_WHY
     if res.arc_acc.notna().any():
         out.update(arc_n=int(dense.arc_n), dense_arc=dense.arc_acc, dense_arc_se=dense.arc_acc_se, arc_chance=dense.arc_chance)
-        ours, verdict = judge_arc(res)
-        out.update(verdict_arc=verdict, ours_arc=ours)
     return out
 
 
@@ -259,6 +318,24 @@ def table(results: pd.DataFrame, figure: str = "perplexity") -> pd.DataFrame:
     return out
 
 
+def differences(config: PruningConfig, results: pd.DataFrame) -> str:
+    """"How this differs from the paper" for a pruning page, from its configuration and results."""
+    dense = results[results.k == 0].iloc[0]
+    arc = (f"ARC-Easy on the first {int(dense.arc_n):,} test questions" if config.arc_limit != 0 and
+           pd.notna(dense.get("arc_acc", np.nan)) else "no ARC-Easy on this page's model")
+    return ("**How this differs from the paper.** "
+            f"Here: {config.model.replace('zoo:', '')}, {int(dense.n_blocks)} blocks × {int(dense.d)} wide, trained "
+            f"on TinyStories only, with k = 0..{config.k_max} blocks pruned; the blocks are ranked and the maps "
+            f"fitted on {config.calib_tokens:,} {config.calib_dataset} {config.calib_split} tokens in rows of "
+            f"{config.seq_len} ({'BOS left out' if config.exclude_bos else 'BOS included'}); the paper's criterion "
+            f"ranks by the score {'with' if config.linearity_metric == 'score' else 'without'} the residual; "
+            f"distillation trains the maps only, {config.distill_steps} Adam steps at lr {config.distill_lr:g}; "
+            f"perplexity on {int(dense.ppl_tokens_wikitext):,} WikiText-2 test and "
+            f"{int(dense.ppl_tokens_tinystories):,} TinyStories validation tokens in windows of "
+            f"{config.ppl_seq_len}; {arc}; one model per page, one training run (no seeds). "
+            f"The paper: {PAPER_MODELS}, pretrained on web-scale text.")
+
+
 def page_numbers(t: dict) -> dict:
     """The glued numbers from what :func:`tables` returns."""
     return numbers(t["results"], t["distill"])
@@ -275,5 +352,6 @@ def show(name: str, config: PruningConfig, *, profile: str, force: bool = False,
     else:
         fig, text, compact = plots.pruning_perplexity(res, curve), kbyk(res), summary(res, "ppl_wikitext")
     glue_markdown("kbyk", text)
+    glue_markdown("differences", differences(config, res))
     figure_page(name, profile, fig, numbers=values, summary=compact, table=table(res, figure))
     return values
