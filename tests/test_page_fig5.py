@@ -28,19 +28,6 @@ SE_BASE, SE_COS, SE = 3 / 64, 4 / 64, 5 / 64
 Z_DIFF = {"at": 2 * SE, "beyond": 2 * SE + 1 / 1024, "worse": -3 * SE, "zero": 0.0}
 
 
-KIND_CASES = [
-    (["at"], NOT),                 # exactly 2 standard errors is not beyond them
-    (["beyond"], REP),
-    (["beyond", "beyond"], REP),
-    (["beyond", "at"], PART),      # at one size of two
-    (["at", "beyond"], PART),
-    (["at", "at"], NOT),
-    (["worse", "beyond"], PART),
-    (["worse"], NOT),              # far worse is not better
-    (["zero", "worse"], NOT),
-]
-
-
 def _probe_table(rows):
     """rows: (model, boundary, test_acc, test_se), in any order, plus columns the rules ignore."""
     t = pd.DataFrame(rows, columns=["model", "boundary", "test_acc", "test_se"])
@@ -88,33 +75,6 @@ def test_fig5_pairs_over_the_common_boundaries():
     assert small["z"] == pytest.approx(0.25 / math.sqrt(2 * 0.25**2), rel=1e-12)
 
 
-@pytest.mark.parametrize("kinds, verdict", KIND_CASES)
-def test_fig5_verdict_two_standard_errors_at_every_size(kinds, verdict):
-    t = _probes_for(kinds)
-    pairs = page.pairs(t)
-    assert [p["size"] for p in pairs] == SIZES[:len(kinds)]
-    for p, kind in zip(pairs, kinds):
-        assert p["z"] == pytest.approx(statistics.mean(PROBE_DIFFS[kind]) / SE, abs=1e-12)
-        assert p["higher"] == sum(d > 0 for d in PROBE_DIFFS[kind]) and p["n"] == 4
-        if kind == "at":
-            assert p["z"] == 2.0
-    assert page.judge_probes(t)[1] == verdict
-
-
-def test_fig5_text():
-    ours, verdict = page.judge_probes(_probes_for(["at", "worse"]))
-    assert ours == ("cpu-small: mean test accuracy 0.375 baseline, 0.531 cosine (+0.156, z = +2.0; higher at 3 of 4 "
-                    "boundaries); cpu-large: mean test accuracy 0.375 baseline, 0.141 cosine (-0.234, z = -3.0; higher at 0 "
-                    "of 4 boundaries)")
-    assert verdict == NOT
-
-
-def test_fig5_without_a_pair_is_not_run():
-    t = _probe_table([("zoo:cpu-large-baseline", 0, 0.5, 0.01), ("zoo:cpu-large-mse0.5", 0, 0.6, 0.01)])
-    assert page.pairs(t) == []
-    assert page.judge_probes(t) == ("no baseline / cosine pair in the table", NOT_RUN)
-
-
 def _probes(acc_base, acc_cos, n_test=3000):
     rows = []
     for m, accs in (("zoo:cpu-large-baseline", acc_base), ("zoo:cpu-large-cos0.5", acc_cos)):
@@ -124,22 +84,12 @@ def _probes(acc_base, acc_cos, n_test=3000):
     return pd.DataFrame(rows)
 
 
-def test_probe_verdict_against_the_mean_difference_in_standard_errors():
-    base = [0.50, 0.52, 0.53, 0.54]
-    se = np.mean([math.sqrt(2 * a * (1 - a) / 3000) for a in base])  # both models alike: sqrt(2) x one se
-    up = [a + 3 * se for a in base]
-    assert page.judge_probes(_probes(base, up))[1] == REP
-    assert page.judge_probes(_probes(base, [a + se for a in base]))[1] == NOT
-    pair = page.pairs(_probes(base, up))[0]
-    assert pair["higher"] == 4 and pair["n"] == 4 and pair["diff"] == pytest.approx(3 * se, rel=1e-3)
-
-
 def test_numbers_and_summary():
     t = _probes([0.5, 0.6, 0.55], [0.52, 0.56, 0.7])
     n = page.numbers(t)
     assert (n["best_model"], n["best_boundary"], n["best_acc"]) == ("cpu-large-cos0.5", 2, 0.7)
     assert (n["n_models"], n["n_test"], n["n_train"]) == (2, 3000, 720)
-    assert (n["pairs_text"], n["verdict_probes"]) == page.judge_probes(t)
+    assert (n["pairs_text"], n["verdict_probes"]) == (page.pairs_text(t), NOT_RUN)
     s = page.summary(t).set_index("model")
     assert list(s.index) == ["cpu-large-baseline", "cpu-large-cos0.5"]
     assert (s.at["cpu-large-baseline", "best boundary"], s.at["cpu-large-cos0.5", "last"]) == (1, 0.7)
@@ -161,3 +111,81 @@ def test_config_is_the_cpu_profile_and_the_notebook_repeats_it():
 
 def test_the_committed_cpu_tables_load():
     assert page.tables(pages.config(page, "cpu"), profile="cpu", cache_only=True) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# the paired comparison over stories behind the verdict (issue 23, item 5)
+
+from lin_utils.claims import CONTRADICTED, INCONCLUSIVE  # noqa: E402
+
+BASE, COS = "zoo:cpu-large-baseline", "zoo:cpu-large-cos0.5"
+
+
+def _items(stories, boundaries=(0, 1), base_acc=None):
+    """Per-example probe items of the cpu-large pair: ``stories`` is a list of (base right, cos
+    right) per story, applied to both its endings at every boundary; predictions follow."""
+    rows = []
+    for b in boundaries:
+        for s, (br, cr) in enumerate(stories):
+            for k, label in enumerate((1, 0)):
+                item = 2 * s + k
+                for m, right in ((BASE, br), (COS, cr)):
+                    pred = label if right else 1 - label
+                    rows.append(dict(model=m, boundary=b, item=item, story=s, label=label, pred=pred,
+                                     correct=int(right)))
+    return pd.DataFrame(rows)
+
+
+def _stories(n, up=0, down=0, base_right=None):
+    rest = n - up - down
+    both = rest // 2 if base_right is None else base_right
+    return [(0, 1)] * up + [(1, 0)] * down + [(1, 1)] * both + [(0, 0)] * (rest - both)
+
+
+def _judge(items):
+    return page.judge_paired({"probes": None, "items": items})
+
+
+def test_fig5_paired_effect_is_over_stories_averaged_over_boundaries_and_endings():
+    items = _items(_stories(100, up=30, down=10))
+    [r] = page.mean_comparison(items).itertuples()
+    d = np.array([1] * 30 + [-1] * 10 + [0] * 60)
+    assert (r.n, r.boundaries) == (100, 2)
+    assert r.effect == pytest.approx(100 * d.mean()) and r.se == pytest.approx(100 * d.std(ddof=1) / 10)
+    per = page.item_comparison(items)
+    assert list(per.boundary) == [0, 1] and (per.better == 60).all() and (per.worse == 20).all()
+
+
+@pytest.mark.parametrize("n, up, verdict", [(100, 3, INCONCLUSIVE), (100, 4, REPLICATED)])  # z = 1.75, 2.03
+def test_fig5_replicated_only_beyond_two_standard_errors(n, up, verdict):
+    j = _judge(_items(_stories(n, up=up, base_right=n - up)))  # the baseline well above chance
+    assert j.evidence.effect / j.evidence.se == pytest.approx(math.sqrt(up * (n - 1) / (n - up)))
+    assert not j.evidence.at_chance and j.verdict == verdict
+
+
+def test_fig5_without_a_paper_effect_a_clear_loss_contradicts():
+    j = _judge(_items(_stories(1000, down=100, base_right=800)))
+    assert page.TEST.paper_effect is None and j.verdict == CONTRADICTED
+
+
+def test_fig5_inconclusive_when_the_baseline_probe_is_at_chance():
+    j = _judge(_items(_stories(400, up=100, base_right=200)))  # baseline right on 200 of 400 stories: 50%
+    assert j.evidence.at_chance and j.verdict == INCONCLUSIVE and "chance" in j.reason
+
+
+def test_fig5_inconclusive_when_the_probes_answer_alike():
+    j = _judge(_items(_stories(200, base_right=150)))
+    assert j.evidence.constant and j.verdict == INCONCLUSIVE and "same answer" in j.reason
+
+
+def test_fig5_without_items_or_a_pair_is_not_run():
+    assert _judge(None).verdict == NOT_RUN
+    items = _items(_stories(10, up=3))
+    assert _judge(items[items.model == BASE]).verdict == NOT_RUN
+
+
+def test_fig5_differences_paragraph():
+    t = _probes([0.5, 0.6], [0.52, 0.56])
+    text = page.differences(page.CONFIG, t)
+    assert text.startswith("**How this differs from the paper.**") and "cpu-large (8 blocks × 128 wide)" in text
+    assert "3,000 en_eval examples" in text and "720 en_train" in text

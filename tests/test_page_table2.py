@@ -120,46 +120,8 @@ def test_table2_pairs_difference_and_joint_standard_error():
         assert (p["baseline"], p["cosine"]) == (base, cos)
         assert p["diff"] == pytest.approx(cos - base, abs=1e-15)
         assert p["z"] == pytest.approx((cos - base) / math.sqrt(se_b**2 + se_c**2), rel=1e-12)
-    assert page.judge_benchmarks(t)[0] == ("cpu-large: mean 0.550 baseline, 0.620 cosine (+0.070, z = +1.9); "
-                                             "cpu-small: mean 0.500 baseline, 0.450 cosine (-0.050, z = -1.2)")
-
-
-KIND_CASES = [
-    (["at"], NOT),                 # exactly 2 standard errors is not beyond them
-    (["beyond"], REP),
-    (["beyond", "beyond"], REP),
-    (["beyond", "at"], PART),      # at one size of two
-    (["at", "beyond"], PART),
-    (["at", "at"], NOT),
-    (["worse", "beyond"], PART),
-    (["worse"], NOT),              # far worse is not better
-    (["zero", "worse"], NOT),
-]
-
-
-@pytest.mark.parametrize("kinds, verdict", KIND_CASES)
-def test_table2_verdict_two_standard_errors_at_every_size(kinds, verdict):
-    t = _layout_for(kinds)
-    pairs = page.pairs(t)
-    assert [p["size"] for p in pairs] == SIZES[:len(kinds)]
-    for p, kind in zip(pairs, kinds):
-        assert p["z"] == pytest.approx(Z_DIFF[kind] / SE, abs=1e-12)
-        if kind == "at":
-            assert p["z"] == 2.0
-    assert page.judge_benchmarks(t)[1] == verdict
-
-
-def test_table2_text():
-    ours, verdict = page.judge_benchmarks(_layout_for(["at", "worse"]))
-    assert ours == ("cpu-small: mean 0.500 baseline, 0.656 cosine (+0.156, z = +2.0); "
-                    "cpu-large: mean 0.500 baseline, 0.266 cosine (-0.234, z = -3.0)")
-    assert verdict == NOT
-
-
-def test_table2_without_a_pair_is_not_run():
-    t = _layout([("zoo:cpu-large-baseline", 0.5, 0.01), ("zoo:cpu-large-mse0.5", 0.6, 0.01), ("gpt2", 0.6, 0.01)])
-    assert page.pairs(t) == []
-    assert page.judge_benchmarks(t) == ("no baseline / cosine pair in the table", NOT_RUN)
+    assert page.pairs_text(t) == ("cpu-large: mean 0.550 baseline, 0.620 cosine (+0.070, z = +1.9); "
+                                  "cpu-small: mean 0.500 baseline, 0.450 cosine (-0.050, z = -1.2)")
 
 
 # harness-shaped tables
@@ -201,22 +163,6 @@ def test_comparisons_use_the_same_size_baseline_and_the_joint_standard_error():
     assert row["diff"] == pytest.approx(diff) and row.z == pytest.approx(diff / se)
 
 
-@pytest.mark.parametrize("shift, verdict", [(0.2, REP), (0.0, NOT),
-                                            (-0.2, NOT)])
-def test_table2_verdict_needs_two_standard_errors_at_every_size(shift, verdict):
-    s = _scores(MODELS, np.random.default_rng(2))
-    s.loc[s.model.str.endswith("cos0.5"), "value"] = s[s.model.str.endswith("baseline")].value.to_numpy() + shift
-    assert page.judge_benchmarks(experiments.table2_layout(s))[1] == verdict
-
-
-def test_table2_verdict_partly_when_one_size_improves():
-    s = _scores(MODELS, np.random.default_rng(3))
-    base = s[s.model == "zoo:cpu-small-baseline"].value.to_numpy()
-    s.loc[s.model == "zoo:cpu-small-cos0.5", "value"] = base + 0.2
-    s.loc[s.model == "zoo:cpu-large-cos0.5", "value"] = s[s.model == "zoo:cpu-large-baseline"].value.to_numpy()
-    assert page.judge_benchmarks(experiments.table2_layout(s))[1] == PART
-
-
 def test_table2_summary_has_one_table_per_zoo_size_with_n_and_se_in_the_row_label():
     models = ["zoo:cpu-small-baseline", "zoo:cpu-small-cos0.5", "zoo:cpu-large-baseline", "zoo:cpu-large-cos0.5",
               "stories260K"]
@@ -231,18 +177,14 @@ def test_table2_summary_has_one_table_per_zoo_size_with_n_and_se_in_the_row_labe
     assert "| column | baseline | cos0.5 | stories260K | chance |" in large and "| mean (se ≤ 0.010) | 0.700 | 0.800 | 0.900" in large
 
 
-def test_judge_reads_the_pages_tables_or_the_layout():
-    t = _layout_for(["beyond"])
-    assert page.judge_benchmarks({"layout": t, "scores": None}) == page.judge_benchmarks(t)
-
-
 def test_numbers_count_cells_near_chance_and_differences_beyond_two_standard_errors():
     s = _scores(MODELS, np.random.default_rng(5))
     layout = experiments.table2_layout(s)
     n = page.numbers(layout, s)
     assert n["n_models"] == len(MODELS) and n["n_columns"] == 7 and (n["n_min"], n["n_max"]) == (100, 100)
     assert n["n_diffs"] == 2 * 7  # two cosine models (no mse model has its baseline) x 7 columns besides the mean
-    assert (n["pairs_text"], n["verdict_benchmarks"]) == page.judge_benchmarks(layout)
+    assert n["pairs_text"] == page.pairs_text(layout)
+    assert (n["verdict_benchmarks"], n["constant_text"]) == (NOT_RUN, "per-document answers not stored")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,3 +202,149 @@ def test_config_is_the_cpu_profile_and_the_notebook_repeats_it():
 
 def test_the_committed_cpu_tables_load():
     assert page.tables(pages.config(page, "cpu"), profile="cpu", cache_only=True) is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# the paired (per-document) comparison behind the verdict (issue 23, item 5)
+
+from lin_utils.claims import CONTRADICTED, INCONCLUSIVE  # noqa: E402
+
+BASE, COS = "zoo:cpu-large-baseline", "zoo:cpu-large-cos0.5"
+
+
+def _items(task_docs: dict, chance: float | None = None):
+    """Per-document items of the cpu-large pair. ``task_docs``: task -> list of (base right, cos
+    right[, base answer, cos answer]) per document; answers default to "right" being choice 0."""
+    rows = []
+    for task, docs in task_docs.items():
+        for i, doc in enumerate(docs):
+            b, c = doc[:2]
+            pb, pc = doc[2:] if len(doc) > 2 else (1 - b, 1 - c)
+            rows.append(dict(model=BASE, task=task, doc_id=i, n_choices=2, gold=0, pred=pb, metric="acc",
+                             value=float(b), logliks=""))
+            rows.append(dict(model=COS, task=task, doc_id=i, n_choices=2, gold=0, pred=pc, metric="acc",
+                             value=float(c), logliks=""))
+    items = pd.DataFrame(rows)
+    scores = None if chance is None else pd.DataFrame(
+        [dict(model=m, task=t, metric="acc", chance=chance) for m in (BASE, COS) for t in task_docs])
+    return items, scores
+
+
+def _docs(n, up=0, down=0, base_right=None):
+    """n documents: ``up`` where only the cosine model is right, ``down`` where only the baseline
+    is, the rest alike (both right for the first ``base_right`` of them, default half)."""
+    rest = n - up - down
+    both = rest // 2 if base_right is None else base_right
+    return [(0, 1)] * up + [(1, 0)] * down + [(1, 1)] * both + [(0, 0)] * (rest - both)
+
+
+def _verdict(items, scores=None):
+    return page.judge_paired({"items": items, "scores": scores})
+
+
+def test_paired_effect_is_the_mean_per_document_difference_with_its_standard_error():
+    items, _ = _items({"copa": _docs(100, up=30, down=10)})
+    [r] = page.item_comparison(items).itertuples()
+    d = np.array([1] * 30 + [-1] * 10 + [0] * 60)
+    assert r.effect == pytest.approx(100 * d.mean()) and r.se == pytest.approx(100 * d.std(ddof=1) / 10)
+    assert (r.better, r.worse, r.n, r.constant) == (30, 10, 100, False)
+    assert r.mde == pytest.approx(2.8 * r.se)
+
+
+@pytest.mark.parametrize("n, up, verdict", [
+    (10, 3, INCONCLUSIVE),   # z = sqrt(3 * 9 / 7) = 1.96: not beyond 2 standard errors
+    (13, 4, REPLICATED),     # z = sqrt(4 * 12 / 9) = 2.31
+])
+def test_table2_replicated_only_beyond_two_standard_errors(n, up, verdict):
+    items, _ = _items({"copa": _docs(n, up=up)})
+    j = _verdict(items)
+    assert j.evidence.effect / j.evidence.se == pytest.approx(math.sqrt(up * (n - 1) / (n - up)))
+    assert j.verdict == verdict
+
+
+def test_table2_contradicted_with_the_power_to_see_the_papers_effect():
+    items, _ = _items({"copa": _docs(4000, down=200)})  # -5 points, se 0.34: MDE 1.0 < the paper's 2.4
+    j = _verdict(items)
+    assert j.evidence.mde < page.TEST.paper_effect and j.verdict == CONTRADICTED
+
+
+def test_table2_inconclusive_by_power():
+    items, _ = _items({"copa": _docs(100, down=5)})  # -5 points, se 2.2: MDE 6.1 > 2.4
+    j = _verdict(items)
+    assert j.verdict == INCONCLUSIVE and "minimum detectable effect" in j.reason
+    assert j.evidence.mde > page.TEST.paper_effect
+
+
+def test_table2_inconclusive_when_the_baseline_is_at_chance():
+    at = _docs(200, up=100, base_right=50)  # baseline right on 50 of 200 + ... : 25% against chance 25%
+    items, scores = _items({"copa": at}, chance=0.25)
+    j = _verdict(items, scores)
+    assert j.evidence.at_chance and j.verdict == INCONCLUSIVE and "chance" in j.reason
+    items, scores = _items({"copa": at}, chance=0.05)  # far from chance: the same gain replicates
+    assert _verdict(items, scores).verdict == REPLICATED
+
+
+@pytest.mark.parametrize("answers", ["same", "each constant"])
+def test_a_task_with_constant_answers_is_left_out_of_the_mean(answers):
+    const = ([(1, 1, 0, 0)] * 37 + [(0, 0, 1, 1)] * 63 if answers == "same"  # both answer every item alike
+             else [(1, 0, 0, 1)] * 37 + [(0, 1, 0, 1)] * 63)                # one always "0", the other always "1"
+    items, _ = _items({"boolq": const, "copa": _docs(13, up=4)})
+    ic = page.item_comparison(items).set_index("task")
+    assert ic.at["boolq", "constant"] and not ic.at["copa", "constant"]
+    [m] = page.mean_comparison(ic.reset_index()).itertuples()
+    assert (m.tasks, m.left_out) == (1, "boolq") and m.effect == pytest.approx(ic.at["copa", "effect"])
+    j = _verdict(items)
+    assert j.verdict == REPLICATED and "boolq" in j.ours
+    assert page.constant_text(ic.reset_index()) == "boolq (1 of 1)"
+
+
+def test_table2_inconclusive_when_every_task_has_constant_answers():
+    items, _ = _items({"boolq": [(1, 1, 0, 0)] * 40 + [(0, 0, 1, 1)] * 60,
+                       "record": [(1, 1, 3, 3)] * 10 + [(0, 0, 2, 2)] * 22})
+    j = _verdict(items)
+    assert j.evidence.constant and j.verdict == INCONCLUSIVE and "same answer" in j.reason
+
+
+def test_a_task_where_only_one_model_is_constant_still_counts():
+    docs = [(1, 1, 0, 0)] * 50 + [(0, 1, 0, 1)] * 10 + [(0, 0, 0, 1)] * 40  # the baseline always answers 0
+    items, _ = _items({"boolq": docs})
+    [r] = page.item_comparison(items).itertuples()
+    assert r.baseline_constant and not r.model_constant and not r.constant and r.effect == pytest.approx(10.0)
+
+
+def test_table2_pools_the_sizes_and_reports_each():
+    items, _ = _items({"copa": _docs(100, up=20)})
+    small = items.replace({BASE: "zoo:cpu-small-baseline", COS: "zoo:cpu-small-cos0.5"})
+    items2, _ = _items({"copa": _docs(100, down=10)})
+    both = pd.concat([small, items2], ignore_index=True)
+    ev, m = page.paired_evidence(both)
+    assert list(m["size"]) == ["cpu-small", "cpu-large"]
+    assert ev.effect == pytest.approx((20 + -10) / 2)
+    assert ev.se == pytest.approx(math.hypot(*m.se) / 2)
+    ours = page.judge_paired({"items": both, "scores": None}).ours
+    assert ours.startswith("cpu-small: +20.0 ± ") and "pooled over sizes +5.0" in ours
+
+
+def test_table2_without_items_or_a_pair_is_not_run():
+    assert page.judge_paired({"items": None, "scores": None}).verdict == NOT_RUN
+    items, _ = _items({"copa": _docs(10, up=3)})
+    alone = items[items.model == BASE]
+    assert page.judge_paired({"items": alone, "scores": None}).verdict == NOT_RUN
+
+
+def test_the_claims_test_reads_the_papers_effect_from_the_data_file():
+    from lin_utils import paper
+
+    gains = paper.table2_mean_effects()
+    assert page.TEST.paper_effect == gains.value.min() == 2.4
+    [claim] = page.CLAIMS
+    assert claim.test is page.TEST and "+2.4" in claim.rule_text
+
+
+def test_differences_paragraph_comes_from_the_config_and_scores():
+    scores = pd.DataFrame([dict(model=BASE, task="copa", n=100, n_total=100, split="validation"),
+                           dict(model=BASE, task="record", n=32, n_total=32, split="fewglue_train32")])
+    text = page.differences(page.CONFIG, scores)
+    assert text.startswith("**How this differs from the paper.**")
+    assert "cpu-large (8 blocks × 128 wide)" in text and "copa 100 of 100" in text and "record 32 of 10,000" in text
+    assert "FewGLUE" in text and "seed 0 only" in text

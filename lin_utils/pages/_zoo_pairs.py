@@ -18,8 +18,8 @@ from .. import zoo
 from ..claims import NOT_REPLICATED, PARTLY, REPLICATED
 from ..errors import ModelNotFoundError
 
-__all__ = ["BASELINE", "COSINE", "REGULARIZED", "beyond_two_se", "compare_to_baseline", "entry_of", "size_groups",
-           "size_label", "size_pairs", "variant_label", "zoo_pairs"]
+__all__ = ["BASELINE", "COSINE", "REGULARIZED", "beyond_two_se", "compare_to_baseline", "entry_of", "paired",
+           "pooled", "size_groups", "size_label", "size_pairs", "variant_label", "zoo_models_text", "zoo_pairs"]
 
 BASELINE, COSINE = "baseline", "cos0.5"
 REGULARIZED = ("cos0.5", "mse0.5", "mse2.0")  # the regularized variants Table 2 compares with their baseline
@@ -126,3 +126,45 @@ def beyond_two_se(pairs: list[dict]) -> str:
     partly if at some, else not replicated."""
     above = sum(p["z"] > 2 for p in pairs)
     return REPLICATED if above == len(pairs) else PARTLY if above else NOT_REPLICATED
+
+
+def paired(diff, scale: float = 100.0) -> tuple[float, float, int]:
+    """``(effect, se, n)`` of per-item differences ``diff`` (model − baseline on the same items):
+    the mean and its standard error sd(diff)/sqrt(n) (ddof 1), times ``scale`` (100: points).
+
+    This is the paired test: for 0/1 items it is McNemar's test in its normal form (only the
+    discordant items move the mean). NaN with fewer than two items."""
+    d = np.asarray(diff, dtype=float)
+    n = len(d)
+    if n < 2:
+        return math.nan, math.nan, n
+    return scale * float(d.mean()), scale * float(d.std(ddof=1)) / math.sqrt(n), n
+
+
+def pooled(effects: Sequence[float], ses: Sequence[float]) -> tuple[float, float]:
+    """The mean of independent ``effects`` and its standard error sqrt(Σ se²)/k (NaN when empty)."""
+    k = len(effects)
+    if k == 0:
+        return math.nan, math.nan
+    return float(np.mean(effects)), math.sqrt(float(np.sum(np.square(ses)))) / k
+
+
+def zoo_models_text(models: Iterable[str]) -> str:
+    """The zoo architectures among ``models`` in words: "cpu-small (4 blocks × 128 wide), cpu-large
+    (8 blocks × 128 wide), pretrained on 1,500,000 TinyStories tokens, seed 0" (one seed each)."""
+    from ..train.configs import SIZES
+
+    archs, tokens, seeds = {}, set(), set()
+    for m in models:
+        e = entry_of(m)
+        if e is None:
+            continue
+        a = SIZES.get(e.arch, {})
+        archs[e.arch] = (f"{e.arch} ({a['num_hidden_layers']} blocks × {a['hidden_size']} wide)" if a else e.arch)
+        tokens.add(e.config.max_tokens)
+        seeds.add(e.seed)
+    if not archs:
+        return "no zoo models"
+    tok = ", ".join(f"{t:,}" for t in sorted(tokens))
+    seed = f"seed {sorted(seeds)[0]} only" if len(seeds) == 1 else "seeds " + ", ".join(map(str, sorted(seeds)))
+    return f"{', '.join(archs.values())}, pretrained on {tok} TinyStories tokens, {seed}"

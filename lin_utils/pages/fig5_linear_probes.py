@@ -1,16 +1,27 @@
 """Fig 5: linear-probe accuracy on xStoryCloze-en at every block boundary of the zoo's baseline and
-cosine-regularized models."""
+cosine-regularized models.
+
+The claim is judged item by item: both models' probes predict the same test examples, so the
+cosine model is compared with its baseline by a paired test over stories (a story's two endings
+are one unit): per story, the mean over boundaries and its two examples of (cosine correct −
+baseline correct); the effect is its mean and the standard error sd/sqrt(stories)
+(:func:`lin_utils.pages._zoo_pairs.paired`), which accounts for the correlation between
+boundaries that the per-boundary binomial errors ignore.
+"""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 
 from .. import plots
-from ..book.glue import figure_page
-from ..claims import NOT_RUN, Claim
-from ..experiments.evaluation import ProbesConfig, probe_accuracy
+from ..book.glue import figure_page, glue_markdown
+from ..book.tables import md_table
+from ..claims import MDE_Z, NOT_RUN, Claim, Evidence, Judgement, Test, judge_effect
+from ..experiments.evaluation import ProbesConfig, probe_accuracy, probe_items
 from . import name_of
-from ._zoo_pairs import beyond_two_se, size_pairs
+from ._zoo_pairs import COSINE, paired, pooled, size_pairs, zoo_models_text
 
 NAME = name_of(__name__)
 CONFIG = ProbesConfig(models=("zoo:cpu-large-baseline", "zoo:cpu-large-cos0.5"), max_train=None, max_test=None,
@@ -21,9 +32,110 @@ PROBE_COLUMNS = ["model", "boundary", "test_acc", "test_se", "cv_mean", "cv_std"
 
 
 def tables(config: ProbesConfig, *, profile: str, force: bool = False, cache_only: bool = False,
-           progress: bool = False) -> pd.DataFrame | None:
-    """One row per (model, boundary): :func:`lin_utils.experiments.probe_accuracy`."""
-    return probe_accuracy(config, profile=profile, force=force, cache_only=cache_only, progress=progress)
+           progress: bool = False) -> dict[str, pd.DataFrame] | None:
+    """``{"probes": one row per (model, boundary), "items": one row per (model, boundary, test
+    example) or None when not stored}``: :func:`lin_utils.experiments.probe_accuracy` and
+    :func:`lin_utils.experiments.probe_items`."""
+    table = probe_accuracy(config, profile=profile, force=force, cache_only=cache_only, progress=progress)
+    if table is None:
+        return None
+    items = probe_items(config, profile=profile, cache_only=True)
+    if items is None and not cache_only:  # stored before the items existed: computed once more, both tables
+        items = probe_items(config, profile=profile, force=True, progress=progress)
+        table = probe_accuracy(config, profile=profile, cache_only=True)
+    return {"probes": table, "items": items}
+
+
+TEST = Test(
+    quantity="probe test accuracy averaged over block boundaries, cosine − baseline, in points (paired: the same "
+             "test examples), pooled over the zoo sizes",
+    direction=+1, unit="stories (paired; a story's two endings are one unit)", paper_effect=None,
+    paper_source="")
+
+#: chance of a probe: every story has one right and one wrong ending
+CHANCE = 50.0
+
+
+def _joined(items: pd.DataFrame, base: str, model: str) -> pd.DataFrame:
+    a = items.loc[items.model == model, ["boundary", "item", "story", "pred", "correct"]]
+    b = items.loc[items.model == base, ["boundary", "item", "pred", "correct"]]
+    return a.merge(b, on=["boundary", "item"], suffixes=("_m", "_b")).set_index(["boundary", "item"])
+
+
+def item_comparison(items: pd.DataFrame, variant: str = COSINE) -> pd.DataFrame:
+    """Per zoo size and boundary: the cosine model's probe against its baseline's on the same test
+    examples, paired over stories: ``size, model, baseline, boundary, n`` (stories), both
+    accuracies, ``effect, se, mde, z`` (points), ``better``/``worse`` (examples one probe gets right
+    and the other wrong) and ``same_answers`` (the two probes predict every example alike)."""
+    rows = []
+    for size, base, model in size_pairs(items.model, variant):
+        j = _joined(items, base, model)
+        for b, g in j.groupby(level="boundary"):
+            d = (g.correct_m - g.correct_b).groupby(g.story).mean()
+            effect, se, n = paired(d)
+            rows.append(dict(size=size, model=model, baseline=base, boundary=int(b), n=n,
+                             model_acc=100 * g.correct_m.mean(), baseline_acc=100 * g.correct_b.mean(),
+                             effect=effect, se=se, mde=MDE_Z * se, z=effect / se if se > 0 else math.nan,
+                             better=int((g.correct_m > g.correct_b).sum()), worse=int((g.correct_m < g.correct_b).sum()),
+                             same_answers=bool((g.pred_m == g.pred_b).all())))
+    return pd.DataFrame(rows, columns=["size", "model", "baseline", "boundary", "n", "model_acc", "baseline_acc",
+                                       "effect", "se", "mde", "z", "better", "worse", "same_answers"])
+
+
+def mean_comparison(items: pd.DataFrame, variant: str = COSINE) -> pd.DataFrame:
+    """Per zoo size: the accuracy averaged over boundaries, cosine − baseline, paired over stories
+    (per story, the mean over boundaries and endings of the difference), with the baseline's own
+    mean and standard error over stories and whether it is within 2 standard errors of chance;
+    ``constant``: the probes answer every example alike, or each predicts one label throughout."""
+    rows = []
+    for size, base, model in size_pairs(items.model, variant):
+        j = _joined(items, base, model)
+        d = (j.correct_m - j.correct_b).groupby(j.story).mean()
+        effect, se, n = paired(d)
+        bm, bse, _ = paired(j.correct_b.groupby(j.story).mean())
+        same = bool((j.pred_m == j.pred_b).all())
+        one = bool(j.groupby(level="boundary").pred_m.nunique().eq(1).all()
+                   and j.groupby(level="boundary").pred_b.nunique().eq(1).all())
+        rows.append(dict(size=size, model=model, baseline=base, n=n, boundaries=j.index.get_level_values(0).nunique(),
+                         effect=effect, se=se, mde=MDE_Z * se, z=effect / se if se > 0 else math.nan,
+                         baseline_mean=bm, baseline_se=bse, at_chance=abs(bm - CHANCE) <= 2 * bse,
+                         constant=same or one))
+    return pd.DataFrame(rows, columns=["size", "model", "baseline", "n", "boundaries", "effect", "se", "mde", "z",
+                                       "baseline_mean", "baseline_se", "at_chance", "constant"])
+
+
+def paired_evidence(items: pd.DataFrame) -> tuple[Evidence, pd.DataFrame] | None:
+    """The claim's :class:`Evidence`, pooled over the zoo sizes, and the per-size rows."""
+    m = mean_comparison(items)
+    if m.empty:
+        return None
+    use = m[~m.constant]
+    if use.empty:
+        return Evidence(0.0, 0.0, int(m.n.sum()), constant=True), m
+    effect, se = pooled(list(use.effect), list(use.se))
+    bm, bse = pooled(list(use.baseline_mean), list(use.baseline_se))
+    return Evidence(effect, se, int(use.n.sum()), at_chance=abs(bm - CHANCE) <= 2 * bse), m
+
+
+def paired_text(m: pd.DataFrame, ev: Evidence) -> str:
+    parts = [f"{r.size}: {r.effect:+.1f} ± {r.se:.1f} points over {r.boundaries} boundaries and {r.n:,} stories "
+             f"(MDE {r.mde:.1f}; baseline {r.baseline_mean:.1f} ± {r.baseline_se:.1f} against chance {CHANCE:.0f}"
+             + ("; the two probes answer alike: no information" if r.constant else "") + ")" for r in m.itertuples()]
+    if len(m) > 1:
+        parts.append(f"pooled over sizes {ev.effect:+.1f} ± {ev.se:.1f} points (MDE {ev.mde:.1f})")
+    return "; ".join(parts)
+
+
+def judge_paired(t) -> Judgement:
+    """The claim's verdict: the paired comparison over stories of the cosine models' probes."""
+    items = t.get("items") if isinstance(t, dict) else None
+    if items is None:
+        return Judgement("—", NOT_RUN, "its per-example table (items) is not computed yet")
+    found = paired_evidence(items)
+    if found is None:
+        return Judgement("no baseline / cosine pair in the table", NOT_RUN, "no baseline / cosine pair")
+    ev, m = found
+    return judge_effect(TEST, ev, paired_text(m, ev))
 
 
 def pairs(table: pd.DataFrame) -> list[dict]:
@@ -43,32 +155,59 @@ def pairs(table: pd.DataFrame) -> list[dict]:
     return out
 
 
-def judge_probes(table):
-    found = pairs(table)
-    if not found:
-        return "no baseline / cosine pair in the table", NOT_RUN
-    ours = "; ".join(f"{p['size']}: mean test accuracy {p['baseline']:.3f} baseline, {p['cosine']:.3f} cosine "
-                     f"({p['diff']:+.3f}, z = {p['z']:+.1f}; higher at {p['higher']} of {p['n']} boundaries)"
-                     for p in found)
-    return ours, beyond_two_se(found)
+def pairs_text(table: pd.DataFrame) -> str:
+    """The unpaired comparison (binomial errors per boundary), per size."""
+    return "; ".join(f"{p['size']}: mean test accuracy {p['baseline']:.3f} baseline, {p['cosine']:.3f} cosine "
+                     f"({p['diff']:+.3f}, z = {p['z']:+.1f} unpaired; higher at {p['higher']} of {p['n']} boundaries)"
+                     for p in pairs(table))
 
 
 CLAIMS = [
     Claim("Fig 5", "The regularizer raises linear-probe accuracy on xStoryCloze", "higher per-layer probe accuracy",
-          "replicated if the cosine model's test accuracy, averaged over boundaries, beats its baseline's by more "
-          "than 2 standard errors at every size; partly if at some", judge_probes, order=80),
+          "", judge_paired, order=80, test=TEST),
 ]
 
 
-def numbers(table: pd.DataFrame) -> dict:
-    """Fig 5's prose: the best boundary of any model, and each size's baseline/cosine means."""
+def numbers(table: pd.DataFrame, items: pd.DataFrame | None = None) -> dict:
+    """Fig 5's prose: the best boundary of any model, each size's baseline/cosine means (unpaired),
+    the paired comparison (effect, standard error, MDE) and the verdict."""
     best = table.loc[table.test_acc.idxmax()]
     out = dict(n_models=table.model.nunique(), best_acc=best.test_acc, best_model=best.model.replace("zoo:", ""),
                best_boundary=int(best.boundary), acc_min=table.test_acc.min(), n_test=int(table.n_test.max()),
                n_train=int(table.n_train.max()), se=float(table.test_se.mean()))
-    ours, verdict = judge_probes(table)
-    out.update(verdict_probes=verdict, pairs_text=ours)
+    j = judge_paired({"items": items})
+    ev = j.evidence
+    out.update(verdict_probes=j.verdict, reason_probes=j.reason, paired_text=j.ours, pairs_text=pairs_text(table),
+               effect=ev.effect if ev else math.nan, se_paired=ev.se if ev else math.nan,
+               mde=ev.mde if ev else math.nan)
     return out
+
+
+def paired_table(items: pd.DataFrame) -> pd.DataFrame:
+    """Per boundary and on the mean: cosine − baseline, paired over stories (points)."""
+    ic = item_comparison(items)
+    m = mean_comparison(items)
+    rows = [{"model": r.model.replace("zoo:", ""), "boundary": str(r.boundary), "stories": r.n,
+             "baseline": r.baseline_acc, "cosine": r.model_acc, "cosine − baseline": f"{r.effect:+.1f} ± {r.se:.1f}",
+             "MDE": r.mde, "better / worse": f"{r.better} / {r.worse}"} for r in ic.itertuples()]
+    rows += [{"model": r.model.replace("zoo:", ""), "boundary": "mean", "stories": r.n, "baseline": r.baseline_mean,
+              "cosine": r.baseline_mean + r.effect, "cosine − baseline": f"{r.effect:+.1f} ± {r.se:.1f}", "MDE": r.mde,
+              "better / worse": ""} for r in m.itertuples()]
+    out = pd.DataFrame(rows)
+    out.attrs["formats"] = {"stories": ",d", "baseline": ".1f", "cosine": ".1f", "MDE": ".1f"}
+    return out
+
+
+def differences(config: ProbesConfig, table: pd.DataFrame) -> str:
+    """"How this differs from the paper", generated from the configuration and the table."""
+    n_train, n_test = int(table.n_train.max()), int(table.n_test.max())
+    return ("**How this differs from the paper.** "
+            f"Here: {zoo_models_text(config.models)}; probes (standardized features, logistic regression, C = "
+            f"{config.C:g}) on the residual stream at every block boundary, mean-pooled over the ending's tokens, "
+            f"trained on {n_train:,} en_train examples and tested on {n_test:,} en_eval examples (two per story); "
+            f"one run per model; the comparison is paired over the same test stories. The paper: Mistral models of "
+            f"150M and 650M parameters pretrained on TinyStories, probes per layer on xStoryCloze; its pooling and "
+            f"splits are not stated in the text, and it reports no error bars.")
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -85,11 +224,17 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-page_numbers = numbers  # from what tables() returns
+def page_numbers(t: dict) -> dict:
+    """The glued numbers from what :func:`tables` returns."""
+    return numbers(t["probes"], t.get("items"))
 
 
-def show(config: ProbesConfig, *, profile: str, force: bool = False) -> pd.DataFrame:
-    table = tables(config, profile=profile, force=force)
-    figure_page(NAME, profile, plots.probe_accuracy(table), numbers=numbers(table), summary=summary(table),
+def show(config: ProbesConfig, *, profile: str, force: bool = False) -> dict[str, pd.DataFrame]:
+    t = tables(config, profile=profile, force=force)
+    table, items = t["probes"], t["items"]
+    glue_markdown("differences", differences(config, table))
+    glue_markdown("paired", md_table(paired_table(items)) if items is not None
+                  else "The per-example predictions are not stored yet.")
+    figure_page(NAME, profile, plots.probe_accuracy(table), numbers=page_numbers(t), summary=summary(table),
                 table=table[PROBE_COLUMNS])
-    return table
+    return t

@@ -1,16 +1,27 @@
-"""Table 2: zero-shot SuperGLUE and xStoryCloze scores of the zoo's regularized models and baselines."""
+"""Table 2: zero-shot SuperGLUE and xStoryCloze scores of the zoo's regularized models and baselines.
+
+The claim is judged item by item: each regularized model against its baseline on the same
+documents (:func:`item_comparison`, a paired test: the mean per-document difference and its
+standard error, McNemar's test in its normal form for 0/1 scores), per task and on the mean over
+tasks (:func:`mean_comparison`). A task on which the two models give the same answer to every
+document, or each gives one answer to every document, carries no information about the
+comparison: it is flagged and left out of the mean, and the page says so.
+"""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 
-from .. import plots
-from ..book.glue import figure_page
+from .. import paper, plots
+from ..book.glue import figure_page, glue_markdown
 from ..book.tables import md_table
-from ..claims import NOT_RUN, Claim
-from ..experiments.evaluation import BenchmarksConfig, benchmark_scores, table2_layout
+from ..claims import MDE_Z, NOT_RUN, Claim, Evidence, Judgement, Test, judge_effect
+from ..experiments.evaluation import HEADLINE, BenchmarksConfig, benchmark_items, benchmark_scores, table2_layout
 from . import name_of
-from ._zoo_pairs import beyond_two_se, compare_to_baseline, size_groups, size_label, size_pairs, variant_label
+from ._zoo_pairs import (COSINE, REGULARIZED, compare_to_baseline, paired, pooled, size_groups, size_label,
+                         size_pairs, variant_label, zoo_models_text)
 
 NAME = name_of(__name__)
 CONFIG = BenchmarksConfig(
@@ -23,10 +34,143 @@ CONFIG = BenchmarksConfig(
 
 def tables(config: BenchmarksConfig, *, profile: str, force: bool = False, cache_only: bool = False,
            progress: bool = False) -> dict[str, pd.DataFrame] | None:
-    """``{"scores": one row per (model, task, metric), "layout": the paper's layout}``
-    (:func:`lin_utils.experiments.benchmark_scores`, :func:`lin_utils.experiments.table2_layout`)."""
+    """``{"scores": one row per (model, task, metric), "layout": the paper's layout, "items": one
+    row per (model, task, document) or None when not stored}``
+    (:func:`lin_utils.experiments.benchmark_scores`, :func:`lin_utils.experiments.table2_layout`,
+    :func:`lin_utils.experiments.benchmark_items`)."""
     scores = benchmark_scores(config, profile=profile, force=force, cache_only=cache_only, progress=progress)
-    return None if scores is None else {"scores": scores, "layout": table2_layout(scores)}
+    if scores is None:
+        return None
+    items = benchmark_items(config, profile=profile, cache_only=True)
+    if items is None and not cache_only:  # stored before the items existed: computed once more, both tables
+        items = benchmark_items(config, profile=profile, force=True, progress=progress)
+        scores = benchmark_scores(config, profile=profile, cache_only=True)
+    return {"scores": scores, "layout": table2_layout(scores), "items": items}
+
+
+#: the paper's Table 2 mean gains of the cosine models, stored with their source (data/paper/table2.csv)
+PAPER_MEAN_GAINS = paper.table2_mean_effects()
+
+TEST = Test(
+    quantity="Table 2 mean score, cosine − baseline, in points (the mean over tasks of the paired per-document "
+             "difference; tasks on which the two models answer every document alike left out), pooled over the "
+             "zoo sizes",
+    direction=+1, unit="documents (paired: both models on the same documents)",
+    paper_effect=float(PAPER_MEAN_GAINS.value.min()),
+    paper_source="the smaller of the paper's Table 2 mean gains, data/paper/table2.csv")
+
+#: the per-task comparison's columns
+ITEM_COLUMNS = ["size", "variant", "model", "baseline", "task", "n", "model_score", "baseline_score", "baseline_se",
+                "chance", "effect", "se", "mde", "z", "better", "worse", "same_answers", "model_constant",
+                "baseline_constant", "constant"]
+
+
+def _chance(scores: pd.DataFrame | None) -> dict[str, float]:
+    if scores is None:
+        return {}
+    head = scores[[HEADLINE.get(t, "acc") == m for t, m in zip(scores.task, scores.metric)]]
+    return {t: 100 * float(c) for t, c in head.groupby("task").chance.first().items()}
+
+
+def item_comparison(items: pd.DataFrame, scores: pd.DataFrame | None = None,
+                    variants=REGULARIZED) -> pd.DataFrame:
+    """Each regularized model against its baseline of the same size, task by task, on the same
+    documents (a paired test, :func:`lin_utils.pages._zoo_pairs.paired`).
+
+    Returns one row per (model, task) (:data:`ITEM_COLUMNS`), in points: both scores, the
+    baseline's standard error, the chance level (from ``scores``), the effect (model − baseline),
+    its standard error, MDE (2.8 se) and z; ``better``/``worse``: documents the model scores above
+    / below its baseline (the discordant pairs); ``same_answers``: both give the same answer to
+    every document; ``model_constant``/``baseline_constant``: the model gives one answer to every
+    document; ``constant``: the comparison carries no information (same answers, or both constant).
+    """
+    chance = _chance(scores)
+    models = list(dict.fromkeys(items.model))
+    rows = []
+    for variant in variants:
+        for size, base, model in size_pairs(models, variant):
+            cols = ["task", "doc_id", "pred", "value"]
+            j = items.loc[items.model == model, cols].merge(items.loc[items.model == base, cols], on=["task", "doc_id"],
+                                                            suffixes=("_m", "_b"))
+            for task, g in j.groupby("task", sort=False):
+                effect, se, n = paired(g.value_m - g.value_b)
+                base_score, base_se, _ = paired(g.value_b)
+                same = bool((g.pred_m == g.pred_b).all())
+                cm, cb = bool(g.pred_m.nunique() == 1), bool(g.pred_b.nunique() == 1)
+                rows.append(dict(size=size, variant=variant, model=model, baseline=base, task=task, n=n,
+                                 model_score=100 * float(g.value_m.mean()), baseline_score=base_score,
+                                 baseline_se=base_se, chance=chance.get(task, math.nan), effect=effect, se=se,
+                                 mde=MDE_Z * se, z=effect / se if se > 0 else math.nan,
+                                 better=int((g.value_m > g.value_b).sum()), worse=int((g.value_m < g.value_b).sum()),
+                                 same_answers=same, model_constant=cm, baseline_constant=cb,
+                                 constant=same or (cm and cb)))
+    return pd.DataFrame(rows, columns=ITEM_COLUMNS)
+
+
+MEAN_COLUMNS = ["size", "variant", "model", "baseline", "tasks", "left_out", "effect", "se", "mde", "z",
+                "baseline_mean", "baseline_se", "chance_mean", "at_chance"]
+
+
+def mean_comparison(cmp: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, baseline) of :func:`item_comparison`: the mean over the informative tasks (not
+    ``constant``) of the per-task effects, its standard error sqrt(Σ se²)/k (tasks are scored on
+    different documents: independent), MDE and z; ``left_out``: the constant tasks; and whether
+    the baseline's mean over the same tasks is within 2 standard errors of their chance mean
+    (``at_chance``)."""
+    rows = []
+    for (size, variant, model, base), g in cmp.groupby(["size", "variant", "model", "baseline"], sort=False):
+        use = g[~g.constant]
+        effect, se = pooled(list(use.effect), list(use.se))
+        bm, bse = pooled(list(use.baseline_score), list(use.baseline_se))
+        cm = float(use.chance.mean()) if len(use) else math.nan
+        rows.append(dict(size=size, variant=variant, model=model, baseline=base, tasks=len(use),
+                         left_out=", ".join(g[g.constant].task), effect=effect, se=se, mde=MDE_Z * se,
+                         z=effect / se if se and se > 0 else math.nan, baseline_mean=bm, baseline_se=bse,
+                         chance_mean=cm, at_chance=bool(len(use)) and abs(bm - cm) <= 2 * bse))
+    return pd.DataFrame(rows, columns=MEAN_COLUMNS)
+
+
+def paired_evidence(items: pd.DataFrame, scores: pd.DataFrame | None = None,
+                    variant: str = COSINE) -> tuple[Evidence, pd.DataFrame] | None:
+    """The claim's :class:`Evidence`: the cosine models' mean gains pooled over the zoo sizes
+    (:func:`lin_utils.pages._zoo_pairs.pooled`), with the per-size rows; None without a pair."""
+    m = mean_comparison(item_comparison(items, scores, variants=(variant,)))
+    if m.empty:
+        return None
+    use = m[m.tasks > 0]
+    n = int(items[items.model.isin(m.model)].groupby("model").size().sum())
+    if use.empty:
+        return Evidence(0.0, 0.0, n, constant=True), m
+    effect, se = pooled(list(use.effect), list(use.se))
+    bm, bse = pooled(list(use.baseline_mean), list(use.baseline_se))
+    cm = float(use.chance_mean.mean())
+    return Evidence(effect, se, n, at_chance=abs(bm - cm) <= 2 * bse), m
+
+
+def paired_text(m: pd.DataFrame, ev: Evidence) -> str:
+    """The paired comparison in a sentence: per size, then pooled."""
+    parts = []
+    for r in m.itertuples():
+        left = f"; left out, no information (the two models answer alike): {r.left_out}" if r.left_out else ""
+        parts.append(f"{r.size}: {r.effect:+.1f} ± {r.se:.1f} points over {r.tasks} tasks (MDE {r.mde:.1f}; "
+                     f"baseline {r.baseline_mean:.1f} ± {r.baseline_se:.1f} against chance {r.chance_mean:.1f}{left})"
+                     if r.tasks else f"{r.size}: no task carries information (the two models answer alike on "
+                                     f"every document of {r.left_out})")
+    pooled_ = (f"pooled over sizes {ev.effect:+.1f} ± {ev.se:.1f} points (MDE {ev.mde:.1f}) against the paper's "
+               f"{TEST.paper_effect:+.1f}" if len(m) > 1 else "")
+    return "; ".join(parts + ([pooled_] if pooled_ else []))
+
+
+def judge_paired(tables_: dict) -> Judgement:
+    """The claim's verdict: the paired comparison of the cosine models with their baselines."""
+    items = tables_.get("items") if isinstance(tables_, dict) else None
+    if items is None:
+        return Judgement("—", NOT_RUN, "its per-document table (items) is not computed yet")
+    found = paired_evidence(items, tables_.get("scores"))
+    if found is None:
+        return Judgement("no baseline / cosine pair in the table", NOT_RUN, "no baseline / cosine pair")
+    ev, m = found
+    return judge_effect(TEST, ev, paired_text(m, ev))
 
 
 def pairs(layout: pd.DataFrame) -> list[dict]:
@@ -40,27 +184,33 @@ def pairs(layout: pd.DataFrame) -> list[dict]:
     return out
 
 
-def judge_benchmarks(tables_: dict | pd.DataFrame):
-    """The claim's verdict from the page's tables (or Table 2's layout alone)."""
-    layout = tables_["layout"] if isinstance(tables_, dict) else tables_
-    found = pairs(layout)
-    if not found:
-        return "no baseline / cosine pair in the table", NOT_RUN
-    ours = "; ".join(f"{p['size']}: mean {p['baseline']:.3f} baseline, {p['cosine']:.3f} cosine "
-                     f"({p['diff']:+.3f}, z = {p['z']:+.1f})" for p in found)
-    return ours, beyond_two_se(found)
+def pairs_text(layout: pd.DataFrame) -> str:
+    """The unpaired comparison of the Table 2 means (each model's own standard error), per size."""
+    return "; ".join(f"{p['size']}: mean {p['baseline']:.3f} baseline, {p['cosine']:.3f} cosine "
+                     f"({p['diff']:+.3f}, z = {p['z']:+.1f})" for p in pairs(layout))
 
 
 CLAIMS = [
-    Claim("Table 2", "The regularizer raises SuperGLUE scores", "higher average score",
-          "replicated if the cosine model's Table 2 mean beats its baseline's by more than 2 standard errors at every "
-          "size; partly if at some", judge_benchmarks, order=90),
+    Claim("Table 2", "The regularizer raises SuperGLUE scores",
+          f"higher average score ({PAPER_MEAN_GAINS.value.min():+.1f} to {PAPER_MEAN_GAINS.value.max():+.1f} points)", "",
+          judge_paired, order=90, test=TEST),
 ]
 
 
-def numbers(layout: pd.DataFrame, scores: pd.DataFrame) -> dict:
+def constant_text(cmp: pd.DataFrame) -> str:
+    """Which tasks carry no information, in how many of the regularized/baseline pairs."""
+    if cmp.empty:
+        return "no pair compared"
+    n_pairs = cmp.groupby(["model", "baseline"]).ngroups
+    per = cmp.groupby("task", sort=False).constant.sum()
+    parts = [f"{t} ({int(k)} of {n_pairs})" for t, k in per.items() if k]
+    return ", ".join(parts) if parts else "none"
+
+
+def numbers(layout: pd.DataFrame, scores: pd.DataFrame, items: pd.DataFrame | None = None) -> dict:
     """Table 2's prose: how many cells sit within 2 standard errors of chance, how many
-    regularized-vs-baseline differences exceed 2 standard errors, and the verdict."""
+    regularized-vs-baseline differences exceed 2 standard errors (unpaired), the paired
+    comparison (effect, standard error, MDE, the tasks left out) and the verdict."""
     t = layout.set_index("model")
     chance = t.loc["chance"]
     t = t.drop(index="chance")
@@ -68,16 +218,86 @@ def numbers(layout: pd.DataFrame, scores: pd.DataFrame) -> dict:
     near = [abs(t.at[m, c] - chance[c]) <= 2 * t.at[m, f"{c} se"] for m in t.index for c in cols]
     cmp = compare_to_baseline(layout)
     cmp = cmp[cmp.column != "mean"]
-    ours, verdict = judge_benchmarks(layout)
     n = scores.drop_duplicates("task").set_index("task").n
-    return dict(n_models=len(t), n_columns=len(cols), n_min=n.min(), n_max=n.max(),
-                near_chance=int(sum(near)), n_cells=len(near), frac_near_chance=float(np.mean(near)),
-                n_diffs=len(cmp), diffs_up=int((cmp.z > 2).sum()), diffs_down=int((cmp.z < -2).sum()),
-                mean_min=t["mean"].min(), mean_max=t["mean"].max(), chance_mean=chance["mean"],
-                seconds_max=scores.groupby("model").seconds.first().max(),
-                near_chance_text=("most of these benchmarks cannot tell these models from guessing" if np.mean(near) > 0.5
-                                  else "most cells are distinguishable from guessing"),
-                verdict_benchmarks=verdict, pairs_text=ours)
+    j = judge_paired({"items": items, "scores": scores})
+    ev = j.evidence
+    out = dict(n_models=len(t), n_columns=len(cols), n_min=n.min(), n_max=n.max(),
+               near_chance=int(sum(near)), n_cells=len(near), frac_near_chance=float(np.mean(near)),
+               n_diffs=len(cmp), diffs_up=int((cmp.z > 2).sum()), diffs_down=int((cmp.z < -2).sum()),
+               mean_min=t["mean"].min(), mean_max=t["mean"].max(), chance_mean=chance["mean"],
+               seconds_max=scores.groupby("model").seconds.first().max(),
+               near_chance_text=("most of these benchmarks cannot tell these models from guessing" if np.mean(near) > 0.5
+                                 else "most cells are distinguishable from guessing"),
+               verdict_benchmarks=j.verdict, reason_benchmarks=j.reason, paired_text=j.ours,
+               pairs_text=pairs_text(layout), paper_effect=TEST.paper_effect,
+               effect=ev.effect if ev else math.nan, se=ev.se if ev else math.nan, mde=ev.mde if ev else math.nan)
+    if items is not None:
+        ic = item_comparison(items, scores)
+        out.update(constant_text=constant_text(ic), n_pairs=int(ic.groupby(["model", "baseline"]).ngroups),
+                   n_task_pairs=len(ic), n_constant=int(ic.constant.sum()))
+    else:
+        out.update(constant_text="per-document answers not stored", n_pairs=0, n_task_pairs=0, n_constant=0)
+    ev_paper = paper.evidence_table()
+    ev_paper = ev_paper[ev_paper.artifact == "Table 2"]
+    mean_rows = ev_paper[ev_paper.what.str.startswith("mean")]
+    near_const = ev_paper[ev_paper.verdict == "at a constant answer"]
+    out.update(paper_z_text="; ".join(f"{r.what}: {r.paper:+.1f} points, se ≤ {r.se:.2f}, z ≥ {r.z:.2f}, MDE ≤ "
+                                      f"{r.mde:.1f}" for r in mean_rows.itertuples()),
+               paper_constant_text="; ".join(f"{r.what.split(' against')[0]} {r.paper:.2f} against "
+                                             f"{r.what.split('against ')[1]} (z = {r.z:+.2f})"
+                                             for r in ev_paper[~ev_paper.what.str.startswith("mean")].itertuples()),
+               paper_near_constant=len(near_const), paper_n_scores=int((~ev_paper.what.str.startswith("mean")).sum()))
+    return out
+
+
+def paired_table(items: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """The paired comparison for the page: one row per (regularized model, task) and its mean."""
+    ic = item_comparison(items, scores)
+    m = mean_comparison(ic)
+    rows = []
+    for r in ic.itertuples():
+        rows.append({"model": r.model.replace("zoo:", ""), "task": r.task, "n": r.n,
+                     "model − baseline (points)": "constant answers: left out" if r.constant
+                     else f"{r.effect:+.1f} ± {r.se:.1f}",
+                     "MDE": r.mde, "better / worse": f"{r.better} / {r.worse}",
+                     "baseline": r.baseline_score, "chance": r.chance})
+    for r in m.itertuples():
+        rows.append({"model": r.model.replace("zoo:", ""), "task": f"mean of {r.tasks}",
+                     "n": int(ic[(ic.model == r.model) & ~ic.constant].n.sum()),
+                     "model − baseline (points)": f"{r.effect:+.1f} ± {r.se:.1f}" if r.tasks else "no informative task",
+                     "MDE": r.mde, "better / worse": "", "baseline": r.baseline_mean, "chance": r.chance_mean})
+    out = pd.DataFrame(rows)
+    out.attrs["formats"] = {"n": ",d", "MDE": ".1f", "baseline": ".1f", "chance": ".1f"}
+    return out
+
+
+def paper_table() -> pd.DataFrame:
+    """The paper's own Table 2 numbers weighed by the same rule (:func:`lin_utils.paper.evidence_table`)."""
+    t = paper.evidence_table()
+    t = t[t.artifact == "Table 2"].drop(columns=["artifact"])
+    t.attrs["formats"] = {"paper": ".2f", "se": ".2f", "z": "+.2f", "mde": ".2f"}
+    return t
+
+
+#: the paper's setup of Table 2 (its text)
+PAPER_SETUP = ("Mistral models of 150M and 650M parameters pretrained on TinyStories, each model once, scored "
+               "zero-shot on the full validation sets")
+
+
+def differences(config: BenchmarksConfig, scores: pd.DataFrame) -> str:
+    """"How this differs from the paper", generated from the configuration and the scores."""
+    n = scores.drop_duplicates("task").set_index("task")
+    sizes = paper.TASK_SIZES
+    scored = ", ".join(f"{t} {int(r.n):,} of {sizes.get(t, int(r.n_total)):,}" for t, r in n.iterrows())
+    record = ("ReCoRD on its 32 labelled FewGLUE training passages (the mirror has no ReCoRD validation set); "
+              if "record" in n.index and str(n.at["record", "split"]) != "validation" else "")
+    cut = f"contexts cut to {config.max_length} tokens" if config.max_length else         "contexts left-truncated to each model's own context (256 tokens for the zoo)"
+    return ("**How this differs from the paper.** "
+            f"Here: {zoo_models_text(config.models)}; documents scored per task: {scored} "
+            f"(lm-eval's limit {config.limit} takes the first documents); {record}CB scored as lm-eval's 3-class "
+            f"accuracy (the mean uses it), MultiRC per answer option in lm-eval's built-in wording; {cut}; one run "
+            f"per model. Models are compared item by item (paired), tasks on which both answer alike left out. "
+            f"The paper: {PAPER_SETUP}; it reports one number per cell, without standard errors.")
 
 
 def summary(layout: pd.DataFrame, scores: pd.DataFrame) -> str:
@@ -120,12 +340,16 @@ def full_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 def page_numbers(t: dict) -> dict:
     """The glued numbers from what :func:`tables` returns."""
-    return numbers(t["layout"], t["scores"])
+    return numbers(t["layout"], t["scores"], t.get("items"))
 
 
 def show(config: BenchmarksConfig, *, profile: str, force: bool = False) -> dict[str, pd.DataFrame]:
     t = tables(config, profile=profile, force=force)
-    layout, scores = t["layout"], t["scores"]
-    figure_page(NAME, profile, plots.benchmark_scores(layout), numbers=numbers(layout, scores),
+    layout, scores, items = t["layout"], t["scores"], t["items"]
+    glue_markdown("differences", differences(config, scores))
+    glue_markdown("paired", md_table(paired_table(items, scores)) if items is not None
+                  else "The per-document answers are not stored yet.")
+    glue_markdown("paper_evidence", md_table(paper_table()))
+    figure_page(NAME, profile, plots.benchmark_scores(layout), numbers=page_numbers(t),
                 summary=summary(layout, scores), table=full_table(scores))
     return t

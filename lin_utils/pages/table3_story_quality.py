@@ -1,16 +1,24 @@
 """Table 3: quality of the stories the zoo's models write, graded by a judge when one is configured,
-else by automatic proxies that never give a verdict."""
+else by automatic proxies that never give a verdict.
+
+With a judge, the claim is judged item by item: every model completes the same openings, so the
+cosine model's grade (the mean of the four) is compared with its baseline's opening by opening (a
+paired test over completions, :func:`lin_utils.pages._zoo_pairs.paired`), pooled over the zoo
+sizes. Without one the claim is "not run", with its reason.
+"""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 
 from .. import plots
-from ..book.glue import figure_page
-from ..claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED, Claim
+from ..book.glue import figure_page, glue_markdown
+from ..claims import MDE_Z, NOT_RUN, Claim, Evidence, Judgement, Test, judge_effect
 from ..experiments.pretraining import StoriesConfig, story_quality
 from . import name_of
-from ._zoo_pairs import size_pairs
+from ._zoo_pairs import paired, pooled, size_pairs, zoo_models_text
 
 NAME = name_of(__name__)
 CONFIG = StoriesConfig(
@@ -31,33 +39,73 @@ def tables(config: StoriesConfig, *, profile: str, force: bool = False, cache_on
     return story_quality(config, profile=profile, force=force, cache_only=cache_only, progress=progress)
 
 
-def judge_stories(t):
-    """Table 3's summary (or the page's tables): judge grades when present; proxies alone give no verdict."""
+TEST = Test(
+    quantity="judge grade (the mean of grammar, creativity, consistency and plot, 1–10), cosine − baseline, paired "
+             "by opening, pooled over the zoo sizes",
+    direction=+1, unit="completions (paired: both models complete the same openings)", paper_effect=None,
+    paper_source="")
+
+
+def _grade(items: pd.DataFrame) -> pd.Series:
+    return items[list(GRADES)].mean(axis=1, skipna=False)
+
+
+def paired_grades(items: pd.DataFrame) -> pd.DataFrame:
+    """Per zoo size: the cosine model's judge grade against its baseline's on the same openings
+    (completions both have grades for): ``size, model, baseline, n, baseline_mean, cosine_mean,
+    effect, se, mde, z`` (grade points) and ``constant`` (both give every completion the same
+    grade)."""
+    key = "opening" if "opening" in items else "item"
+    rows = []
+    for size, base, model in size_pairs(items.model):
+        a = items[items.model == model].assign(grade=lambda t: _grade(t)).set_index(key).grade
+        b = items[items.model == base].assign(grade=lambda t: _grade(t)).set_index(key).grade
+        j = pd.concat([a.rename("m"), b.rename("b")], axis=1, join="inner").dropna()
+        if j.empty:
+            continue
+        effect, se, n = paired(j.m - j.b, scale=1.0)
+        rows.append(dict(size=size, model=model, baseline=base, n=n, baseline_mean=float(j.b.mean()),
+                         cosine_mean=float(j.m.mean()), effect=effect, se=se, mde=MDE_Z * se,
+                         z=effect / se if se and se > 0 else math.nan,
+                         constant=bool(j.m.nunique() == 1 and j.b.nunique() == 1)))
+    return pd.DataFrame(rows, columns=["size", "model", "baseline", "n", "baseline_mean", "cosine_mean", "effect",
+                                       "se", "mde", "z", "constant"])
+
+
+def judge_stories(t) -> Judgement:
+    """Table 3's verdict from the page's tables: judge grades, paired by opening, when present;
+    automatic proxies alone give none ("not run", with the reason)."""
     from ..evaluate.judge import judge_status  # lin_utils.evaluate imports lm-eval's tasks: only when judging
 
-    status = judge_status(t["items"]) if isinstance(t, dict) else None
-    if isinstance(t, dict):
-        t = t["summary"]
-    if "judged" not in t or t.judged.sum() == 0:
+    items = t.get("items") if isinstance(t, dict) else None
+    status = judge_status(items) if items is not None else None
+    summary_ = t["summary"] if isinstance(t, dict) else t
+    if "judged" not in summary_ or summary_.judged.sum() == 0:
         said = "no judge configured" if status is None or not status["configured"] else status["text"]
         ours = (f"{said}, so no verdict; automatic proxies only (perplexity under the scorer "
-                + ", ".join(f"{m.split(':')[-1]} {v:.2f}" for m, v in zip(t.model, t.scorer_ppl)) + ")")
-        return ours, NOT_RUN
-    judged = t[t.judged > 0]  # a model the judge failed on has no grades: its pair is not compared
-    grade = judged[list(GRADES)].mean(axis=1)
-    scores = dict(zip(judged.model, grade))
-    pairs = [(size, scores[base], scores[cos]) for size, base, cos in size_pairs(scores)]
-    if not pairs:
-        return "no baseline / cosine pair was judged", NOT_RUN
-    ours = "; ".join(f"{size}: baseline {b:.2f}, cosine {c:.2f}" for size, b, c in pairs)
-    higher = sum(c > b for _, b, c in pairs)
-    return ours, REPLICATED if higher == len(pairs) else PARTLY if higher else NOT_REPLICATED
+                + ", ".join(f"{m.split(':')[-1]} {v:.2f}" for m, v in zip(summary_.model, summary_.scorer_ppl)) + ")")
+        return Judgement(ours, NOT_RUN, said)
+    if items is None or not set(GRADES) <= set(items.columns):
+        return Judgement("—", NOT_RUN, "the per-completion grades are not stored")
+    m = paired_grades(items)
+    if m.empty:
+        return Judgement("no baseline / cosine pair was judged", NOT_RUN, "no baseline / cosine pair was judged")
+    use = m[~m.constant]
+    if use.empty:
+        ev = Evidence(0.0, 0.0, int(m.n.sum()), constant=True)
+    else:
+        effect, se = pooled(list(use.effect), list(use.se))
+        ev = Evidence(effect, se, int(use.n.sum()))
+    parts = [f"{r.size}: baseline {r.baseline_mean:.2f}, cosine {r.cosine_mean:.2f} ({r.effect:+.2f} ± {r.se:.2f} "
+             f"over {r.n} openings, MDE {r.mde:.2f})" for r in m.itertuples()]
+    if len(m) > 1:
+        parts.append(f"pooled {ev.effect:+.2f} ± {ev.se:.2f} (MDE {ev.mde:.2f})")
+    return judge_effect(TEST, ev, "; ".join(parts))
 
 
 CLAIMS = [
-    Claim("Table 3", "The regularizer raises judged story quality", "higher GPT-4 scores",
-          "replicated if the cosine model's mean judge grade beats its baseline's at every size; partly if at some; "
-          "automatic proxies never give a verdict", judge_stories, order=100),
+    Claim("Table 3", "The regularizer raises judged story quality", "higher GPT-4 scores", "", judge_stories,
+          order=100, test=TEST),
 ]
 
 
@@ -65,10 +113,25 @@ def numbers(summary_: pd.DataFrame, items: pd.DataFrame | None = None) -> dict:
     """The prose's numbers: models, stories, judged completions, the verdict (and, with the
     ``items``, whether a configured judge failed) and the proxies' ranges."""
     judged = int(summary_.judged.sum()) if "judged" in summary_ else 0
-    ours, verdict = judge_stories(summary_ if items is None else {"summary": summary_, "items": items})
-    return dict(n_models=len(summary_), n_stories=int(summary_.n.max()), judged=judged, verdict_stories=verdict,
-                judge_text=ours, ppl_min=summary_.scorer_ppl.min(), ppl_max=summary_.scorer_ppl.max(),
-                rep_min=summary_.repetition_4.min(), rep_max=summary_.repetition_4.max())
+    j = judge_stories({"summary": summary_, "items": items})
+    return dict(n_models=len(summary_), n_stories=int(summary_.n.max()), judged=judged, verdict_stories=j.verdict,
+                judge_text=j.ours, reason_stories=j.reason, ppl_min=summary_.scorer_ppl.min(),
+                ppl_max=summary_.scorer_ppl.max(), rep_min=summary_.repetition_4.min(),
+                rep_max=summary_.repetition_4.max())
+
+
+def differences(config: StoriesConfig, summary_: pd.DataFrame) -> str:
+    """"How this differs from the paper", generated from the configuration and the summary."""
+    judged = int(summary_.judged.sum()) if "judged" in summary_ else 0
+    judge = (f"graded by {config.judge_model or 'the configured judge'} ({judged:,} completions)" if judged
+             else "no judge configured, so no grades: automatic proxies only, which give no verdict")
+    return ("**How this differs from the paper.** "
+            f"Here: {zoo_models_text(config.models)}; {int(summary_.n.max())} held-out TinyStories openings per "
+            f"model, up to {config.max_new_tokens} new tokens sampled at temperature {config.temperature:g} (top-k "
+            f"{config.top_k}, seed {config.seed}); {judge}; grades compared opening by opening (paired). The paper: "
+            "Mistral models of 150M and 650M parameters pretrained on TinyStories, completions graded by GPT-4 for "
+            "grammar, creativity, consistency and plot with the TinyStories rubric, one number per model and grade, "
+            "without standard errors.")
 
 
 def summary(summary_: pd.DataFrame) -> pd.DataFrame:
@@ -94,6 +157,7 @@ def page_numbers(t: dict) -> dict:
 
 def show(config: StoriesConfig, *, profile: str, force: bool = False) -> dict[str, pd.DataFrame]:
     t = tables(config, profile=profile, force=force)
+    glue_markdown("differences", differences(config, t["summary"]))
     figure_page(NAME, profile, plots.story_quality(t["summary"]), numbers=page_numbers(t),
                 summary=summary(t["summary"]), table=t["items"][ITEM_COLUMNS])
     return t
