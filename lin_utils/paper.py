@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import INCONCLUSIVE, MDE_Z, NOT_RUN, Evidence, Test, decide
+from .claims import MDE_Z, NOT_RUN, Evidence, Test, decide
 from .paths import REPO_ROOT
 
 __all__ = ["PAPER_DIR", "TASK_SIZES", "constant_answer_rates", "evidence_for", "evidence_table", "paper_numbers",
@@ -132,21 +132,39 @@ PAPER_TABLE2_TEST = Test(
 COLUMNS = ["artifact", "what", "paper", "se", "z", "mde", "verdict", "reason", "source"]
 
 
+def _pair_scores(scores: pd.DataFrame, row: str) -> dict[str, tuple[float, float]] | None:
+    """Per-task scores (fractions) of the two rows named in a difference row ("A − B"), when the
+    file holds every Table 2 task for both; else None."""
+    parts = [p.strip() for p in str(row).split("−")]
+    if len(parts) != 2:
+        return None
+    got = {}
+    for name in parts:
+        r = scores[(scores.row == name) & scores.column.isin(TABLE2_TASKS)].set_index("column").value
+        if set(r.index) != set(TABLE2_TASKS):
+            return None
+        got[name] = r
+    return {t: (got[parts[0]][t] / 100, got[parts[1]][t] / 100) for t in TABLE2_TASKS}
+
+
 def _table2_rows() -> list[dict]:
     rows = []
-    for r in table2_mean_effects().itertuples():
-        se = table2_mean_se()
-        verdict, reason = decide(PAPER_TABLE2_TEST, Evidence(float(r.value), se, sum(TASK_SIZES.values())))
-        q = _q_for_z(float(r.value))
-        p_lo = (1 - math.sqrt(max(0.0, 1 - 4 * q))) / 2
-        reason = (f"{reason}; with p(1 − p) ≤ 1/4 the standard error is an upper bound, so z ≥ {r.value / se:.2f}: "
-                  f"z would reach 2 only if every task's p(1 − p) were below {q:.2f} (scores outside "
-                  f"{100 * p_lo:.0f}–{100 * (1 - p_lo):.0f}%); the per-task scores are not stored")
-        rows.append(dict(artifact="Table 2", what=f"mean, {r.row}", paper=float(r.value), se=se, z=r.value / se,
-                         mde=MDE_Z * se, verdict=verdict if verdict != INCONCLUSIVE else INCONCLUSIVE,
-                         reason=reason, source=r.source))
-    rates = stored_constant_answer_rates()
     scores = paper_numbers("table2")
+    for r in table2_mean_effects().itertuples():
+        p = _pair_scores(scores, r.row)
+        se = table2_mean_se(p=p)
+        verdict, reason = decide(PAPER_TABLE2_TEST, Evidence(float(r.value), se, sum(TASK_SIZES.values())))
+        if p is None:
+            q = _q_for_z(float(r.value))
+            p_lo = (1 - math.sqrt(max(0.0, 1 - 4 * q))) / 2
+            reason = (f"{reason}; with p(1 − p) ≤ 1/4 the standard error is an upper bound, so z ≥ "
+                      f"{r.value / se:.2f}: z would reach 2 only if every task's p(1 − p) were below {q:.2f} "
+                      f"(scores outside {100 * p_lo:.0f}–{100 * (1 - p_lo):.0f}%); the per-task scores are not stored")
+        else:
+            reason = f"{reason}; the standard error from the stored per-task scores"
+        rows.append(dict(artifact="Table 2", what=f"mean, {r.row}", paper=float(r.value), se=se, z=r.value / se,
+                         mde=MDE_Z * se, verdict=verdict, reason=reason, source=r.source))
+    rates = stored_constant_answer_rates()
     for r in scores[scores.column != "mean"].itertuples():
         mine = rates[rates.task == r.column]
         if mine.empty:

@@ -99,6 +99,13 @@ def test_benchmarks_run_for_real_and_are_cached_per_model(smoke_zoo, results_dir
                                          cache_only=True)  # the batch size is not in the key
     pd.testing.assert_frame_equal(again, s[s.model == smoke_zoo[0]].reset_index(drop=True))
     assert experiments.benchmark_scores(cfg.replace(tasks=["copa"]), profile="smoke", cache_only=True) is None
+    # the per-document answers are stored beside the scores, under the same key (issue 23)
+    items = experiments.benchmark_items(cfg, profile="smoke", cache_only=True)
+    assert set(items.model) == set(smoke_zoo) and len(items) == len(smoke_zoo) * 6
+    acc = s[s.metric == "acc"].set_index(["model", "task"]).value
+    pd.testing.assert_series_equal(items.groupby(["model", "task"]).value.mean().loc[acc.index], acc,
+                                   check_names=False)
+    assert (items.pred == items.logliks.map(lambda t: int(np.argmax([float(v) for v in t.split(";")])))).all()
 
 
 def test_probes_run_for_real_at_every_boundary(smoke_zoo, results_dir):
@@ -108,6 +115,9 @@ def test_probes_run_for_real_at_every_boundary(smoke_zoo, results_dir):
     assert list(t.boundary) == list(range(n_blocks + 1)) and (t.depth == t.boundary / n_blocks).all()
     assert np.allclose(t.test_se, np.sqrt(t.test_acc * (1 - t.test_acc) / t.n_test))
     assert (t.n_test == 40).all()  # two endings per story
+    items = experiments.probe_items(cfg, profile="smoke", cache_only=True)  # each probe's test predictions
+    assert len(items) == 40 * len(t) and set(items.story) == set(range(20))
+    assert np.allclose(items.groupby("boundary").correct.mean().to_numpy(), t.test_acc.to_numpy())
 
 
 @pytest.mark.parametrize("make, message", [

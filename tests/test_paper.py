@@ -66,3 +66,14 @@ def test_evidence_for_the_claims_page():
     assert paper.evidence_for("Table 2").startswith("mean, 650M cosine − 650M baseline: +2.7 points, se ≤ 1.64, z ≥ 1.65")
     assert "not available offline" in paper.evidence_for("Table 3")
     assert paper.evidence_for("Fig 1") == ""
+
+
+def test_stored_per_task_rows_replace_the_upper_bound(monkeypatch):
+    t = paper.paper_numbers("table2")
+    extra = [dict(table="Table 2", row=name, column=task, value=v, unit="accuracy (%)", source="arXiv 2405.12250 test",
+                  note="") for name, v in (("650M cosine", 62.7), ("650M baseline", 60.0)) for task in paper.TABLE2_TASKS]
+    monkeypatch.setattr(paper, "paper_numbers", lambda name: pd.concat([t, pd.DataFrame(extra)], ignore_index=True)
+                        if name == "table2" else pd.DataFrame())
+    rows = [r for r in paper._table2_rows() if r["paper"] == 2.7]
+    p = {task: (0.627, 0.600) for task in paper.TABLE2_TASKS}
+    assert rows[0]["se"] == pytest.approx(paper.table2_mean_se(p=p)) and "per-task scores" in rows[0]["reason"]
