@@ -126,6 +126,12 @@ class Judgement:
     evidence: Evidence | None = None
     test: Test | None = None  # the test applied, when it is not the claim's own (e.g. another unit)
 
+    def __iter__(self):  # ``ours, verdict = judge(t)``, as judges returned before
+        return iter((self.ours, self.verdict))
+
+    def __getitem__(self, i):
+        return (self.ours, self.verdict)[i]
+
 
 def judge_effect(test: Test, ev: Evidence, ours: str) -> Judgement:
     """The :class:`Judgement` of ``ev`` under ``test`` (:func:`decide`), with ``ours`` as its text."""

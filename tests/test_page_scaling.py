@@ -173,11 +173,11 @@ def test_scaling_change_is_carried_by_the_factor_with_the_larger_summed_log(nore
 
 
 @pytest.mark.parametrize("preds, reached, reached_lo, verdict", [
-    ([(0.996, 0.99), (0.995, 0.991), (0.999, 0.992)], 3, 3, R),
+    ([(0.996, 0.99), (0.995, 0.991), (0.999, 0.992)], 3, 3, P),  # an extrapolation: never more than partly
     ([(0.996, 0.99), (0.99, 0.97), (0.95, 0.9)], 2, 1, P),
     ([(0.98, 0.95), (0.99, 0.97), (0.95, 0.9)], 1, 0, P),
-    ([(0.98, 0.95), (0.9899, 0.97), (0.95, 0.9)], 0, 0, N),
-    ([], 0, 0, N),  # no shape: nothing reached
+    ([(0.98, 0.95), (0.9899, 0.97), (0.95, 0.9)], 0, 0, claims.INCONCLUSIVE),
+    ([], 0, 0, claims.INCONCLUSIVE),  # no shape: nothing reached
 ])
 def test_scaling_verdicts(preds, reached, reached_lo, verdict):
     shapes = [(s[0], p, lo, s[3], *s[4:]) for s, (p, lo) in zip(SHAPES, preds)]
@@ -195,7 +195,7 @@ def test_scaling_without_shapes_measures_no_carrier():
 
 
 def test_scaling_text():
-    ours, verdict = page.judge_scaling(scaling_tables())
+    ours, verdict = page.judge_scaling(scaling_tables())[:2]
     assert ours == ("1 − score ∝ L^-1.40±0.11 · d^0.50±0.15 at 1,500,000 tokens; predicted score "
                     "GPT-2-small 0.996 [0.990, 0.998], GPT-2-XL 0.990 [0.970, 0.995], OPT-1.3B 0.950 [0.900, 0.980]; "
                     "reaches 0.99 at 2 of the 3 shapes by its point estimate, and at 1 by the lower end of its "
@@ -259,8 +259,8 @@ def test_committed_scaling_tables():
             assert (n[f"pred_{k}"], n[f"pred_{k}_lo"], n[f"pred_{k}_hi"]) == (r.score_pred, r.score_lo, r.score_hi)
         reached, reached_lo = int((scores.score_pred >= 0.99).sum()), int((scores.score_lo >= 0.99).sum())
         assert (n["n_shapes"], n["n_reached"], n["n_reached_lo"]) == (len(scores), reached, reached_lo)
-        verdict = R if reached_lo == len(scores) else P if reached else N
-        assert page.judge_scaling(tables)[1] == verdict
+        assert page.judge_scaling(tables)[1] == (P if reached else claims.INCONCLUSIVE)
+        assert page.judge_depth(tables).evidence.effect == n["b"] and page.judge_width(tables).evidence.effect == n["c"]
         sums = extra.groupby("target").delta_log.sum()
         carrier = NONLINEARITY if abs(sums["one_minus_nores"]) > abs(sums["ratio_sq"]) else RELATIVE_SIZE
         assert n["carried_by"].startswith(carrier + ":")
@@ -270,3 +270,33 @@ def test_committed_scaling_tables():
                         & models.train_tokens.isin([0, tokens])].set_index("family")
             assert n[f"{pre}norm_ratio_x"] == pytest.approx(at.gm_ratio_sq[family.family] / at.gm_ratio_sq["mistral"])
             assert n[f"{pre}norm_nores_x"] == pytest.approx(at.gm_one_minus_nores[family.family] / at.gm_one_minus_nores["mistral"])
+
+
+# ------------------------------------------------------------------------------------------------
+# our findings: depth and width apart
+
+
+@pytest.mark.parametrize("term, coef, se, verdict", [
+    ("log_blocks", -1.4, 0.11, claims.REPLICATED),     # deeper: more linear
+    ("log_blocks", -0.2, 0.11, claims.INCONCLUSIVE),
+    ("log_blocks", 0.5, 0.11, claims.CONTRADICTED),
+    ("log_width", 0.5, 0.15, claims.REPLICATED),       # wider: less linear
+    ("log_width", 0.3, 0.15, claims.INCONCLUSIVE),     # exactly 2 SE is not beyond
+    ("log_width", -0.31, 0.15, claims.CONTRADICTED),
+])
+def test_depth_and_width_are_judged_apart(term, coef, se, verdict):
+    fit = [f for f in FIT if not (f[:3] == ("depth-width", "trained", "one_minus_score") and f[3] == term)]
+    fit.append(("depth-width", "trained", "one_minus_score", term, coef, se, 0.9))
+    judge = page.judge_depth if term == "log_blocks" else page.judge_width
+    j = judge(scaling_tables(fit=fit))
+    assert (j.evidence.effect, j.evidence.se, j.verdict) == (coef, se, verdict)
+
+
+def test_our_findings_are_counted_apart_from_the_papers_claims():
+    assert {c.kind for c in page.CLAIMS} == {claims.OURS}
+
+
+def test_the_reach_of_the_extrapolation():
+    r = page.reach(dict(models=pd.DataFrame(dict(init="trained", family="mistral", width=[32, 128], n_blocks=[16, 4])),
+                        extrapolation=pd.DataFrame(dict(shape=["a", "b"], width=[768, 2048], blocks=[12, 48]))))
+    assert r == dict(width_reach_min=6.0, width_reach_max=16.0, depth_reach_max=3.0)

@@ -42,7 +42,7 @@ from .. import results
 from ..config import StudyConfig, check_bool, check_str, check_str_list
 from ..errors import LinUtilsError
 from ..jobs import Job, last_line, run_jobs
-from ..scan import ScanConfig
+from ..scan import ScanConfig, load_scan_inputs, scan_blocks
 
 __all__ = ["SCALING", "PAPER_SHAPES", "GridModel", "ScalingConfig", "grid_models", "fit_loglinear", "predict_loglinear",
            "scaling_study", "model_summary", "fit_tables", "identity_gap"]
@@ -214,7 +214,6 @@ def _compute_scan(m: GridModel, trained: bool, scan: Mapping, progress: bool, tr
 
     from ..arch import from_config
     from ..data import text_chunks
-    from ..scan import scan_blocks
     from ..train.configs import zoo_config
     from ..train.tokenizer import TokenizerSpec, load_or_train_tokenizer
 
@@ -499,6 +498,7 @@ class ScalingConfig(StudyConfig):
     jobs: int | None = 2
     train_device: str | None = None
     validate: bool = True
+    identity_models: tuple[str, ...] = ("stories260K", "random:stories260K")
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -516,6 +516,7 @@ class ScalingConfig(StudyConfig):
             raise LinUtilsError(f"jobs must be a positive integer, got {self.jobs!r}")
         check_str("train_device", self.train_device, none=True)
         check_bool("validate", self.validate)
+        set_("identity_models", check_str_list("identity_models", self.identity_models, empty=True))
 
     def __hash__(self):
         return hash(tuple(_frozen(getattr(self, f.name)) for f in dataclasses.fields(self)))
@@ -562,6 +563,62 @@ def scaling_study(config: ScalingConfig, *, profile: str, force: bool = False, c
         lambda: _study_tables(models, dict(c.scan), grid_tokens, tshape, profile=profile, force=force, jobs=jobs,
                               device=c.train_device, progress=progress, validate=c.validate),
         profile=profile, force=force)
+
+
+IDENTITY = "scaling_identity"
+IDENTITY_VERSION = 1
+
+
+def _identity_rows(cfg: ScanConfig, progress: bool) -> pd.DataFrame:
+    """Per block, 1 − score from an independent float64 QR fit of the block output B on the stream X
+    (centered, numpy) against the accumulator's, and the identity with the QR fit's own terms."""
+    import torch
+
+    from ..extract import iter_block_states
+
+    model, _, chunks = load_scan_inputs(cfg)
+    states: dict[int, list[np.ndarray]] = {}
+    for h, mask in iter_block_states(model, chunks.batches(cfg.batch_size), exclude_bos=cfg.exclude_bos,
+                                     device=cfg.device, progress=progress, total=chunks.n_batches(cfg.batch_size)):
+        for i, x in h.items():
+            states.setdefault(i, []).append(x[mask].to(torch.float64).cpu().numpy())
+    acc = scan_blocks(cfg, progress=progress, model=model, chunks=chunks)[0].set_index("block")
+    rows = []
+    for i in range(len(states) - 1):
+        X, Y = np.concatenate(states[i]), np.concatenate(states[i + 1])
+        Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+        Bc = Yc - Xc
+        q, _ = np.linalg.qr(Xc)
+        resid = Bc - q @ (q.T @ Bc)  # the residual of B on X, and of Y on X (Y = X + B)
+        sse, ss_y, ss_b = float((resid ** 2).sum()), float((Yc ** 2).sum()), float((Bc ** 2).sum())
+        one_minus_qr = sse / ss_y
+        rows.append(dict(model=cfg.model, block=i, n_tokens=len(X), d=X.shape[1],
+                         one_minus_score=float(1 - acc.loc[i, "score"]), one_minus_score_qr=one_minus_qr,
+                         one_minus_nores_qr=sse / ss_b, ratio_sq_qr=ss_b / ss_y,
+                         gap_accumulator=abs(one_minus_qr - float(1 - acc.loc[i, "score"])),
+                         gap_identity=abs(one_minus_qr - (sse / ss_b) * (ss_b / ss_y))))
+    return pd.DataFrame(rows)
+
+
+def identity_check(models: Sequence[str], scan: Mapping, *, profile: str, force: bool = False,
+                   cache_only: bool = False, progress: bool = True) -> pd.DataFrame | None:
+    """The scaling identity checked independently: for each model (a spec that loads without training,
+    e.g. stories260K or a ``random:`` grid shape), per block, 1 − score from a float64 QR fit of the
+    block output on the stream, next to the accumulator's (``gap_accumulator``), and the identity
+    1 − score = (1 − score_nores) · ‖B_c‖²/‖Y_c‖² on the QR fit's own sums (``gap_identity``)."""
+    frames = []
+    for m in models:
+        cfg = ScanConfig.from_params(m, _scan_fields(scan))
+        params = {**cfg.key(), "version": IDENTITY_VERSION}
+        if cache_only:
+            t = results.load_table(IDENTITY, "blocks", params, profile)
+            if t is None:
+                return None
+        else:
+            t = results.cached(IDENTITY, "blocks", params, lambda cfg=cfg: _identity_rows(cfg, progress),
+                               profile=profile, force=force)
+        frames.append(t)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _main(argv: list[str]) -> int:

@@ -9,8 +9,8 @@ import pandas as pd
 from .. import plots
 from ..book.glue import figure_page, glue_markdown
 from ..book.tables import md_table
-from ..claims import NOT_REPLICATED, PARTLY, REPLICATED, Claim
-from ..experiments.scaling import ScalingConfig, scaling_study
+from ..claims import INCONCLUSIVE, NOT_RUN, OURS, PARTLY, Claim, Evidence, Judgement, Test, judge_effect
+from ..experiments.scaling import ScalingConfig, fit_loglinear, identity_check, scaling_study
 from ..vocab import QUANTITIES
 from . import name_of
 
@@ -22,8 +22,14 @@ TABLE_COLUMNS = ["model", "init", "block", "n_tokens", "d", "chance", "score", "
 
 def tables(config: ScalingConfig, *, profile: str, force: bool = False, cache_only: bool = False,
            progress: bool = False) -> dict[str, pd.DataFrame] | None:
-    """``{"blocks", "models", "fit", "extrapolation"}``: :func:`lin_utils.experiments.scaling_study`."""
-    return scaling_study(config, profile=profile, force=force, cache_only=cache_only, progress=progress)
+    """``{"blocks", "models", "fit", "extrapolation"}``: :func:`lin_utils.experiments.scaling_study`, and
+    ``"identity"``: the identity checked by an independent QR fit (:func:`lin_utils.experiments.scaling.identity_check`)."""
+    t = scaling_study(config, profile=profile, force=force, cache_only=cache_only, progress=progress)
+    if t is None or not config.identity_models:
+        return t
+    identity = identity_check(config.identity_models, config.scan, profile=profile, force=force,
+                              cache_only=cache_only, progress=progress)
+    return None if identity is None else {**t, "identity": identity}
 
 
 def _shape_key(name: str) -> str:
@@ -111,8 +117,9 @@ def scaling_numbers(tables: dict) -> dict:
     return out
 
 
-def judge_scaling(tables) -> tuple[str, str]:
-    """Beyond the paper: does our trained depth-width trend reach 0.99 at the paper's shapes?"""
+def judge_scaling(tables) -> Judgement:
+    """The extrapolation to the paper's shapes, stated without a verdict of its own: what the
+    trend predicts is reported; the two findings below are judged."""
     if isinstance(tables, pd.DataFrame):
         raise TypeError("judge_scaling takes the dict of tables of experiments.scaling_study")
     n = scaling_numbers(tables)
@@ -120,26 +127,91 @@ def judge_scaling(tables) -> tuple[str, str]:
                       f"{n[f'pred_{_shape_key(name)}_hi']:.3f}]" for name in tables["extrapolation"]["shape"].unique())
     ours = (f"1 − score ∝ L^{n['b']:.2f}±{n['b_se']:.2f} · d^{n['c']:.2f}±{n['c_se']:.2f} at {n['grid_tokens']:,} tokens; "
             f"predicted score {preds}; {n['reaches']}")
-    verdict = (REPLICATED if n["n_shapes"] and n["n_reached_lo"] == n["n_shapes"] else PARTLY if n["n_reached"]
-               else NOT_REPLICATED)
-    return ours, verdict
+    return Judgement(ours, PARTLY if n["n_reached"] else INCONCLUSIVE,
+                     "an extrapolation beyond the grid, not a test")
+
+
+GRID = "the trained grid at one token budget, log(1 − score) = a + b log(blocks) + c log(width)"
+DEEPER = Test(f"the depth slope b of {GRID} (geometric mean over blocks), with its least-squares standard error", -1,
+              "grid models")
+WIDER = Test(f"the width slope c of {GRID} (geometric mean over blocks), with its least-squares standard error", +1,
+             "grid models")
+
+
+def _slope(tables: dict, term: str, test: Test, words: str) -> Judgement:
+    fit = tables["fit"]
+    r = fit[(fit.fit == "depth-width") & (fit.init == "trained") & (fit.target == "one_minus_score")
+            & (fit.term == term)]
+    if r.empty:
+        return Judgement("no depth-width fit in the table", NOT_RUN, "fewer than two depths and two widths")
+    trained = tables["models"].init.eq("trained").sum()
+    coef, se, n = float(r.coef.iloc[0]), float(r.se.iloc[0]), int(r.n.iloc[0]) if "n" in r else int(trained)
+    arith = arithmetic_fit(tables).get(term, (math.nan, math.nan))
+    ours = (f"{words} {coef:+.2f} ± {se:.2f} over {n} trained grid models (arithmetic mean over blocks instead: "
+            f"{arith[0]:+.2f} ± {arith[1]:.2f})")
+    return judge_effect(test, Evidence(coef, se, n), ours)
+
+
+def judge_depth(tables) -> Judgement:
+    return _slope(tables, "log_blocks", DEEPER, "slope of log(1 − score) in log(blocks)")
+
+
+def judge_width(tables) -> Judgement:
+    return _slope(tables, "log_width", WIDER, "slope of log(1 − score) in log(width)")
+
+
+def arithmetic_fit(tables: dict) -> dict[str, tuple[float, float]]:
+    """The depth-width fit of log(1 − mean score), the arithmetic mean over blocks (the quantity
+    Fig 1's rule reads), beside the page's geometric-mean fit: ``{term: (coef, se)}`` and ``r2``."""
+    models = tables["models"]
+    trained = models[(models.init == "trained") & (models.family == "mistral")]
+    if trained.empty:
+        return {}
+    g = trained[trained.train_tokens == trained.train_tokens.mode().iloc[0]]
+    if g.n_blocks.nunique() < 2 or g.width.nunique() < 2 or len(g) < 4:
+        return {}
+    f = fit_loglinear(np.log(1 - g.score.to_numpy(float)),
+                      {"log_blocks": np.log(g.n_blocks.to_numpy(float)), "log_width": np.log(g.width.to_numpy(float))})
+    out = {t: (float(c), float(e)) for t, c, e in zip(f["terms"], f["coef"], f["se"])}
+    out["r2"] = (float(f["r2"]), math.nan)
+    return out
+
+
+def reach(tables: dict) -> dict:
+    """How far the extrapolation reaches beyond the grid: width and depth ratios of the paper's shapes
+    to the largest grid shape."""
+    models = tables["models"]
+    trained = models[(models.init == "trained") & (models.family == "mistral")]
+    shapes = tables["extrapolation"].drop_duplicates("shape")
+    if trained.empty or shapes.empty:
+        return dict(width_reach_min=math.nan, width_reach_max=math.nan, depth_reach_max=math.nan)
+    return dict(width_reach_min=float(shapes.width.min() / trained.width.max()),
+                width_reach_max=float(shapes.width.max() / trained.width.max()),
+                depth_reach_max=float(shapes.blocks.max() / trained.n_blocks.max()))
 
 
 CLAIMS = [
-    Claim("Beyond: scaling", "Our own finding, beyond the paper: trained at a fixed token budget, deeper and wider models "
-          "approach the paper's 0.99",
-          "about 0.99 for every layer of models with hundreds of millions of parameters (the paper does not vary size)",
-          "fit log(1 − score) = a + b log(blocks) + c log(width) by least squares over the trained grid (geometric mean "
-          "over blocks) and extrapolate to GPT-2-small (12, 768), GPT-2-XL (48, 1600) and OPT-1.3B (24, 2048); "
-          "replicated if the lower end of the 95% interval of the predicted score is >= 0.99 at all three; partly if "
-          "the point estimate is >= 0.99 at some; not replicated if at none",
-          judge_scaling, order=130),
+    Claim("Beyond: depth", "Our own finding: trained at a fixed token budget, deeper models are more linear",
+          "not studied (the paper does not vary size)", "", judge_depth, order=130, test=DEEPER, kind=OURS),
+    Claim("Beyond: width", "Our own finding: trained at a fixed token budget, wider models are less linear",
+          "not studied (the paper does not vary size)", "", judge_width, order=140, test=WIDER, kind=OURS),
 ]
 
 
 def numbers(tables: dict) -> dict:
-    """The page's prose numbers (:func:`scaling_numbers`) and its verdict."""
-    return {**scaling_numbers(tables), "verdict_scaling": judge_scaling(tables)[1]}
+    """The page's prose numbers (:func:`scaling_numbers`), the arithmetic-mean fit, the reach of the
+    extrapolation and the two findings' verdicts."""
+    arith = arithmetic_fit(tables)
+    depth, width = judge_depth(tables), judge_width(tables)
+    identity = tables.get("identity")
+    checks = {} if identity is None else dict(
+        qr_gap_max=float(identity.gap_accumulator.max()), qr_identity_gap_max=float(identity.gap_identity.max()),
+        qr_models=", ".join(identity.model.unique()), qr_blocks=len(identity))
+    return {**scaling_numbers(tables), **reach(tables), **checks,
+            "b_arith": arith.get("log_blocks", (math.nan,))[0], "b_arith_se": arith.get("log_blocks", (0, math.nan))[1],
+            "c_arith": arith.get("log_width", (math.nan,))[0], "c_arith_se": arith.get("log_width", (0, math.nan))[1],
+            "verdict_depth": depth.verdict, "verdict_width": width.verdict,
+            "reason_depth": depth.reason, "reason_width": width.reason}
 
 
 def summary(tables: dict) -> pd.DataFrame:
