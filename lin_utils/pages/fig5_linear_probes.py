@@ -39,10 +39,7 @@ def tables(config: ProbesConfig, *, profile: str, force: bool = False, cache_onl
     table = probe_accuracy(config, profile=profile, force=force, cache_only=cache_only, progress=progress)
     if table is None:
         return None
-    items = probe_items(config, profile=profile, cache_only=True)
-    if items is None and not cache_only:  # stored before the items existed: computed once more, both tables
-        items = probe_items(config, profile=profile, force=True, progress=progress)
-        table = probe_accuracy(config, profile=profile, cache_only=True)
+    items = probe_items(config, profile=profile, cache_only=True)  # computed with the accuracies (same key)
     return {"probes": table, "items": items}
 
 

@@ -41,10 +41,7 @@ def tables(config: BenchmarksConfig, *, profile: str, force: bool = False, cache
     scores = benchmark_scores(config, profile=profile, force=force, cache_only=cache_only, progress=progress)
     if scores is None:
         return None
-    items = benchmark_items(config, profile=profile, cache_only=True)
-    if items is None and not cache_only:  # stored before the items existed: computed once more, both tables
-        items = benchmark_items(config, profile=profile, force=True, progress=progress)
-        scores = benchmark_scores(config, profile=profile, cache_only=True)
+    items = benchmark_items(config, profile=profile, cache_only=True)  # computed with the scores (same key)
     return {"scores": scores, "layout": table2_layout(scores), "items": items}
 
 
@@ -259,7 +256,7 @@ def paired_table(items: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
         rows.append({"model": r.model.replace("zoo:", ""), "task": r.task, "n": r.n,
                      "model − baseline (points)": "constant answers: left out" if r.constant
                      else f"{r.effect:+.1f} ± {r.se:.1f}",
-                     "MDE": r.mde, "better / worse": f"{r.better} / {r.worse}",
+                     "MDE": math.nan if r.constant else r.mde, "better / worse": f"{r.better} / {r.worse}",
                      "baseline": r.baseline_score, "chance": r.chance})
     for r in m.itertuples():
         rows.append({"model": r.model.replace("zoo:", ""), "task": f"mean of {r.tasks}",
