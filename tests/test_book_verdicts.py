@@ -1,6 +1,7 @@
 """The claims table as the claims and landing pages show it; executed pages read back."""
 import json
 
+import numpy as np
 import pandas as pd
 
 from lin_utils import claims
@@ -31,7 +32,24 @@ def test_claims_link_to_the_figure_when_its_page_has_the_label(tmp_path, monkeyp
     assert executed.executed_page("fig1_x", "cpu") is None  # another profile's page is not this one's
     headline = claims_headline(table, "smoke")
     assert "tests 2 of the paper's 3 claims" in headline and "**1 replicated**" in headline
-    assert "**0 not replicated**" in headline and "other 1 are *not run*" in headline
+    assert "**0 contradicted**" in headline and "other 1 are *not run*" in headline
+    assert "not replicated" not in headline and "inconclusive" in headline  # classes with no claim: only the main three
+
+
+def test_the_headline_counts_each_class_and_our_findings_apart():
+    table = pd.DataFrame(dict(
+        artifact=list("abcdef"), claim="c", paper="p", ours="o", rule="r", notebook="",
+        verdict=[claims.REPLICATED, claims.INCONCLUSIVE, claims.INCONCLUSIVE, claims.CONTRADICTED, claims.REPLICATED,
+                 claims.NOT_RUN],
+        kind=[claims.PAPER] * 4 + [claims.OURS, claims.PAPER], reason="why", mde=[np.nan, 0.06, np.nan, 0, 0, 0],
+        paper_effect=[np.nan, 0.024, np.nan, 0, 0, 0]))
+    h = claims_headline(table, "cpu")
+    assert h.startswith("At the `cpu` profile this book tests 4 of the paper's 5 claims: **1 replicated**, "
+                        "**1 contradicted**, **2 inconclusive**.")
+    assert "never counts as a failure to replicate (2 here" in h
+    assert h.endswith("our own findings (1), counted apart: **1 replicated**, **0 contradicted**, **0 inconclusive**.")
+    row = claims_markdown(table, "cpu").splitlines()[3]
+    assert "o<br><small>why; minimum detectable effect 0.06 against the paper&#x27;s 0.024</small>" in row
 
 
 def test_glued_png_reads_what_glue_stored():

@@ -5,7 +5,7 @@ import pandas as pd
 
 from ..book.glue import glue_markdown, reproduce
 from ..book.verdicts import claims_headline, claims_markdown
-from ..claims import claims_table
+from ..claims import OURS, PAPER, claims_table
 from . import name_of
 
 NAME = name_of(__name__)
@@ -18,7 +18,9 @@ def show(config: None, *, profile: str, force: bool = False) -> pd.DataFrame:
     the re-run commands and the tables the verdicts read."""
     table = claims_table(profile)
     glue_markdown("headline", claims_headline(table, profile))
-    glue_markdown("claims", claims_markdown(table, profile))
+    paper, ours = table[table.kind == PAPER], table[table.kind == OURS]
+    glue_markdown("claims", claims_markdown(paper, profile))
+    glue_markdown("findings", claims_markdown(ours, profile) if len(ours) else "*None at this profile.*")
     rules = [f"- **{r.artifact}**, {r.claim[0].lower()}{r.claim[1:]}: {r.rule}." for r in table.itertuples()]
     glue_markdown("rules", "\n".join(rules))
     reproduce(NAME, profile)
