@@ -7,7 +7,7 @@ from .. import runner
 from ..book.executed import executed_page, glued_png, page_title, thumbnail
 from ..book.glue import glue_markdown, reproduce
 from ..book.verdicts import claims_headline, claims_markdown
-from ..claims import claims_table
+from ..claims import PAPER, claims_table
 from . import name_of
 
 NAME = name_of(__name__)
@@ -36,7 +36,7 @@ def show(config: None, *, profile: str, force: bool = False) -> pd.DataFrame:
 
     table = claims_table(profile)
     glue_markdown("headline", claims_headline(table, profile))
-    glue_markdown("verdicts", claims_markdown(table, profile, compact=True))
+    glue_markdown("verdicts", claims_markdown(table[table.kind == PAPER], profile, compact=True))
     cards = []
     for page, title, png in figure_cards(profile):
         glue(f"thumb_{page}", Image(data=png, format="png"), display=False)
