@@ -45,8 +45,7 @@ import yaml
 
 from lin_utils import paths, site
 from lin_utils.errors import LinUtilsError, Terminated, one_line
-from lin_utils.profiles import (INJECTED, MODEL_PARAMETERS, all_parameters, available_profiles,  # noqa: F401
-                                check_section, declared_parameters, load_profile, notebook_parameters)
+from lin_utils.profiles import all_parameters, check_section, load_profile, notebook_parameters
 
 KERNEL = "python3"  # jupyter_client starts it with this interpreter (sys.executable)
 PAGES_ENV = "LIN_PAGES_DIRS"  # os.pathsep-separated folders of this run's executed pages, newest first
@@ -124,27 +123,6 @@ def reproduce_commands(
                            allow_unicode=True).strip()
     return [f"lin-utils book run --profile {profile} --only {name}",
             f"papermill notebooks/{name}.ipynb out.ipynb -y {_shell_double_quoted(chr(10) + block)}"]
-
-
-def as_list(value: Any, name: str) -> list:
-    """``value`` as a list: a list (or tuple) as is, or JSON/YAML text of a list.
-
-    For notebooks, whose list parameters arrive as text when papermill is run by hand with
-    ``-p models '["stories260K"]'``. Anything else raises a one-line LinUtilsError.
-    """
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, str):
-        try:
-            parsed = yaml.safe_load(value)  # JSON is YAML
-        except yaml.YAMLError:
-            parsed = None
-        if isinstance(parsed, list):
-            return parsed
-    raise LinUtilsError(
-        f"parameter {name!r} must be a list, got {type(value).__name__} {one_line(repr(value), 80)}"
-        f" (with papermill use -y \"{name}: [a, b]\")"
-    )
 
 
 def _failed_cell(source: Path, error) -> str:

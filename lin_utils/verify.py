@@ -410,10 +410,10 @@ def verify_profile(
     Returns one :class:`TableCheck` per written table, in path order. Raises LinUtilsError for
     bad input (unknown profile or notebook) or a notebook that fails.
     """
-    from . import paths, runner
+    from . import paths, profiles, runner
 
     committed_root = Path(committed_root) if committed_root is not None else paths.results_root()
-    runner.load_profile(profile, run_overrides.get("profiles_dir"))  # bad input before any copying
+    profiles.load_profile(profile, run_overrides.get("profiles_dir"))  # bad input before any copying
     run_overrides.setdefault("toc", paths.book_dir() / "_toc.yml")
     scratch = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="lin-verify-"))
     if keep is not None:

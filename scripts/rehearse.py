@@ -119,7 +119,7 @@ def shrink_section(section: dict) -> dict:
 
 
 def shrink(sections: dict[str, dict]) -> dict[str, dict]:
-    """The rehearsal profile: ``sections`` (``runner.load_profile("full")``) with sizes shrunk.
+    """The rehearsal profile: ``sections`` (``lin_utils.profiles.load_profile("full")``) with sizes shrunk.
 
     Model ids, revisions, datasets, splits, tasks, criteria, dtypes and sequence lengths are kept;
     only the keys of :data:`SIZE_RULES`, the scaling grid and ``device`` change.
@@ -231,8 +231,9 @@ def _rehearse(args, work: Path, mathjax: Path, log) -> int:
     import hub_standins as hub
     from lin_utils import runner, site
     from lin_utils.errors import LinUtilsError
+    from lin_utils.profiles import load_profile
 
-    sections = shrink(runner.load_profile("full", ROOT / "profiles"))
+    sections = shrink(load_profile("full", ROOT / "profiles"))
     if args.slice:
         sections = slice_profile(sections)
     elif args.only:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lin_utils import pages, paths, runner
+from lin_utils import pages, paths, profiles
 from lin_utils.config import StudyConfig
 from lin_utils.errors import LinUtilsError
 
@@ -40,7 +40,7 @@ def test_the_notebook_defaults_are_the_page_config_and_the_cpu_profile(name):
     assert pages.config(page, "cpu") == page.CONFIG  # the cpu profile's section changes nothing
 
 
-@pytest.mark.parametrize("profile", runner.available_profiles())
+@pytest.mark.parametrize("profile", profiles.available_profiles())
 def test_every_profile_gives_every_page_a_valid_config(profile):
     for name in NOTEBOOKS:
         cfg = pages.config(name, profile)

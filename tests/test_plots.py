@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from tables import profile_table
 
-from lin_utils import plots, runner
+from lin_utils import plots, profiles
 
 
 def _lines_with_y(ax, y):
@@ -96,7 +96,7 @@ def test_one_model_one_colour_on_every_page():
     assert fig3["minilm"] == cpu["minilm"] == plots.model_colour("minilm") and fig3["stories260K"] == cpu["stories260K"]
     # each profile's models are told apart, never in the grey kept for references
     for profile in ("smoke", "cpu", "gpu", "full"):
-        for section in runner.load_profile(profile).values():
+        for section in profiles.load_profile(profile).values():
             names = section.get("models", [])
             colours = plots.model_palette(names)
             assert len(set(colours.values())) == len(names) and plots.GREY not in colours.values(), (profile, names)

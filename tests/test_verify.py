@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lin_utils import paths, results, runner, verify
+from lin_utils import paths, profiles, results, runner, verify
 from lin_utils.cli import main
 from lin_utils.verify import Rule, Tolerance, compare_tables, compare_trees
 
@@ -240,7 +240,7 @@ def test_verify_reruns_a_notebook_and_compares_with_the_committed_tables(committ
     rc = main(["book", "verify", "--profile", "smoke", "--only", "fig3_block_norms", "--keep", str(tmp / "scratch")])
     out = capsys.readouterr().out.splitlines()
     table_lines = [l for l in out if l.startswith(("ok ", "DIFFERS", "MISSING"))]
-    n_models = len(runner.notebook_parameters("fig3_block_norms", "smoke")["models"])
+    n_models = len(profiles.notebook_parameters("fig3_block_norms", "smoke")["models"])
     assert rc == 0, out
     assert len(table_lines) == n_models and all(l.startswith("ok      smoke/linearity_scan/blocks-") for l in table_lines)
     assert out[-1] == f"verify smoke: {n_models} of {n_models} table(s) reproduced within tolerance"
@@ -273,7 +273,7 @@ def _committed_cpu_fig3() -> list[Path]:
     from lin_utils.scan import ScanConfig
 
     try:
-        params = runner.notebook_parameters("fig3_block_norms", "cpu")
+        params = profiles.notebook_parameters("fig3_block_norms", "cpu")
     except Exception:  # the profile or notebook is broken: other tests say so
         return []
     return [results.table_paths(SCAN, "blocks", ScanConfig.from_params(m, params).key(), "cpu",

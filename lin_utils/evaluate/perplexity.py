@@ -28,7 +28,7 @@ NLLs are accumulated in float64; log-softmax runs in float32 (float64 for float6
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from tqdm import tqdm
@@ -55,9 +55,6 @@ class PerplexityResult:
     convention: str
     add_bos: bool
     text: str = ""
-
-    def as_row(self) -> dict:
-        return asdict(self)
 
 
 def perplexity_text(name: str = "wikitext-2", split: str = "test", *, raw: bool = False) -> str:

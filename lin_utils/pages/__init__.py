@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
-from .. import runner
+from .. import profiles
 from ..config import INJECTED, StudyConfig
 from ..errors import LinUtilsError
 
@@ -61,7 +61,7 @@ def config(page: str | ModuleType, profile: str) -> StudyConfig | None:
     applied (an unknown key is an error naming it); None for a page without parameters."""
     module = get(page) if isinstance(page, str) else page
     base = getattr(module, "CONFIG", None)
-    section = runner.load_profile(profile).get(name_of(module.__name__), {})
+    section = profiles.load_profile(profile).get(name_of(module.__name__), {})
     if base is None:
         extra = sorted(set(section) - set(INJECTED))
         if extra:
