@@ -37,12 +37,23 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
+import torch
+from scipy import stats
 
-from .. import results
+from .. import results, zoo
+from ..arch import from_config
+from ..data import text_chunks
+from ..extract import iter_block_states
 from ..config import StudyConfig, check_bool, check_str, check_str_list
 from ..errors import LinUtilsError
 from ..jobs import Job, last_line, run_jobs
 from ..scan import ScanConfig, load_scan_inputs, scan_blocks
+from ..train import TrainConfig
+from ..train.configs import GRID_FAMILIES, grid_size, settable_fields, zoo_config
+from ..train.loop import prepare
+from ..train.loop import train as train_loop
+from ..train.tokenizer import TokenizerSpec, load_or_train_tokenizer
 
 __all__ = ["SCALING", "PAPER_SHAPES", "GridModel", "ScalingConfig", "grid_models", "fit_loglinear", "predict_loglinear",
            "scaling_study", "model_summary", "fit_tables", "identity_gap"]
@@ -116,9 +127,6 @@ def grid_models(depths: Sequence[int], widths: Sequence[int], train_tokens: int,
     ``train_config`` holds the other :class:`~lin_utils.train.TrainConfig` fields, shared by all
     (tokenizer, data, sequence length, batch, schedule, seed...); not ``size`` or ``max_tokens``.
     """
-    from ..train import TrainConfig
-    from ..train.configs import GRID_FAMILIES, grid_size, settable_fields
-
     depths, widths = _positive_ints("depths", depths), _positive_ints("widths", widths)
     (train_tokens,) = _positive_ints("train_tokens", [train_tokens])
     if not isinstance(train_config, Mapping):
@@ -165,8 +173,6 @@ def _cost(m: GridModel) -> float:
 
 def _train(m: GridModel, *, progress: bool, device: str | None, validate: bool = True) -> Path:
     """Train ``m`` into the zoo's model cache (``$LIN_CACHE/zoo/<key>/``) unless it is there."""
-    from .. import zoo
-    from ..train.loop import train as train_loop
 
     folder = zoo.zoo_dir() / m.config.key()
     final = folder / "final"
@@ -192,7 +198,6 @@ def _scan_fields(scan: Mapping) -> dict:
 
 def _scan_params(m: GridModel, trained: bool, scan: Mapping) -> dict:
     """The cache key of one scan: the weights (trained) or the architecture and seed (random)."""
-    from ..train.tokenizer import TokenizerSpec
 
     c = m.config
     if trained:
@@ -210,12 +215,7 @@ def identity_gap(table: pd.DataFrame) -> pd.Series:
 
 def _compute_scan(m: GridModel, trained: bool, scan: Mapping, progress: bool, train_device: str | None,
                   validate: bool = True) -> pd.DataFrame:
-    import torch
 
-    from ..arch import from_config
-    from ..data import text_chunks
-    from ..train.configs import zoo_config
-    from ..train.tokenizer import TokenizerSpec, load_or_train_tokenizer
 
     c = m.config
     info = dict(family=m.family, width=m.width, init="trained" if trained else "random",
@@ -277,7 +277,6 @@ def fit_loglinear(y, X: Mapping[str, Sequence[float]]) -> dict:
         ``{"terms": [names], "coef": (p,), "se": (p,), "cov": (p, p), "n", "dof", "sigma2", "r2"}``;
         ``cov = sigma2 (X^T X)^-1`` from the triangular factor (NaN when dof = 0).
     """
-    import scipy.linalg
 
     y = np.asarray(y, dtype=np.float64)
     names = ["intercept", *X]
@@ -306,7 +305,6 @@ def fit_loglinear(y, X: Mapping[str, Sequence[float]]) -> dict:
 
 def predict_loglinear(fit: dict, x: Mapping[str, float], level: float = 0.95) -> tuple[float, float, float, float]:
     """``(mean, se, lo, hi)`` of the fitted mean at regressors ``x`` (Student t interval)."""
-    from scipy import stats
 
     x0 = np.array([1.0] + [float(x[k]) for k in fit["terms"][1:]])
     mean = float(x0 @ fit["coef"])
@@ -406,8 +404,6 @@ def _jobs_default(device: str | None) -> int:
 def _run_parallel(todo: list[tuple[GridModel, bool]], scan: Mapping, *, profile: str, force: bool, jobs: int,
                   device: str | None, progress: bool, validate: bool) -> None:
     """Train and scan ``todo`` = [(model, also scan its random-init copy)] in ``jobs`` processes."""
-    from .. import zoo
-    from ..train.loop import prepare
 
     data = {(c.vocab_size, c.tokenizer_stories, c.data_stories, c.seq_len, c.seed): c for c in (m.config for m, _ in todo)}
     for cfg in data.values():
@@ -426,9 +422,7 @@ def _run_parallel(todo: list[tuple[GridModel, bool]], scan: Mapping, *, profile:
 
 def _job(spec: dict) -> None:
     """One worker of :func:`_run_parallel`: train, scan, and scan the random-init copy."""
-    import torch
 
-    from ..train import TrainConfig
 
     cfg = spec["config"]
     m = GridModel(spec["family"], spec["blocks"], spec["width"], TrainConfig(**cfg))
@@ -572,9 +566,7 @@ IDENTITY_VERSION = 1
 def _identity_rows(cfg: ScanConfig, progress: bool) -> pd.DataFrame:
     """Per block, 1 − score from an independent float64 QR fit of the block output B on the stream X
     (centered, numpy) against the accumulator's, and the identity with the QR fit's own terms."""
-    import torch
 
-    from ..extract import iter_block_states
 
     model, _, chunks = load_scan_inputs(cfg)
     states: dict[int, list[np.ndarray]] = {}
