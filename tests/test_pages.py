@@ -79,7 +79,7 @@ def test_a_page_without_parameters_refuses_some(tmp_path, monkeypatch):
 
 
 def test_unknown_page_names_the_valid_ones():
-    with pytest.raises(LinUtilsError, match="unknown page 'fig99'; valid: claims, fig1_linearity_profiles"):
+    with pytest.raises(LinUtilsError, match="unknown page 'fig99'; valid: claims, fig"):
         pages.get("fig99")
 
 
