@@ -19,11 +19,12 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import one_line  # nothing heavy at import time: Ctrl-C while torch loads is caught in main()
 
-PROFILES = ("smoke", "cpu", "gpu", "full")
-
+if TYPE_CHECKING:
+    from .scan import ScanConfig
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse would print the usage block too)
@@ -47,11 +48,11 @@ def _positive(name):
     return parse
 
 
-def _layers(text):
+def _blocks(text):
     try:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--layers must be comma-separated block indices, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"--blocks must be comma-separated block indices, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d["seed"], help="seed of random-init models (random:SPEC)")
     p.add_argument("--precision", choices=PRECISIONS, default=d["precision"],
                    help="Gram precision: float64 (exact reference) or mixed (float32 products, float64 sums)")
-    p.add_argument("--layers", type=_layers, default=None, help="comma-separated block indices (default: all)")
+    p.add_argument("--blocks", "--layers", dest="blocks", type=_blocks, default=None,
+                   help="comma-separated block indices (default: all; --layers is the old name)")
     p.add_argument("--no-bos", action="store_true", help="do not start each chunk with BOS")
     p.add_argument("--exclude-bos", action="store_true", help="leave position 0 out of the statistics")
     p.add_argument("--out", default=None, help="write the table as CSV here")
@@ -89,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="run the notebooks of a profile and build the book")
     bsub = b.add_subparsers(dest="book_command", required=True, parser_class=_Parser)
     r = bsub.add_parser("run", help="execute the notebooks with papermill")
-    r.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
+    r.add_argument("--profile", default="cpu", help="a profile of profiles/ (smoke, cpu, gpu, full)")
     r.add_argument("--only", default=None, help="comma-separated notebook names")
     r.add_argument("--force", action="store_true", help="recompute cached results")
     bsub.add_parser("build", help="render the executed notebooks with Jupyter Book (warnings are errors)")
@@ -98,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "folder and book folder) and compare each with the committed table of the same "
                                     "computation and parameters under $LIN_RESULTS_DIR (default data/results), "
                                     "within the tolerances of lin_utils.verify. Exit 0 only if all agree.")
-    v.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)}")
+    v.add_argument("--profile", default="cpu", help="a profile of profiles/ (smoke, cpu, gpu, full)")
     v.add_argument("--only", default=None, help="comma-separated notebook names")
     v.add_argument("--keep", default=None, help="keep the re-computed tables and notebooks in this (new or empty) folder")
     return parser
@@ -127,7 +129,7 @@ def scan_config(args, model: str | None = None) -> "ScanConfig":
     return ScanConfig(model=model or _models(args)[0], dataset=args.dataset, split=args.split, seq_len=args.seq_len,
                       max_tokens=args.max_tokens, batch_size=args.batch_size, dtype=args.dtype,
                       device=args.device, seed=args.seed, add_bos=not args.no_bos,
-                      exclude_bos=args.exclude_bos, precision=args.precision, layers=args.layers)
+                      exclude_bos=args.exclude_bos, precision=args.precision, blocks=args.blocks)
 
 
 def _profile(args) -> int:
