@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+from . import zoo
 from .vocab import MODEL_COLOURS, MODEL_SLOTS, QUANTITIES
 
 # Colour-blind safe (seaborn's "colorblind", after Okabe & Ito). Grey (7) is kept for references
@@ -298,12 +299,13 @@ def error_tails(sample, summary=None):
 
 
 def _by_size(models: Iterable[str]) -> dict[str, list[str]]:
-    """Zoo specs grouped by their size (``zoo:cpu-small-baseline`` -> ``cpu-small``), in order."""
+    """Zoo specs grouped by their profile and size from the zoo's metadata (``zoo:cpu-small-cos0.5``
+    -> ``cpu-small``), in order; any other spec alone under its own name."""
     groups: dict[str, list[str]] = {}
     for m in dict.fromkeys(models):
         name = m.split(":", 1)[-1].split("@")[0]
-        size = "-".join(name.split("-")[:2]) if m.startswith("zoo:") else name
-        groups.setdefault(size, []).append(m)
+        e = zoo.ENTRIES.get(name) if m.startswith("zoo:") else None
+        groups.setdefault(f"{e.profile}-{e.size}" if e is not None else name, []).append(m)
     return groups
 
 
