@@ -216,7 +216,7 @@ def block_norms(table):
     left.set(yscale="log", title="mean norm per token", ylabel="L2 norm")
     right.axhline(1.0, color="0.35", linewidth=1.2, linestyle="--", zorder=1.5)
     right.set(title="block output / residual stream (1 = as large as the stream)", xlabel=xlabel,
-              ylabel="norm ratio")
+              ylabel="norm ratio", yscale="log" if paper else "linear")
     styles = {r"residual stream $\|h_i\|$": dict(marker="o"),
               r"block output $\|h_{i+1} - h_i\|$": dict(marker="s", linestyle="--")}
     if paper:
