@@ -254,6 +254,13 @@ page_numbers = numbers  # from what tables() returns
 def show(config: ScalingConfig, *, profile: str, force: bool = False) -> dict[str, pd.DataFrame]:
     t = tables(config, profile=profile, force=force)
     glue_markdown("fits", md_table(fit_table(t)))
+    glue_markdown("differences", (
+        "**How this differs from the paper.** The paper does not vary model size or training tokens: it scores "
+        "released models (768 to 4,096 wide, trained on billions of tokens). This page is our own study: small "
+        f"Mistral-shaped (and OLMo2-shaped) models trained here on TinyStories at one token budget "
+        f"({config.train_tokens:,} tokens), one run per shape (no seeds), scanned on "
+        f"{int(t['blocks'].n_tokens.min()):,} tokens of the {config.scan.get('dataset', 'tinystories')} "
+        f"{config.scan.get('split', 'validation')} split."))
     figure_page(NAME, profile, plots.scaling(t), numbers=numbers(t), summary=summary(t),
                 table=t["blocks"][TABLE_COLUMNS])
     return t
