@@ -348,3 +348,11 @@ def test_differences_paragraph_comes_from_the_config_and_scores():
     assert text.startswith("**How this differs from the paper.**")
     assert "cpu-large (8 blocks × 128 wide)" in text and "copa 100 of 100" in text and "record 32 of 10,000" in text
     assert "FewGLUE" in text and "seed 0 only" in text
+
+
+def test_a_task_where_no_document_is_scored_differently_is_left_out():
+    """ReCoRD: different wrong entities, the same zero score on every passage: no discordant document."""
+    items, _ = _items({"record": [(0, 0, 1, 2), (0, 0, 3, 0), (1, 1, 0, 0)] * 5, "copa": _docs(13, up=4)})
+    ic = page.item_comparison(items).set_index("task")
+    assert not ic.at["record", "same_answers"] and ic.at["record", "same_scores"] and ic.at["record", "constant"]
+    assert page.mean_comparison(ic.reset_index()).left_out.iloc[0] == "record"

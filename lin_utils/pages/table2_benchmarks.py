@@ -58,8 +58,8 @@ TEST = Test(
 
 #: the per-task comparison's columns
 ITEM_COLUMNS = ["size", "variant", "model", "baseline", "task", "n", "model_score", "baseline_score", "baseline_se",
-                "chance", "effect", "se", "mde", "z", "better", "worse", "same_answers", "model_constant",
-                "baseline_constant", "constant"]
+                "chance", "effect", "se", "mde", "z", "better", "worse", "same_answers", "same_scores",
+                "model_constant", "baseline_constant", "constant"]
 
 
 def _chance(scores: pd.DataFrame | None) -> dict[str, float]:
@@ -78,8 +78,10 @@ def item_comparison(items: pd.DataFrame, scores: pd.DataFrame | None = None,
     baseline's standard error, the chance level (from ``scores``), the effect (model − baseline),
     its standard error, MDE (2.8 se) and z; ``better``/``worse``: documents the model scores above
     / below its baseline (the discordant pairs); ``same_answers``: both give the same answer to
-    every document; ``model_constant``/``baseline_constant``: the model gives one answer to every
-    document; ``constant``: the comparison carries no information (same answers, or both constant).
+    every document; ``same_scores``: both score every document alike (no discordant document, so
+    no variance to test with: ReCoRD's 32 passages); ``model_constant``/``baseline_constant``: the
+    model gives one answer to every document; ``constant``: the comparison carries no information
+    (same answers, same scores, or both constant).
     """
     chance = _chance(scores)
     models = list(dict.fromkeys(items.model))
@@ -93,14 +95,15 @@ def item_comparison(items: pd.DataFrame, scores: pd.DataFrame | None = None,
                 effect, se, n = paired(g.value_m - g.value_b)
                 base_score, base_se, _ = paired(g.value_b)
                 same = bool((g.pred_m == g.pred_b).all())
+                alike = bool((g.value_m == g.value_b).all())  # no discordant document: nothing to test
                 cm, cb = bool(g.pred_m.nunique() == 1), bool(g.pred_b.nunique() == 1)
                 rows.append(dict(size=size, variant=variant, model=model, baseline=base, task=task, n=n,
                                  model_score=100 * float(g.value_m.mean()), baseline_score=base_score,
                                  baseline_se=base_se, chance=chance.get(task, math.nan), effect=effect, se=se,
                                  mde=MDE_Z * se, z=effect / se if se > 0 else math.nan,
                                  better=int((g.value_m > g.value_b).sum()), worse=int((g.value_m < g.value_b).sum()),
-                                 same_answers=same, model_constant=cm, baseline_constant=cb,
-                                 constant=same or (cm and cb)))
+                                 same_answers=same, same_scores=alike, model_constant=cm, baseline_constant=cb,
+                                 constant=same or alike or (cm and cb)))
     return pd.DataFrame(rows, columns=ITEM_COLUMNS)
 
 
@@ -148,11 +151,12 @@ def paired_text(m: pd.DataFrame, ev: Evidence) -> str:
     """The paired comparison in a sentence: per size, then pooled."""
     parts = []
     for r in m.itertuples():
-        left = f"; left out, no information (the two models answer alike): {r.left_out}" if r.left_out else ""
+        left = (f"; left out, no information (constant answers, or no document scored differently): {r.left_out}"
+                if r.left_out else "")
         parts.append(f"{r.size}: {r.effect:+.1f} ± {r.se:.1f} points over {r.tasks} tasks (MDE {r.mde:.1f}; "
                      f"baseline {r.baseline_mean:.1f} ± {r.baseline_se:.1f} against chance {r.chance_mean:.1f}{left})"
-                     if r.tasks else f"{r.size}: no task carries information (the two models answer alike on "
-                                     f"every document of {r.left_out})")
+                     if r.tasks else f"{r.size}: no task carries information (constant answers, or no document scored "
+                                     f"differently: {r.left_out})")
     pooled_ = (f"pooled over sizes {ev.effect:+.1f} ± {ev.se:.1f} points (MDE {ev.mde:.1f}) against the paper's "
                f"{TEST.paper_effect:+.1f}" if len(m) > 1 else "")
     return "; ".join(parts + ([pooled_] if pooled_ else []))
@@ -293,7 +297,7 @@ def differences(config: BenchmarksConfig, scores: pd.DataFrame) -> str:
             f"Here: {zoo_models_text(config.models)}; documents scored per task: {scored} "
             f"(lm-eval's limit {config.limit} takes the first documents); {record}CB scored as lm-eval's 3-class "
             f"accuracy (the mean uses it), MultiRC per answer option in lm-eval's built-in wording; {cut}; one run "
-            f"per model. Models are compared item by item (paired), tasks on which both answer alike left out. "
+            f"per model. Models are compared item by item (paired); tasks with constant answers, or on which no document is scored differently, are left out. "
             f"The paper: {PAPER_SETUP}; it reports one number per cell, without standard errors.")
 
 
