@@ -140,7 +140,7 @@ def figure_page(name: str, profile: str, fig, *, numbers: dict | None = None, su
     notebook name up to its first ``_``, e.g. ``fig1``), the compact ``summary`` table as
     ``summary`` and the full ``table`` (one table per model, ``formats`` per column) as ``table``;
     then shows how to re-run the page and links to its result tables (:func:`reproduce`).
-    The page's markdown places them (see ``notebooks/fig1_linearity_profiles.ipynb``)::
+    The page's markdown places them (see any figure notebook, README "How to add a figure")::
 
         ```{glue:figure} figure
         :name: <name>-figure

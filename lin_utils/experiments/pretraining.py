@@ -89,6 +89,23 @@ def _zoo_tables(names: Sequence[str], reference: str | None, device: str | None,
     return {"summary": pd.DataFrame(summary), "curves": curves}
 
 
+@dataclass(frozen=True)
+class ZooConfig(StudyConfig):
+    """The zoo page: the entries shown (trained when missing), the reference trained elsewhere, the
+    training device, and the recipe sweep shown beside them (:data:`lin_utils.zoo.SWEEPS`; None: none)."""
+
+    entries: tuple[str, ...] = ("cpu-small-baseline",)
+    reference: str | None = "stories260K"
+    device: str | None = "cpu"
+    sweep: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "entries", check_str_list("entries", self.entries))
+        check_str("reference", self.reference, none=True)
+        check_str("device", self.device, none=True)
+        check_str("sweep", self.sweep, none=True)
+
+
 def zoo_training(names: Sequence[str], *, reference: str | None = "stories260K", profile: str, force: bool = False,
                  cache_only: bool = False, device: str | None = None, progress: bool = True) -> dict[str, pd.DataFrame] | None:
     """Train the missing zoo entries ``names`` and tabulate them.

@@ -18,7 +18,7 @@ Each module of this package is one page of the book, named after its notebook
 A notebook's code cell is then::
 
     from lin_utils import pages
-    pages.show("fig1_linearity_profiles", globals())
+    pages.show("<notebook name>", globals())
 
 The claims page collects every page's claims (:func:`claims`); libraries below
 (:mod:`lin_utils.experiments`, :mod:`lin_utils.plots`...) know nothing about pages.

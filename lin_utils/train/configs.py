@@ -66,7 +66,7 @@ SIZES: dict[str, dict[str, int]] = {
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 
 
-# Grid sizes of the scaling study (``notebooks/scaling.ipynb``), built from their name
+# Grid sizes of the scaling study (its book page: lin_utils.pages), built from their name
 # ``grid-<family>-L<blocks>-d<width>`` rather than listed: 32-dimensional heads (one head below
 # d=32), half as many key/value heads (at least one), a 3·d SwiGLU MLP, as the cpu sizes have.
 # ``mistral`` is pre-norm (RMSNorm before each sublayer, like Llama); ``olmo2`` has the same
