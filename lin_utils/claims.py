@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import pages
@@ -88,6 +89,13 @@ class Evidence:
     @property
     def mde(self) -> float:
         return MDE_Z * self.se
+
+    @classmethod
+    def of(cls, values) -> "Evidence":
+        """The mean of per-unit values and its standard error (sample std / sqrt(n); NaN below 2 units)."""
+        v = np.asarray(values, dtype=float)
+        n = len(v)
+        return cls(float(v.mean()) if n else math.nan, float(v.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan, n)
 
 
 def decide(test: Test, ev: Evidence) -> tuple[str, str]:

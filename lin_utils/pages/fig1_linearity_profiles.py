@@ -1,14 +1,10 @@
 """Fig 1: per-block linearity of trained and random-init models, with and without the residual."""
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pandas as pd
 
 from .. import plots
-from ..book.glue import figure_page
-from ..book.glue import glue_markdown
+from ..book.glue import figure_page, glue_markdown
 from ..claims import CONTRADICTED, INCONCLUSIVE, REPLICATED, Claim, Evidence, Judgement, Test, judge_effect
 from ..experiments.linearity import ProfilesConfig, linearity_profiles
 from . import name_of
@@ -65,8 +61,7 @@ def judge_nores(t) -> Judgement:
     d = trained_decoders(t)
     drop = (d.score - d.score_nores).to_numpy(float)
     n = scores(t)
-    ev = Evidence(float(drop.mean()), float(drop.std(ddof=1) / np.sqrt(len(drop))) if len(drop) > 1 else math.nan,
-                  len(drop))
+    ev = Evidence.of(drop)
     ours = (f"{n['nores_mean']:.3f} without vs {n['score_mean']:.3f} with (held-out {n['heldout_nores_mean']:.3f}); "
             f"drop {ev.effect:.3f} ± {ev.se:.3f} over {ev.n} blocks")
     return judge_effect(DROP, ev, ours)

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
 from .. import plots
-from ..book.glue import figure_page
-from ..book.glue import glue_markdown
+from ..book.glue import figure_page, glue_markdown
 from ..claims import Claim, Evidence, Judgement, Test, judge_effect
 from ..experiments.linearity import DynamicsConfig
 from ..experiments.pretraining import training_dynamics
@@ -65,8 +63,7 @@ FALLS = Test(f"mean over unregularized models of the score (mean over blocks) at
 def judge_dynamics(t) -> Judgement:
     m = dynamics(t)["models"]
     drop = (m.start - m.end).to_numpy(float)
-    ev = Evidence(float(drop.mean()) if len(drop) else math.nan,
-                  float(drop.std(ddof=1) / np.sqrt(len(drop))) if len(drop) > 1 else math.nan, len(drop))
+    ev = Evidence.of(drop)
     ours = "; ".join(f"{r.model.replace('zoo:', '')}: {r.start:.3f} at step {r.start_step} → {r.end:.3f} at step "
                      f"{r.last_step}" for r in m.itertuples())
     ours += f" (drop {ev.effect:.3f} ± {ev.se:.3f} over {ev.n} models)"

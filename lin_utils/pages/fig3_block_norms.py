@@ -1,9 +1,6 @@
 """Fig 3: the size of each block's output next to the residual stream it makes."""
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pandas as pd
 
 from .. import plots
@@ -62,8 +59,7 @@ SMALL = Test("mean over trained decoders' blocks (block 0 apart) of 1 − ‖h_{
 def judge_norms(t) -> Judgement:
     d = trained_decoders(t)
     gap = (1 - d[d.block > 0].ratio_out).dropna().to_numpy(float)
-    ev = Evidence(float(gap.mean()) if len(gap) else math.nan,
-                  float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else math.nan, len(gap))
+    ev = Evidence.of(gap)
     n = ratios(t)
     ours = (f"‖block output‖ / ‖stream it makes‖ median {n['ratio_median']:.2f} ({n['ratio_min']:.2f} to "
             f"{n['ratio_max']:.2f}) over {n['n_blocks']} blocks of {n['n_models']} trained decoders; block 0 up to "

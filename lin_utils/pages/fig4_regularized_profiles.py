@@ -1,14 +1,11 @@
 """Fig 4: per-block linearity of zoo models pretrained with and without the cosine regularizer."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
 from .. import plots
-from ..book.glue import figure_page
-from ..book.glue import glue_markdown
+from ..book.glue import figure_page, glue_markdown
 from ..claims import NOT_RUN, Claim, Evidence, Judgement, Test, judge_effect
 from ..experiments.linearity import ProfilesConfig, linearity_profiles
 from . import name_of
@@ -47,18 +44,12 @@ def differences(t: pd.DataFrame, col: str = "score_nores") -> tuple[Test, np.nda
     return BY_BLOCKS, np.array(diffs, dtype=float)
 
 
-def _evidence(diffs: np.ndarray) -> Evidence:
-    n = len(diffs)
-    return Evidence(float(diffs.mean()) if n else math.nan,
-                    float(diffs.std(ddof=1) / np.sqrt(n)) if n > 1 else math.nan, n)
-
-
 def judge_regularizer(t) -> Judgement:
     found = pairs(t, "cos0.5", "score_nores")
     if not found:
         return Judgement("no baseline / cosine pair in the table", NOT_RUN, "no pair")
     test, diffs = differences(t)
-    ev = _evidence(diffs)
+    ev = Evidence.of(diffs)
     _, held = differences(t, "heldout_nores")
     ours = "; ".join(f"{size}: baseline {b:.3f}, cosine {c:.3f}" for size, b, c in found)
     ours += (f" (no-residual score; difference {ev.effect:+.3f} ± {ev.se:.3f} over {ev.n} {test.unit}, held out "

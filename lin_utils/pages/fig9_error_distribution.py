@@ -1,8 +1,6 @@
 """Fig 9: the per-token error of each block's linear map, and how long its tail is."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
@@ -46,8 +44,7 @@ def judge_tail(t) -> Judgement:
     summary_ = t["summary"] if isinstance(t, dict) else t
     n = tails(summary_)
     logs = np.log(trained_decoders(summary_).excess_tail.to_numpy(float))
-    ev = Evidence(float(logs.mean()) if len(logs) else math.nan,
-                  float(logs.std(ddof=1) / np.sqrt(len(logs))) if len(logs) > 1 else math.nan, len(logs))
+    ev = Evidence.of(logs)
     ours = (f"p99.9 / median of the per-token error {n['tail_ratio_median']:.2f}, vs {n['gauss_tail_ratio_median']:.2f} "
             f"for Gaussian errors of the same covariance (median over blocks); log excess {ev.effect:+.2f} ± "
             f"{ev.se:.2f} over {ev.n} blocks")
