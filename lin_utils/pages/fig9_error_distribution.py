@@ -5,9 +5,8 @@ import numpy as np
 import pandas as pd
 
 from .. import plots
-from ..book.glue import figure_page
+from ..book.glue import figure_page, glue_markdown
 from ..book.tables import per_model
-from ..book.glue import glue_markdown
 from ..claims import Claim, Evidence, Judgement, Test, judge_effect
 from ..experiments.linearity import ErrorsConfig, token_error_distribution
 from . import name_of
