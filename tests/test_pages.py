@@ -91,3 +91,11 @@ def test_a_notebook_namespace_missing_a_parameter_is_named():
     del namespace["seq_len"]
     with pytest.raises(LinUtilsError, match="does not define seq_len"):
         type(cfg).from_namespace(namespace)
+
+
+@pytest.mark.parametrize("name", [n for n in NOTEBOOKS if getattr(pages.get(n), "CONFIG", None) is not None])
+def test_every_page_finds_its_committed_cpu_tables(name, monkeypatch):
+    """`make book` from the committed results computes nothing: each page's tables load from the cache."""
+    monkeypatch.setenv("LIN_RESULTS_DIR", str(paths.REPO_ROOT / "data" / "results"))
+    page = pages.get(name)
+    assert page.tables(pages.config(page, "cpu"), profile="cpu", cache_only=True) is not None
