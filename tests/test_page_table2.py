@@ -356,3 +356,16 @@ def test_a_task_where_no_document_is_scored_differently_is_left_out():
     ic = page.item_comparison(items).set_index("task")
     assert not ic.at["record", "same_answers"] and ic.at["record", "same_scores"] and ic.at["record", "constant"]
     assert page.mean_comparison(ic.reset_index()).left_out.iloc[0] == "record"
+
+
+def test_the_paired_table_says_why_a_task_is_left_out():
+    items, _ = _items({"boolq": [(1, 1, 0, 0)] * 4 + [(0, 0, 1, 1)] * 6,
+                       "multirc": [(1, 0, 0, 1)] * 4 + [(0, 1, 0, 1)] * 6,
+                       "record": [(0, 0, 1, 2), (0, 0, 3, 0), (1, 1, 0, 0)],
+                       "copa": _docs(13, up=4)})
+    t = page.paired_table(items, None).set_index("task")
+    assert t.at["boolq", "model − baseline (points)"] == "left out: the same answer to every document"
+    assert t.at["multirc", "model − baseline (points)"] == "left out: each gives one answer to every document"
+    assert t.at["record", "model − baseline (points)"] == "left out: no document scored differently"
+    assert t.at["copa", "model − baseline (points)"].startswith("+30.8 ± ") and math.isnan(t.at["boolq", "MDE"])
+    assert t.at["mean of 1", "n"] == 13

@@ -251,6 +251,14 @@ def numbers(layout: pd.DataFrame, scores: pd.DataFrame, items: pd.DataFrame | No
     return out
 
 
+def _left_out_why(r) -> str:
+    if r.same_answers:
+        return "left out: the same answer to every document"
+    if r.model_constant and r.baseline_constant:
+        return "left out: each gives one answer to every document"
+    return "left out: no document scored differently"
+
+
 def paired_table(items: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     """The paired comparison for the page: one row per (regularized model, task) and its mean."""
     ic = item_comparison(items, scores)
@@ -258,8 +266,7 @@ def paired_table(items: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in ic.itertuples():
         rows.append({"model": r.model.replace("zoo:", ""), "task": r.task, "n": r.n,
-                     "model − baseline (points)": "constant answers: left out" if r.constant
-                     else f"{r.effect:+.1f} ± {r.se:.1f}",
+                     "model − baseline (points)": _left_out_why(r) if r.constant else f"{r.effect:+.1f} ± {r.se:.1f}",
                      "MDE": math.nan if r.constant else r.mde, "better / worse": f"{r.better} / {r.worse}",
                      "baseline": r.baseline_score, "chance": r.chance})
     for r in m.itertuples():
