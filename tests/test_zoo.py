@@ -61,8 +61,40 @@ def test_every_profile_trains_its_whole_zoo_and_shows_a_sweep():
 
     for profile, zoo_profile in (("smoke", "smoke"), ("cpu", "cpu"), ("gpu", "gpu"), ("full", "gpu")):
         section = yaml.safe_load((REPO_ROOT / "profiles" / f"{profile}.yaml").read_text())["model_zoo"]
-        assert section["entries"] == zoo.names(zoo_profile), profile
+        if profile == "cpu" and zoo.CPU_RECIPE == "v1":  # the committed zoo: seed 0 of every arm
+            assert section["entries"] == list(zoo.table("cpu").query("seed == 0").name), profile
+        else:
+            assert section["entries"] == zoo.names(zoo_profile), profile
         assert section["sweep"] in zoo.SWEEPS
+
+
+def test_the_swept_cpu_recipe_is_the_committed_sweeps_choice(monkeypatch):
+    """Under the ``swept`` recipe every cpu arm trains with its size's recipe as the committed
+    sweep chose it (lowest loss on the held-out training tail), the warmup as the same fraction of
+    the longer run, on the stories before the tail."""
+    from lin_utils.experiments.pretraining import recipe_sweep
+    from lin_utils.train.tokenizer import TRAINABLE_STORIES
+
+    tables = recipe_sweep("cpu", profile="cpu", cache_only=True)
+    assert tables is not None, "the cpu recipe sweep's table is committed under data/results/cpu"
+    runs = tables["runs"]
+    assert set(runs["size"]) == {"cpu-small", "cpu-large"} and len(runs) == len(zoo.sweep_runs("cpu"))
+    monkeypatch.setenv(zoo.RECIPE_ENV, "swept")
+    swept = zoo._build()
+    assert zoo.cpu_recipe() == "swept"
+    for name in zoo.names("cpu"):
+        cfg = swept[name].config
+        best = runs[(runs["size"] == cfg.size) & runs.chosen.astype(bool)]
+        assert len(best) == 1
+        best = best.iloc[0]
+        assert best.heldout_loss == runs[runs["size"] == cfg.size].heldout_loss.min()
+        assert (cfg.lr, cfg.init_std) == (best.lr, best.init_std), name
+        assert cfg.warmup_steps == round(best.warmup_steps / best.steps * cfg.steps), name
+        assert cfg.data_stories == cfg.tokenizer_stories == TRAINABLE_STORIES and cfg.steps == zoo.CPU_STEPS
+        assert cfg.key() != zoo.ENTRIES[name].config.key() or zoo.CPU_RECIPE == "swept"
+    monkeypatch.setenv(zoo.RECIPE_ENV, "nope")
+    with pytest.raises(ValueError, match="LIN_ZOO_CPU_RECIPE"):
+        zoo._build()
 
 
 def test_pairs_match_each_regularized_model_to_the_baseline_of_its_size_and_seed():
