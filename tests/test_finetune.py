@@ -20,8 +20,8 @@ from lin_utils.errors import LinUtilsError
 from lin_utils.extract import capture
 from lin_utils.finetune import (TASKS, EncodedSet, FineTuneConfig, LinearityProbe, SequenceHead, delta,
                                 encode_examples, evaluate, finetune, last_token_index, learned, load_examples,
-                                majority_baseline, pairwise_loss, pool, split_examples, step_indices, task_loss,
-                                task_spec, trunk_of)
+                                majority_baseline, pairwise_loss, pool, shuffle_labels, split_examples, step_indices,
+                                task_loss, task_spec, trunk_of)
 from lin_utils.finetune.loop import accuracy_from_features, pooled_features
 from lin_utils.linearity import linearity_score
 from lin_utils.models import load_model
@@ -137,9 +137,35 @@ def test_split_and_task_errors_name_the_argument():
         task_spec("rte")
 
 
+def test_shuffled_labels_keep_the_inputs_and_class_counts_and_flip_pairs_by_a_coin(stories, cb_split):
+    _, tok = stories
+    data = encode_examples(cb_split[0], tok, 48)
+    sh = shuffle_labels(data, "binary", seed=0)
+    assert sh.seqs == data.seqs and sorted(sh.labels.tolist()) == sorted(data.labels.tolist())
+    assert not torch.equal(sh.labels, data.labels)  # 28 labels, 12 of one class: a permutation moves some
+    assert torch.equal(shuffle_labels(data, "binary", seed=0).labels, sh.labels)  # deterministic in the seed
+    assert not torch.equal(shuffle_labels(data, "binary", seed=1).labels, sh.labels)
+    assert data.labels.tolist() == encode_examples(cb_split[0], tok, 48).labels.tolist()  # input left alone
+    hh = encode_examples(load_examples("hh-rlhf")[:40], tok, 32)
+    flipped = shuffle_labels(hh, "pairwise", seed=3)
+    assert torch.equal(flipped.labels, hh.labels)
+    swapped = [flipped.seqs[2 * i] == hh.seqs[2 * i + 1] and flipped.seqs[2 * i + 1] == hh.seqs[2 * i]
+               for i in range(40)]
+    kept = [flipped.seqs[2 * i] == hh.seqs[2 * i] for i in range(40)]
+    assert all(s or k for s, k in zip(swapped, kept)) and 5 < sum(swapped) < 35
+    with pytest.raises(LinUtilsError, match="kind"):
+        shuffle_labels(data, "ranking", seed=0)
+    with pytest.raises(LinUtilsError, match="pairwise"):
+        shuffle_labels(data, "pairwise", seed=0)
+
+
 def test_tasks_read_the_mirror_in_the_papers_formatting():
     cb = load_examples("cb")
-    assert len(cb) == 56 and {e.label for e in cb} == {0, 1, 2}  # three classes kept
+    assert len(cb) == 56 and {e.label for e in cb} == {0, 1}  # binary: entailment against the rest
+    from lin_utils.data import load_eval
+    rows = load_eval("cb", "validation")
+    assert [e.label for e in cb] == [int(r["label"] == "entailment") for r in rows]
+    assert task_spec("cb").kind == "binary" and task_spec("cb").n_outputs == 1
     boolq = load_examples("boolq")
     assert boolq[0].texts[0][0].text.startswith("question: ") and boolq[0].texts[0][1].text.startswith("passage: ")
     multirc = load_examples("multirc")
@@ -332,7 +358,10 @@ def test_finetuning_deltas_caches_per_cell_with_the_split_in_the_provenance(tmp_
     monkeypatch.setenv("LIN_RESULTS_DIR", str(tmp_path))
     cfg = experiments.FinetuningConfig(models=["stories260K"], tasks=["cb"], seeds=[0, 1], **SMOKE)
     runs = experiments.finetuning_deltas(cfg, profile="smoke", progress=False)
-    assert list(runs.seed) == [0, 1] and (runs.task == "cb").all()
+    assert list(runs.seed) == [0, 0, 1, 1] and (runs.task == "cb").all()
+    assert list(runs.condition) == ["task", "shuffled"] * 2  # the control: shuffled labels, same seed
+    assert runs.groupby("seed").acc_before.nunique().eq(1).all()  # the same head init per seed
+    assert not np.allclose(runs.delta_corpus.iloc[0::2].to_numpy(), runs.delta_corpus.iloc[1::2].to_numpy())
     assert (runs.n_tokens_corpus > runs.d).all() and runs.tokens_sha256_corpus.nunique() == 1
     assert np.allclose(runs.delta_corpus, runs.nores_after_corpus - runs.nores_before_corpus)
     assert runs.nores_before_corpus.nunique() == 1  # before does not depend on the seed
@@ -340,6 +369,7 @@ def test_finetuning_deltas_caches_per_cell_with_the_split_in_the_provenance(tmp_
     cached = experiments.finetuning_deltas(cfg, profile="smoke", cache_only=True)
     pd.testing.assert_frame_equal(cached, runs)
     assert experiments.finetuning_deltas(cfg.replace(seeds=[0, 1, 2]), profile="smoke", cache_only=True) is None
+    assert experiments.finetuning_deltas(cfg.replace(control=False), profile="smoke", cache_only=True) is None
     [meta] = [json.loads(p.read_text()) for p in (tmp_path / "smoke" / FINETUNING).glob("*.json")]
     split = meta["extra"]["split"]
     assert split["task"] == "cb" and split["n_heldout"] == runs.n_heldout.iloc[0] and len(split["heldout_groups"]) == 28
@@ -365,7 +395,8 @@ def test_finetuning_cache_key_is_the_cells_parameters_and_the_device_kind():
 
     cfg = FinetuningConfig(models=["stories260K"], seeds=(2, 0), device="cuda:1", num_threads=4, lr=3e-4)
     key = cfg.key("stories260K", "cb")
-    assert key == dict(code=1, model="stories260K", weights=None, task="cb", seeds=[2, 0], steps=32, batch_size=8,
+    assert key == dict(code=2, model="stories260K", weights=None, task="cb", seeds=[2, 0], control=True, steps=32,
+                       batch_size=8,
                        lr=3e-4, warmup_steps=3, weight_decay=0.01, grad_clip=1.0, max_len=128, heldout_fraction=0.5,
                        eval_examples=128, task_tokens=4096, corpus="tinystories", corpus_split="validation",
                        corpus_tokens=4096, seq_len=256, exclude_bos=True, dtype="float32", device="cuda")

@@ -1,6 +1,7 @@
-"""The Table 1 page (:mod:`lin_utils.pages.table1_finetuning`): its cells, counts, text and verdict
-on hand-built runs whose answers are known by construction (expected numbers from ``statistics``),
-its configuration and its committed tables."""
+"""The Table 1 page (:mod:`lin_utils.pages.table1_finetuning`): its cells, the decoders' evidence,
+the shuffled-label control, the verdict at each class and boundary, on hand-built runs whose
+answers are known by construction (expected numbers from ``statistics``); its configuration and
+its committed tables."""
 from __future__ import annotations
 
 import json
@@ -9,210 +10,196 @@ import statistics
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import pytest
 
 from lin_utils import pages, plots
-from lin_utils.claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED
+from lin_utils.claims import CONTRADICTED, INCONCLUSIVE, NOT_RUN, REPLICATED, Judgement
 from lin_utils.pages import table1_finetuning as page
 
-REP, PART, NOT = REPLICATED, PARTLY, NOT_REPLICATED
 
-
-def _runs(cells):
-    """cells: (model, task, delta_corpus per seed, delta_task per seed, learned per seed[, arch]).
+def _runs(cells, control: dict | None = None):
+    """cells: (model, task, delta_corpus per seed, delta_task per seed, learned per seed[, arch]);
+    control: {(model, task): delta_corpus per seed} of the shuffled-label runs.
 
     Steps and batch size vary by seed so that their maximum differs from their minimum."""
     rows = []
     for model, task, dc, dt, learned, *arch in cells:
         for seed, (a, b, ok) in enumerate(zip(dc, dt, learned, strict=True)):
-            rows.append(dict(model=model, arch=(arch or ["decoder"])[0], task=task, seed=seed, steps=10 * (seed + 1),
-                             batch_size=16 if seed == 1 else 8, delta_corpus=a, delta_task=b, acc_before=0.5,
-                             acc_after=0.75 if ok else 0.5, baseline=0.5, learned=ok))
+            base = dict(model=model, arch=(arch or ["decoder"])[0], task=task, seed=seed, steps=10 * (seed + 1),
+                        batch_size=16 if seed == 1 else 8, acc_before=0.5, baseline=0.5, n_finetune=28,
+                        n_tokens_corpus=4000, d=64, n_blocks=5)
+            rows.append(dict(base, condition="task", delta_corpus=a, delta_task=b, acc_after=0.75 if ok else 0.5,
+                             learned=ok))
+            for c in (control or {}).get((model, task), [])[seed:seed + 1]:
+                rows.append(dict(base, condition="shuffled", delta_corpus=c, delta_task=c, acc_after=0.5,
+                                 learned=False))
     return pd.DataFrame(rows)
 
 
-def test_table1_cells_columns_order_and_means():
+def test_cells_columns_order_means_and_standard_errors():
     runs = _runs([("zoo:cpu-large-baseline", "cb", [0.0, 0.5, 1.0], [0.1, 0.2, 0.6], [True, False, True]),
-                  ("b", "boolq", [0.25], [-0.25], [False], "encoder")])
-    # acc_before / acc_after / baseline whose mean differs from their median and first value
-    runs.loc[:2, "acc_before"] = [0.1, 0.2, 0.6]
-    runs.loc[:2, "acc_after"] = [0.5, 0.6, 1.0]
-    runs.loc[:2, "baseline"] = [0.3, 0.3, 0.45]
+                  ("b", "boolq", [0.25], [-0.25], [False], "encoder")],
+                 control={("zoo:cpu-large-baseline", "cb"): [0.0, 0.25, 0.25]})
     c = page.cells(runs)
-    assert list(c.columns) == ["model", "arch", "task", "n_seeds", "delta", "delta_std", "positive", "beyond_std",
-                               "delta_task", "delta_task_std", "delta_task_positive", "delta_task_beyond_std",
-                               "acc_before", "acc_after", "baseline", "learned_seeds", "learned"]
-    # cells in the order of the runs, not sorted
-    assert list(c.model) == ["zoo:cpu-large-baseline", "b"] and list(c.task) == ["cb", "boolq"]
-    assert list(c.arch) == ["decoder", "encoder"] and list(c.n_seeds) == [3, 1]
+    assert list(c.model) == ["zoo:cpu-large-baseline", "b"] and list(c.task) == ["cb", "boolq"]  # run order
+    assert list(c.arch) == ["decoder", "encoder"] and list(c.n_seeds) == [3, 1]  # control rows not counted
     first = c.iloc[0]
-    assert first.delta == 0.5 and first.delta_std == 0.5
+    assert first.delta == 0.5 and first.delta_std == 0.5 and first.delta_se == pytest.approx(0.5 / math.sqrt(3))
     assert first.delta_task == pytest.approx(0.3)
-    assert first.delta_task_std == pytest.approx(statistics.stdev([0.1, 0.2, 0.6]))
-    assert first.acc_before == pytest.approx(0.3) and first.acc_after == pytest.approx(0.7)
-    assert first.baseline == pytest.approx(0.35)
-    assert first.learned_seeds == 2 and first.learned
-    one = c.iloc[1]  # a single seed: its std is undefined, and it is never beyond it
-    assert one.delta == 0.25 and math.isnan(one.delta_std) and math.isnan(one.delta_task_std)
-    assert one.positive and not one.beyond_std and not one.delta_task_positive
-    assert one.learned_seeds == 0 and not one.learned
+    assert first.delta_task_se == pytest.approx(statistics.stdev([0.1, 0.2, 0.6]) / math.sqrt(3))
+    assert first.learned_seeds == 2 and first.learned and first.positive and not first.beyond_se
+    assert first.control == pytest.approx(0.5 / 3)
+    paired = [0.0, 0.25, 0.75]  # task − control, seed by seed
+    assert first.excess == pytest.approx(statistics.mean(paired))
+    assert first.excess_se == pytest.approx(statistics.stdev(paired) / math.sqrt(3))
+    one = c.iloc[1]  # one seed: no spread; no control
+    assert one.delta == 0.25 and math.isnan(one.delta_se) and not one.beyond_se
+    assert math.isnan(one.control) and math.isnan(one.excess)
 
 
-@pytest.mark.parametrize("deltas, positive, beyond", [
-    ([0.0, 0.5, 1.0], True, False),         # mean 0.5 exactly equal to its sample std 0.5
-    ([0.01, 0.5, 1.0], True, True),          # mean just above its std
-    ([0.125, 0.5, 0.875], True, True),
-    ([-0.25, 0.0, 0.0, 0.25], False, False),  # mean exactly 0
-    ([-0.5, -0.5, -0.5], False, False),      # std 0, mean negative
-    ([0.5, 0.5, 0.5], True, True),           # std 0, mean positive
-    ([0.5, 0.75], True, True),               # two seeds have a std
-    ([0.3], True, False),                    # one seed has none
-])
-@pytest.mark.parametrize("column, prefix", [("delta_corpus", ""), ("delta_task", "delta_task_")])
-def test_table1_positive_and_beyond_std(deltas, positive, beyond, column, prefix):
-    other = [1.0] * len(deltas)
-    dc, dt = (deltas, other) if column == "delta_corpus" else (other, deltas)
-    cell = page.cells(_runs([("m", "cb", dc, dt, [True] * len(deltas))])).iloc[0]
-    name = "delta" if column == "delta_corpus" else "delta_task"
-    assert cell[name] == pytest.approx(statistics.mean(deltas), abs=1e-15)
-    if len(deltas) > 1:
-        assert cell[f"{name}_std"] == pytest.approx(statistics.stdev(deltas), abs=1e-15)  # ddof = 1
-    assert bool(cell[f"{prefix}positive"]) is positive
-    assert bool(cell[f"{prefix}beyond_std"]) is beyond
+def test_a_table_without_a_condition_column_is_all_task():
+    runs = _runs([("m", "cb", [0.1, 0.2, 0.3], [0.1] * 3, [True] * 3)]).drop(columns="condition")
+    c = page.cells(runs).iloc[0]
+    assert c.delta == pytest.approx(0.2) and math.isnan(c.control)
 
 
 @pytest.mark.parametrize("learned, n, majority", [
     ([True, True, False, False], 2, False),  # exactly half is not a majority
     ([True, True, True, False], 3, True),
     ([True, False, False], 1, False),
-    ([True, True, False], 2, True),
-    ([True, False], 1, False),
-    ([False], 0, False),
     ([True], 1, True),
 ])
-def test_table1_learned_needs_a_majority_of_seeds(learned, n, majority):
+def test_learned_needs_a_majority_of_seeds(learned, n, majority):
     cell = page.cells(_runs([("m", "cb", [0.1] * len(learned), [0.1] * len(learned), learned)])).iloc[0]
     assert cell.learned_seeds == n and bool(cell.learned) is majority
 
 
-# five cells; the comments say (corpus delta: positive, vs its std), (task delta: ...), learned by a majority
-_FIVE = [
-    ("zoo:cpu-large-baseline", "cb", [0.0, 0.5, 1.0], [0.125, 0.5, 0.875], [True, True, True]),  # (+, =), (+, >); y
-    ("zoo:cpu-large-baseline", "boolq", [0.125, 0.5, 0.875], [0.0, 0.5, 1.0], [False, True, True]),  # (+, >), (+, =); y
-    ("stories260K", "cb", [-0.5, -0.25, 0.0], [0.0, 0.5, 1.0], [True, False, False]),  # (-), (+, =); n
-    ("stories260K", "boolq", [0.5, 0.75], [-0.5, 0.25], [True, False]),  # (+, >), (-); half: n
-    ("zoo:cpu-small-cos0.5", "cb", [-0.25, 0.0, 0.0, 0.25], [-0.25, 0.25, 0.25, 0.25], [True, True, True, False]),
-    # (mean exactly 0), (+, mean 0.125 below its std 0.25); y
-]
+def test_pooled_is_the_mean_of_cells_with_the_se_of_a_mean_of_independent_means():
+    assert page.pooled([0.1, 0.3], [0.03, 0.04]) == (pytest.approx(0.2), pytest.approx(0.025))
+    assert math.isnan(page.pooled([0.1, 0.3], [0.03, math.nan])[1])
+    assert all(math.isnan(v) for v in page.pooled([], []))
 
 
-def test_table1_numbers_count_the_cells():
-    runs = _runs(_FIVE)
-    n = page.counts(runs)
-    means = [statistics.mean(dc) for _, _, dc, _, _ in _FIVE]
-    task_means = [statistics.mean(dt) for _, _, _, dt, _ in _FIVE]
-    expected = dict(n_cells=5, n_models=3, n_tasks=2, n_seeds_min=2, steps=40, batch_size=16,
-                    n_positive=3, n_beyond=2, n_positive_task=4, n_beyond_task=1,
-                    n_learned=3, n_positive_learned=2, n_beyond_learned=1,
-                    delta_min=-0.25, delta_max=0.625, delta_median=statistics.median(means),
-                    delta_task_min=-0.125, delta_task_max=0.5,
-                    not_positive="stories260K / cb, cpu-small-cos0.5 / cb",
-                    not_learned="stories260K / cb, stories260K / boolq")
-    assert set(n) == set(expected)
-    for k, v in expected.items():
-        assert n[k] == (pytest.approx(v, abs=1e-15) if isinstance(v, float) else v), k
-    assert (min(means), max(means), min(task_means), max(task_means)) == (-0.25, 0.625, -0.125, 0.5)
-    assert n["delta_median"] == 0.5 != pytest.approx(statistics.mean(means))
+def test_the_evidence_is_the_decoders_only():
+    enc = ("minilm", "cb", [-1.0, -2.0, -3.0], [0.0] * 3, [True] * 3, "encoder")
+    dec = [("a", "cb", [0.1, 0.2, 0.3], [0.0] * 3, [True] * 3), ("b", "cb", [0.3, 0.4, 0.5], [0.0] * 3, [True] * 3)]
+    ev = page.evidence(_runs(dec + [enc]))
+    se_a = statistics.stdev([0.1, 0.2, 0.3]) / math.sqrt(3)
+    assert ev.effect == pytest.approx(0.3) and ev.se == pytest.approx(math.sqrt(2 * se_a ** 2) / 2) and ev.n == 3
+    assert page.evidence(_runs(dec)) == ev  # the encoder changes nothing
+    dec[1] = ("b", "cb", [0.3, 0.4, 0.5], [0.0] * 3, [True, False, False])  # b learned nothing
+    learned = page.evidence(_runs(dec + [enc]), learned_only=True)
+    assert learned.effect == pytest.approx(0.2) and learned.se == pytest.approx(se_a)
 
 
-def test_table1_names_none_when_every_cell_is_positive_and_learned():
-    n = page.counts(_runs([("zoo:x-baseline", "cb", [0.5, 0.5], [0.5, 0.5], [True, True])]))
-    assert n["not_positive"] == "none" and n["not_learned"] == "none"
+# the verdict classes and their boundaries: three seeds per cell, two decoder cells with the same
+# spread (sample std 0.1, se 0.1 / sqrt 3 per cell, 0.1 / sqrt 6 pooled)
+SE = 0.1 / math.sqrt(6)
 
 
-def test_table1_cell_whose_model_learned_nothing_is_named_and_counts_alike():
-    cells = [("zoo:cpu-large-baseline", "cb", [0.125, 0.5, 0.875], [0.1] * 3, [True] * 3),
-             ("zoo:cpu-large-baseline", "boolq", [0.125, 0.5, 0.875], [0.1] * 3, [False] * 3)]
-    n = page.counts(_runs(cells))
-    assert n["not_learned"] == "cpu-large-baseline / boolq" and n["n_learned"] == 1
-    ours, verdict = page.judge_finetuning(_runs(cells))
-    assert verdict == REP  # it counts like the others
-    assert ours.endswith("the model learned in 1 of 2 cells")
+def _two_cells(mean: float):
+    seeds = [mean - 0.1, mean, mean + 0.1]
+    return _runs([("a", "cb", seeds, seeds, [True] * 3), ("b", "boolq", seeds, seeds, [True] * 3)])
 
 
-def test_table1_claim_text():
-    ours, verdict = page.judge_finetuning(_runs(_FIVE))
-    assert ours == ("3 of 5 mean deltas positive, 2 beyond their std over seeds (on the fixed corpus; on the tasks' "
-                    "held-out inputs 4 and 1); the model learned in 3 of 5 cells")
-    assert verdict == PART
-
-
-BEYOND, EQUAL, POS = [0.125, 0.5, 0.875], [0.0, 0.5, 1.0], [0.1, 0.2, 0.6]  # EQUAL: mean exactly its std
-ZERO, NEG = [-0.25, 0.0, 0.25], [-0.5, -0.25, 0.0]
-
-
-@pytest.mark.parametrize("deltas, verdict", [
-    ([BEYOND] * 4, REP),
-    ([BEYOND] * 3 + [EQUAL], PART),          # every mean positive, one exactly at its std
-    ([BEYOND] * 3 + [ZERO], PART),           # 3 of 4 positive
-    ([POS] * 3 + [NEG], PART),
-    ([POS, POS, ZERO, NEG], NOT),            # exactly half positive
-    ([POS, POS, NEG], PART),                 # 2 of 3
-    ([POS, ZERO, NEG], NOT),                 # 1 of 3
-    ([NEG] * 3, NOT),
-    ([ZERO] * 2, NOT),
+@pytest.mark.parametrize("mean, verdict, reason", [
+    (2 * SE + 1e-6, REPLICATED, "2.0 standard errors in the paper's direction"),
+    (0.5, REPLICATED, "standard errors in the paper's direction"),
+    (2 * SE - 1e-6, INCONCLUSIVE, "within 2 standard errors of no effect"),   # just short of the threshold
+    (0.0, INCONCLUSIVE, "within 2"),
+    (-2 * SE + 1e-6, INCONCLUSIVE, "within 2"),
+    (-2 * SE - 1e-6, CONTRADICTED, "against the paper's direction"),        # no paper effect: the sign decides
 ])
-def test_table1_verdict_thresholds(deltas, verdict):
-    cells = [(f"m{i}", "cb", d, [0.5] * 3, [True] * 3) for i, d in enumerate(deltas)]
-    assert page.judge_finetuning(_runs(cells))[1] == verdict
+def test_verdict_classes_and_boundaries(mean, verdict, reason):
+    j = page.judge_finetuning(_two_cells(mean))
+    assert isinstance(j, Judgement) and j.verdict == verdict and reason in j.reason
+    assert j.evidence.effect == pytest.approx(mean) and j.evidence.se == pytest.approx(SE)
+    assert j.evidence.mde == pytest.approx(2.8 * SE)
 
 
-def _seed_runs(deltas: dict, learned_: dict | None = None) -> pd.DataFrame:
-    rows = []
-    for (model, task), ds in deltas.items():
-        for seed, dv in enumerate(ds):
-            ok = (learned_ or {}).get((model, task), True)
-            rows.append(dict(model=model, arch="decoder", task=task, seed=seed, steps=10, batch_size=8,
-                             delta_corpus=dv, delta_task=dv / 2, acc_before=0.5, acc_after=0.8 if ok else 0.5,
-                             baseline=0.5, learned=ok))
-    return pd.DataFrame(rows)
+def test_one_seed_or_two_is_inconclusive():
+    one = _runs([("a", "cb", [0.5], [0.5], [True])])
+    assert page.judge_finetuning(one).verdict == INCONCLUSIVE  # no spread to estimate
+    two = _runs([("a", "cb", [0.5, 0.6], [0.5, 0.6], [True] * 2), ("b", "cb", [0.5, 0.7], [0.5] * 2, [True] * 2)])
+    j = page.judge_finetuning(two)
+    assert j.verdict == INCONCLUSIVE and "fewer than 3" in j.reason
 
 
-def test_table1_verdicts_and_counts_on_synthetic_runs():
-    all_beyond = _seed_runs({("a", "cb"): [0.02, 0.03, 0.025], ("a", "boolq"): [0.01, 0.012, 0.011]})
-    assert page.judge_finetuning(all_beyond)[1] == REP
-    mixed = _seed_runs({("a", "cb"): [0.02, 0.03, 0.025], ("a", "boolq"): [0.01, -0.012, 0.011],
-                   ("b", "cb"): [0.01, 0.02, 0.015]}, {("b", "cb"): False})
-    n = page.counts(mixed)
-    assert (n["n_cells"], n["n_positive"], n["n_beyond"], n["n_learned"]) == (3, 3, 2, 2)
-    assert n["not_learned"] == "b / cb" and n["not_positive"] == "none"
-    assert page.judge_finetuning(mixed)[1] == PART
-    neg = _seed_runs({("a", "cb"): [-0.02, -0.03, 0.001], ("a", "boolq"): [0.01, 0.012, 0.011]})
-    assert page.judge_finetuning(neg)[1] == NOT
-    cells = page.cells(mixed).set_index(["model", "task"])
-    assert cells.loc[("a", "boolq"), "delta_std"] == pytest.approx(np.std([0.01, -0.012, 0.011], ddof=1))
-    summary = page.summary(mixed)
-    assert list(summary.columns) == ["model", "kind", "CB", "BoolQ"]
-    assert "learned nothing" in summary.set_index("model").loc["b", "CB"]
-    fig = plots.finetuning_deltas(mixed)
+def test_the_claim_is_declared_as_a_test_without_a_paper_effect():
+    [claim] = page.CLAIMS
+    assert claim.test is page.TEST and claim.test.direction == +1 and claim.test.unit == "seeds"
+    assert claim.test.paper_effect is None and "not stored" in claim.paper
+    assert claim.rule == "" and claim.rule_text == page.TEST.rule()
+
+
+# the control: task and shuffled-label deltas compared seed by seed
+_DEC = [("a", "cb", [0.4, 0.5, 0.6], [0.0] * 3, [True] * 3), ("b", "cb", [0.4, 0.5, 0.6], [0.0] * 3, [True] * 3)]
+
+
+@pytest.mark.parametrize("control, starts", [
+    ([0.0, 0.01, -0.01], "learning the task adds to the rise"),
+    ([0.3, 0.31, 0.29], "learning the task adds to the rise: the task's delta exceeds the shuffled-label control's by"),
+    ([0.4, 0.5, 0.6], "any update raises it"),
+    ([0.9, 1.0, 1.1], "the shuffled-label control changes linearity more than the task does"),
+    ([-0.4, 0.5, 1.4], "neither the control"),
+])
+def test_control_reading(control, starts):
+    runs = _runs(_DEC, control={("a", "cb"): control, ("b", "cb"): control})
+    assert page.control_reading(runs).startswith(starts)
+
+
+def test_control_reading_without_a_control_or_a_spread():
+    assert page.control_reading(_runs(_DEC)).startswith("no shuffled-label control was run")
+    one = _runs([("a", "cb", [0.5], [0.5], [True])], control={("a", "cb"): [0.1]})
+    assert "one seed" in page.control_reading(one)
+
+
+def test_counts_and_numbers_name_the_decoder_cells():
+    cells = [("zoo:x", "cb", [0.4, 0.5, 0.6], [0.1] * 3, [True] * 3),
+             ("zoo:x", "boolq", [-0.1, 0.0, 0.05], [0.1] * 3, [False] * 3),
+             ("minilm", "cb", [-1.0, -1.0, -1.0], [0.1] * 3, [False] * 3, "encoder")]
+    runs = _runs(cells, control={("zoo:x", "cb"): [0.0, 0.0, 0.0], ("zoo:x", "boolq"): [0.0, 0.0, 0.0]})
+    n = page.counts(runs)
+    assert (n["n_cells"], n["n_decoder_cells"], n["n_positive"], n["n_beyond"], n["n_learned"]) == (3, 2, 1, 1, 1)
+    assert n["not_positive"] == "x / boolq" and n["not_learned"] == "x / boolq"
+    assert (n["steps"], n["batch_size"], n["n_seeds_min"]) == (30, 16, 3)
+    nums = page.numbers(runs)
+    j = page.judge_finetuning(runs)
+    assert nums["verdict_finetuning"] == j.verdict and nums["reason_finetuning"] == j.reason
+    assert nums["effect"] == pytest.approx(j.evidence.effect) and nums["n_runs"] == 6
+    assert nums["control_effect"] == 0.0 and nums["excess_effect"] == pytest.approx(nums["effect"])
+    assert nums["excess_learned_effect"] == pytest.approx(0.5)  # the one cell that learned (x / cb)
+    assert j.ours.startswith(f"mean delta {j.evidence.effect:+.4f} ± {j.evidence.se:.4f} (standard error over seeds) over 2 "
+                             "decoder cells; 1 of them positive, 1 beyond 2 se; the models learned in 1 of the 2")
+
+
+def test_summary_figure_and_differences():
+    runs = _runs(_DEC + [("minilm", "boolq", [0.1, 0.2, 0.3], [0.1] * 3, [False] * 3, "encoder")],
+                 control={("a", "cb"): [0.0, 0.1, 0.2]})
+    s = page.summary(runs).set_index("model")
+    assert list(s.columns) == ["kind", "CB", "BoolQ"]
+    assert s.loc["a", "CB"] == "+0.5000 ± 0.0577 (control +0.1000); acc 0.75 vs 0.50, learned 3/3"
+    assert s.loc["minilm", "BoolQ"].endswith("learned nothing (0/3)") and "control" not in s.loc["minilm", "BoolQ"]
+    fig = plots.finetuning_deltas(runs)
     assert len(fig.axes) == 2
     plt.close(fig)
-
-
-def test_numbers_carry_the_verdict():
-    runs = _runs(_FIVE)
-    n = page.numbers(runs)
-    assert n["verdict_finetuning"] == page.judge_finetuning(runs)[1] == PART
-    assert {k: v for k, v in n.items() if k != "verdict_finetuning"} == page.counts(runs)
+    text = page.differences(page.CONFIG, runs)
+    assert text.startswith("**How this differs from the paper.**")
+    for part in ("a (decoder, 5 blocks × 64 wide)", "3 seeds", "CB is binary",
+                 "4,000 tokens of the tinystories validation", f"{page.CONFIG.steps} AdamW steps of 8", "shuffled labels", "The paper: 7 pretrained decoders (opt-125m, opt-1.3b"):
+        assert part in text, part
 
 
 def test_the_claim_reads_the_profiles_table(tmp_path, monkeypatch):
     monkeypatch.setenv("LIN_RESULTS_DIR", str(tmp_path))
-    [claim] = [c for c in pages.claims() if c.artifact == "Table 1"]
+    [claim] = [c for c in pages.all_claims() if c.artifact == "Table 1"]
     assert claim.page == page.NAME and claim.order == 60
     assert claim.tables("smoke") is None  # not run yet
+
+
+def test_not_run_without_tables():
+    assert NOT_RUN == "not run"  # the claims table marks a claim without tables (lin_utils.claims)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +213,12 @@ def test_config_is_the_cpu_profile_and_the_notebook_repeats_it():
     namespace: dict = {}
     exec("".join(cell["source"]), namespace)
     assert type(page.CONFIG).from_namespace(namespace) == page.CONFIG
+
+
+def test_the_notebook_places_the_differences_before_reproduce():
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / f"{page.NAME}.ipynb").read_text())
+    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert text.index("{glue:md} differences") < text.index("## Reproduce this page")
 
 
 def test_the_committed_cpu_tables_load():

@@ -12,8 +12,16 @@ score without the residual on two fixed sets of tokens:
 The delta is after minus before on identical tokens (checked by their sha256). Before does not
 depend on the seed (the head is not part of the trunk), so it is measured once per model and task.
 
-Each (model, task) cell is one cached table (one row per seed), with the task's split in the
-result's provenance (``extra.split``); the function returns their concatenation.
+**The control** (``control``): each decoder is fine-tuned a second time per seed with the same
+steps, rate, seed (head init, example order) and inputs, but shuffled labels
+(:func:`lin_utils.finetune.shuffle_labels`: labels permuted among the examples; for reward
+modelling each pair's order flipped by a coin). Its delta is what any update of these sizes does
+to linearity; the task's delta minus the control's, paired by seed, is what learning the task adds.
+Encoders (the page's contrast, not the claim's subject) get no control.
+
+Each (model, task) cell is one cached table (one row per seed and condition: ``task``, then
+``shuffled`` for the control), with the task's split in the result's provenance
+(``extra.split``); the function returns their concatenation.
 """
 from __future__ import annotations
 
@@ -32,11 +40,13 @@ from ..errors import LinUtilsError
 from ..finetune.tasks import TASKS
 from ..scan import ScanConfig
 
-__all__ = ["FINETUNING", "FinetuningConfig", "finetuning_deltas", "finetune_cell"]
+__all__ = ["CONDITIONS", "FINETUNING", "FinetuningConfig", "finetuning_deltas", "finetune_cell"]
 
 FINETUNING = "finetuning_deltas"
 #: bumped whenever the code changes what a cell's numbers are for the same parameters
-CODE_VERSION = 1
+CODE_VERSION = 2  # 2: CB binary, the shuffled-label control, a condition column
+#: the two conditions of a run: the task's labels, and the control's shuffled ones
+CONDITIONS = ("task", "shuffled")
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,7 @@ class FinetuningConfig(StudyConfig):
         models: :func:`lin_utils.models.load_model` specs.
         tasks: keys of :data:`lin_utils.finetune.TASKS` (``multirc``, ``boolq``, ``cb``, ``hh-rlhf``).
         seeds: one fine-tuning run per seed (head init, example order, dropout).
+        control: also fine-tune each decoder with shuffled labels (same steps, rate and seeds).
         steps, batch_size, lr, warmup_steps, weight_decay, grad_clip: the fine-tuning
             (:class:`lin_utils.finetune.FineTuneConfig`); ``batch_size`` counts pairs for HH.
         max_len: tokens per input (clamped to the model's context).
@@ -62,6 +73,7 @@ class FinetuningConfig(StudyConfig):
     models: tuple[str, ...] = ("stories260K",)
     tasks: tuple[str, ...] = tuple(TASKS)
     seeds: tuple[int, ...] = (0,)
+    control: bool = True
     steps: int = 32
     batch_size: int = 8
     lr: float = 1e-4
@@ -101,6 +113,7 @@ class FinetuningConfig(StudyConfig):
             check_str(name, getattr(self, name))
         check_choice("dtype", self.dtype, ("float32", "bfloat16", "float16"))
         check_bool("exclude_bos", self.exclude_bos)
+        check_bool("control", self.control)
 
     def train(self) -> dict:
         """The fine-tuning fields (:class:`lin_utils.finetune.FineTuneConfig`)."""
@@ -116,7 +129,8 @@ class FinetuningConfig(StudyConfig):
 
     def key(self, model: str, task: str) -> dict:
         """The cache key of one (model, task) cell (every seed in one table)."""
-        return dict(code=CODE_VERSION, **_spec_key(model), task=task, seeds=list(self.seeds), **self.train(),
+        return dict(code=CODE_VERSION, **_spec_key(model), task=task, seeds=list(self.seeds), control=self.control,
+                    **self.train(),
                     **self.measure(), device=self.device.split(":")[0])
 
 
@@ -126,15 +140,17 @@ def _spec_key(model: str) -> dict:
     return {"model": key["model"], "weights": key.get("weights")}
 
 
-def finetune_cell(model: str, task: str, seeds: Sequence[int], *, steps: int, batch_size: int, lr: float,
+def finetune_cell(model: str, task: str, seeds: Sequence[int], *, control: bool = False, steps: int, batch_size: int,
+                  lr: float,
                   warmup_steps: int, weight_decay: float, grad_clip: float, max_len: int, heldout_fraction: float,
                   eval_examples: int, task_tokens: int, corpus: str, corpus_split: str, corpus_tokens: int,
                   seq_len: int, exclude_bos: bool, dtype: str, device: str, progress: bool = True) -> pd.DataFrame:
-    """Fine-tune ``model`` on ``task`` once per seed; one row per seed (see :func:`finetuning_deltas`)."""
+    """Fine-tune ``model`` on ``task`` once per seed (and, with ``control`` for a decoder, once more per
+    seed on shuffled labels); one row per seed and condition (see :func:`finetuning_deltas`)."""
     from ..arch import is_encoder
     from ..finetune import (FineTuneConfig, LinearityProbe, SequenceHead, accuracy_from_features, delta,
                             encode_examples, evaluate, finetune, learned, load_examples, majority_baseline,
-                            pooled_features, split_examples, task_spec, trunk_of)
+                            pooled_features, shuffle_labels, split_examples, task_spec, trunk_of)
     from ..models import load_model
 
     spec = task_spec(task)
@@ -158,31 +174,34 @@ def finetune_cell(model: str, task: str, seeds: Sequence[int], *, steps: int, ba
     before = {k: p.measure(trunk0) for k, p in probes.items()}
     # Before fine-tuning the trunk is the same for every seed: pool its features once.
     feats0 = pooled_features(SequenceHead(trunk0, spec.n_outputs), enc_ho, batch_size=batch_size)
+    conditions = CONDITIONS if control and not encoder else CONDITIONS[:1]
     rows = []
     for seed in seeds:
-        net = SequenceHead(copy.deepcopy(trunk0), spec.n_outputs, seed=seed)
-        acc_before = accuracy_from_features(net.head, feats0, enc_ho.labels, spec.kind)
-        cfg = FineTuneConfig(kind=spec.kind, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
-                             weight_decay=weight_decay, grad_clip=grad_clip, seed=seed)
-        t0 = time.perf_counter()
-        res = finetune(net, enc_ft, cfg, progress=progress, desc=f"{model} {task} seed {seed}")
-        acc_after = evaluate(net, enc_ho, spec.kind, batch_size=batch_size)
-        after = {k: p.measure(net.trunk) for k, p in probes.items()}
-        row = dict(model=model, arch="encoder" if encoder else "decoder", task=task, kind=spec.kind, seed=seed,
-                   steps=steps, batch_size=batch_size, lr=lr, max_len=length, n_finetune=len(enc_ft),
-                   n_heldout=len(ho), n_eval=len(enc_ho), acc_before=acc_before, acc_after=acc_after,
-                   baseline=baseline, learned=learned(acc_after, baseline, len(enc_ho)),
-                   loss_first=res.mean_loss(first=True), loss_last=res.mean_loss(first=False))
-        for k in ("corpus", "task"):
-            b, a = before[k], after[k]
-            d_nores, d_held = delta(b, a)
-            row.update({f"nores_before_{k}": b.nores, f"nores_after_{k}": a.nores, f"delta_{k}": d_nores,
-                        f"heldout_nores_before_{k}": b.heldout_nores, f"heldout_nores_after_{k}": a.heldout_nores,
-                        f"delta_heldout_{k}": d_held, f"n_tokens_{k}": b.n_tokens, f"chance_{k}": b.chance,
-                        f"tokens_sha256_{k}": b.tokens_sha256[:16]})
-        row.update(d=before["corpus"].d, n_blocks=before["corpus"].n_blocks, train_s=res.train_s,
-                   cell_s=time.perf_counter() - t0)
-        rows.append(row)
+        for condition in conditions:
+            net = SequenceHead(copy.deepcopy(trunk0), spec.n_outputs, seed=seed)
+            acc_before = accuracy_from_features(net.head, feats0, enc_ho.labels, spec.kind)
+            cfg = FineTuneConfig(kind=spec.kind, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
+                                 weight_decay=weight_decay, grad_clip=grad_clip, seed=seed)
+            data = enc_ft if condition == "task" else shuffle_labels(enc_ft, spec.kind, seed)
+            t0 = time.perf_counter()
+            res = finetune(net, data, cfg, progress=progress, desc=f"{model} {task} seed {seed} {condition}")
+            acc_after = evaluate(net, enc_ho, spec.kind, batch_size=batch_size)
+            after = {k: p.measure(net.trunk) for k, p in probes.items()}
+            row = dict(model=model, arch="encoder" if encoder else "decoder", task=task, kind=spec.kind, seed=seed,
+                       condition=condition, steps=steps, batch_size=batch_size, lr=lr, max_len=length,
+                       n_finetune=len(enc_ft), n_heldout=len(ho), n_eval=len(enc_ho), acc_before=acc_before,
+                       acc_after=acc_after, baseline=baseline, learned=learned(acc_after, baseline, len(enc_ho)),
+                       loss_first=res.mean_loss(first=True), loss_last=res.mean_loss(first=False))
+            for k in ("corpus", "task"):
+                b, a = before[k], after[k]
+                d_nores, d_held = delta(b, a)
+                row.update({f"nores_before_{k}": b.nores, f"nores_after_{k}": a.nores, f"delta_{k}": d_nores,
+                            f"heldout_nores_before_{k}": b.heldout_nores, f"heldout_nores_after_{k}": a.heldout_nores,
+                            f"delta_heldout_{k}": d_held, f"n_tokens_{k}": b.n_tokens, f"chance_{k}": b.chance,
+                            f"tokens_sha256_{k}": b.tokens_sha256[:16]})
+            row.update(d=before["corpus"].d, n_blocks=before["corpus"].n_blocks, train_s=res.train_s,
+                       cell_s=time.perf_counter() - t0)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -194,7 +213,8 @@ def finetuning_deltas(config: FinetuningConfig, *, profile: str, force: bool = F
     returns the stored tables or None, never computing (the claims page).
 
     Returns:
-        Columns: ``model, arch, task, kind, seed``; the run (``steps, batch_size, lr, max_len``);
+        Columns: ``model, arch, task, kind, seed, condition`` (``task``, or ``shuffled`` for the
+        control, :data:`CONDITIONS`); the run (``steps, batch_size, lr, max_len``);
         the split (``n_finetune, n_heldout, n_eval``); held-out accuracy ``acc_before,
         acc_after``, ``baseline`` (majority class of the fine-tune part, 0.5 for HH) and
         ``learned`` (:func:`lin_utils.finetune.learned`); ``loss_first, loss_last`` (training loss,
@@ -221,7 +241,8 @@ def finetuning_deltas(config: FinetuningConfig, *, profile: str, force: bool = F
                     _, _, split = split_examples(task, load_examples(task), config.heldout_fraction)
                     t = results.cached(
                         FINETUNING, "runs", params,
-                        lambda m=model, k=task: finetune_cell(m, k, config.seeds, **config.train(), **config.measure(),
+                        lambda m=model, k=task: finetune_cell(m, k, config.seeds, control=config.control,
+                                                              **config.train(), **config.measure(),
                                                               device=config.device, progress=progress),
                         profile=profile, force=force, extra={"split": split, "num_threads": torch.get_num_threads()})
                 parts.append(t)

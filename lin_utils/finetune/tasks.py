@@ -6,8 +6,9 @@ Tasks (``TASKS``):
   label = whether the answer is correct. Grouped by paragraph, so one paragraph's answers never
   fall on both sides of the split.
 * ``boolq`` (binary): ``"question: …? passage: … answer:"``, label = the answer (true = 1).
-* ``cb`` (three classes, kept as three): ``"premise: … hypothesis: … label:"``, label index into
-  ``("entailment", "contradiction", "neutral")``.
+* ``cb`` (binary, as the paper casts its classification tasks): ``"premise: … hypothesis: … label:"``,
+  label = entailment (1) against the rest (0: SuperGLUE's ``contradiction`` and ``neutral`` merged;
+  :data:`CB_CLASSES` are the source's three classes).
 * ``hh-rlhf`` (pairwise reward modelling): Anthropic HH-RLHF helpful-base pairs; each example is
   the ``chosen`` and the ``rejected`` dialogue.
 
@@ -39,8 +40,8 @@ import torch
 from ..errors import LinUtilsError
 
 __all__ = [
-    "TASKS", "TaskSpec", "Segment", "Example", "EncodedSet", "task_spec", "load_examples", "pad_right",
-    "split_examples", "encode_examples", "special_ids",
+    "TASKS", "CB_CLASSES", "TaskSpec", "Segment", "Example", "EncodedSet", "task_spec", "load_examples",
+    "pad_right", "split_examples", "encode_examples", "shuffle_labels", "special_ids",
 ]
 
 
@@ -74,10 +75,13 @@ class TaskSpec:
         return 2 if self.kind == "pairwise" else 1
 
 
+#: CB's classes in the source (SuperGLUE); the task is binary: entailment against the other two
+CB_CLASSES = ("entailment", "contradiction", "neutral")
+
 TASKS: dict[str, TaskSpec] = {
     "multirc": TaskSpec("multirc", "multirc", "validation", "binary", ("false", "true")),
     "boolq": TaskSpec("boolq", "boolq", "validation", "binary", ("false", "true")),
-    "cb": TaskSpec("cb", "cb", "validation", "multiclass", ("entailment", "contradiction", "neutral")),
+    "cb": TaskSpec("cb", "cb", "validation", "binary", ("not entailment", "entailment")),
     "hh-rlhf": TaskSpec("hh-rlhf", "hh-rlhf-helpful", "test", "pairwise", ("chosen", "rejected")),
 }
 
@@ -157,11 +161,11 @@ def load_examples(task: str) -> list[Example]:
                                        f"{r['idx']}-{q['idx']}-{a['idx']}"))
     elif task == "cb":
         for i, r in enumerate(rows):
-            if r["label"] not in spec.labels:
+            if r["label"] not in CB_CLASSES:
                 raise LinUtilsError(f"cb row {i}: unknown label {r['label']!r}")
             texts = ((Segment(f"premise: {r['premise'].strip()}", "right"),
                       Segment(f"\nhypothesis: {r['hypothesis'].strip()}\nlabel:")),)
-            out.append(Example(str(r.get("idx", i)), texts, spec.labels.index(r["label"]), str(r.get("idx", i))))
+            out.append(Example(str(r.get("idx", i)), texts, int(r["label"] == "entailment"), str(r.get("idx", i))))
     else:  # hh-rlhf: keep the end of each dialogue (the final answer is what differs)
         for i, r in enumerate(rows):
             texts = ((Segment(r["chosen"].strip(), "left"),), (Segment(r["rejected"].strip(), "left"),))
@@ -302,3 +306,29 @@ def encode_examples(examples: Sequence[Example], tokenizer, max_len: int, *, enc
     seqs = [_encode_text(t, ids_of, max_len, bos, end) for e in examples for t in e.texts]
     return EncodedSet(seqs, torch.tensor([e.label for e in examples], dtype=torch.long), k.pop(), pad,
                       [e.uid for e in examples])
+
+
+def shuffle_labels(data: EncodedSet, kind: str, seed: int) -> EncodedSet:
+    """The control of a fine-tuning run: ``data`` with its labels made uninformative, same inputs.
+
+    Classification (``binary``, ``multiclass``): the labels permuted among the examples (class
+    counts kept). ``pairwise``: each pair's two dialogues swapped with probability 1/2, so the
+    "chosen" one (first, label 0) is a coin flip. Deterministic in ``seed``
+    (``torch.Generator().manual_seed(seed · 1_000_003 + 7)``); ``data`` is left unchanged.
+    """
+    g = torch.Generator().manual_seed(seed * 1_000_003 + 7)
+    n = len(data)
+    if kind == "pairwise":
+        if data.seqs_per_example != 2:
+            raise LinUtilsError(f"pairwise data has {data.seqs_per_example} sequence(s) per example, not 2")
+        swap = torch.rand(n, generator=g) < 0.5
+        seqs = []
+        for i in range(n):
+            a, b = data.seqs[2 * i], data.seqs[2 * i + 1]
+            seqs += [list(b), list(a)] if bool(swap[i]) else [list(a), list(b)]
+        return EncodedSet(seqs, data.labels.clone(), 2, data.pad_id, list(data.uids))
+    if kind not in ("binary", "multiclass"):
+        raise LinUtilsError(f"kind must be binary, multiclass or pairwise, got {kind!r}")
+    perm = torch.randperm(n, generator=g)
+    return EncodedSet([list(s) for s in data.seqs], data.labels[perm].clone(), data.seqs_per_example, data.pad_id,
+                      list(data.uids))
