@@ -79,6 +79,12 @@ def test_counts_and_labels_are_compared_exactly_and_columns_must_match():
     assert "arch at model=a, block=0" in compare_tables(c, n).detail
     check = compare_tables(c, c.drop(columns="cosine").assign(extra=1))
     assert not check.ok and check.detail == "different columns: new extra; missing cosine"
+    # a column that newer code adds is reported, not compared: the committed numbers are what is reproduced
+    check = compare_tables(c, c.assign(extra=1))
+    assert check.ok and check.detail.endswith("identical; new columns not in the committed table: extra")
+    n = c.assign(extra=1)
+    n.loc[0, "score"] += 1.0
+    assert not compare_tables(c, n).ok
 
 
 def test_duplicate_keys_are_compared_in_order():
