@@ -822,6 +822,9 @@ def recipe_sweep(runs):
         ax.plot(best.lr, best.heldout_loss, marker="o", markersize=14, markerfacecolor="none",
                 markeredgecolor="0.2", linestyle="none")
         ax.set(title=size, xscale="log", xlabel="peak learning rate")
+        lrs = sorted(runs.lr.unique())
+        ax.set_xticks(lrs, [f"{v:g}" for v in lrs])  # the swept rates, not a log axis' own ticks
+        ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
     axes[0, 0].set_ylabel("held-out training loss (nats / token)")
     _legend(fig, labels, {"chosen": dict(marker="o", markersize=10, markerfacecolor="none", linestyle="none")})
     return fig
