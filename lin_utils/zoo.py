@@ -77,14 +77,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelNotFoundError
+from .jobs import Job, last_line, run_jobs
 from .paths import cache_dir
 from .train.configs import TrainConfig, zoo_config
 from .train.tokenizer import TRAINABLE_STORIES
@@ -413,38 +412,16 @@ def train_many(wanted: list[str], *, progress: bool = True, device: str | None =
     jobs = min(jobs, os.cpu_count() or 1)
     if jobs <= 1 or len(todo) <= 1:
         return {n: train(n, progress=progress, device=device) for n in wanted}
-    from tqdm import tqdm
-
     from .train.loop import prepare
 
     for cfg in {ENTRIES[n].config.replace(regularizer="none", reg_lambda=0.0) for n in todo}:
         prepare(cfg)  # tokenizer and token stream, once, before the workers start
-    bar = tqdm(total=len(todo), desc=f"zoo ({jobs} jobs)", unit="model", disable=not progress)
-    running: dict[str, subprocess.Popen] = {}
-    failed: list[str] = []
-    queue = list(todo)
-    while queue or running:
-        while queue and len(running) < jobs:
-            name = queue.pop(0)
-            log = run_dir(name) / "train.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            cmd = [sys.executable, "-m", "lin_utils.zoo", "train", name, "--no-progress"]
-            if device:
-                cmd += ["--device", device]
-            with open(log, "w") as fh:
-                running[name] = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
-        time.sleep(0.5)
-        for name, proc in list(running.items()):
-            if proc.poll() is not None:
-                del running[name]
-                bar.update(1)
-                if proc.returncode != 0:
-                    failed.append(name)
-    bar.close()
+    work = [Job(n, "lin_utils.zoo", ("train", n, "--no-progress", *(("--device", device) if device else ())),
+                run_dir(n) / "train.log") for n in todo]
+    failed = run_jobs(work, jobs=jobs, desc="zoo", progress=progress)
     if failed:
-        tail = (run_dir(failed[0]) / "train.log").read_text().strip().splitlines()[-1:] or [""]
-        raise RuntimeError(f"training failed for {', '.join(failed)} (see train.log in their run "
-                           f"folders): {tail[0]}")
+        raise RuntimeError(f"training failed for {', '.join(j.label for j in failed)} (see train.log in their run "
+                           f"folders): {last_line(failed[0])}")
     return {n: resolve(n) for n in wanted}
 
 
