@@ -81,7 +81,9 @@ def numbers(table: pd.DataFrame) -> dict:
     j = judge_dynamics(table)
     first = table.sort_values("step").groupby("model", sort=False).first()
     last = table.sort_values("step").groupby("model", sort=False).last()
+    drop = first.score - last.score  # from the random initialisation to the end, every model
     return dict(n_models=len(first), n_unregularized=len(m), start_mean=first.score.mean(), end_mean=last.score.mean(),
+                drop_min=drop.min(), drop_max=drop.max(),
                 nores_start_mean=first.score_nores.mean(), nores_end_mean=last.score_nores.mean(),
                 post_start_mean=m.start.mean(), post_end_mean=m.end.mean(), post_step_min=int(m.start_step.min()),
                 drop=j.evidence.effect, drop_se=j.evidence.se, last_step=int(last.step.max()),
