@@ -39,9 +39,9 @@ def test_wide_model_tables_are_cut_with_their_key_columns_repeated():
 def test_summaries_have_one_row_per_model_that_fits_the_column():
     t = pd.concat([profile_table([0.99, 0.97], [0.5, 0.4], [0.3, 1.2]),
                    profile_table([0.9, 0.8], [0.5, 0.4], [0.3, 0.2], trained=False, model="r")])
-    s1, s3 = profile_summary(t), fig3.summary(t)
+    s1, s3 = profile_summary(t), fig3.summary(fig3.with_output_ratio(t.assign(norm_out=[10.0, 20.0, 10.0, 10.0])))
     assert len(s1) == len(s3) == 2 and len(s1.columns) <= 7 and len(s3.columns) <= 7
     assert s1["model"].tolist() == ["m<br><small>trained decoder</small>", "r<br><small>random decoder</small>"]
     assert s1.loc[0, "with residual"] == pytest.approx(0.98)
-    row = md_table(s3).splitlines()[2]
-    assert "| 0.75 | 0.30 | 1.20 | 50% | 0.900 |" in row
+    row = md_table(s3).splitlines()[2]  # ratios to the stream made: 3 / 10 and 12 / 20
+    assert "| 0.45 | 0.30 | 0.60 | 100% | 0.75 | 0.900 |" in row

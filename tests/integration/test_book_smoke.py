@@ -170,7 +170,9 @@ def _judged_claims():
     # without a judge endpoint: its automatic proxies never give a verdict, and it says why
     no_judge = (judged.artifact == "Table 3") & judged.ours.str.startswith("no judge configured")
     assert no_judge.any() == (not os.environ.get("LIN_JUDGE_URL"))
-    assert set(judged[~no_judge].verdict) <= {claims.REPLICATED, claims.PARTLY, claims.NOT_REPLICATED}, judged
+    assert set(judged[~no_judge].verdict) <= {claims.REPLICATED, claims.PARTLY, claims.CONTRADICTED,
+                                              claims.INCONCLUSIVE}, judged
+    assert (judged[~no_judge].reason.str.len() > 0).all()  # every verdict says why
     assert (judged[no_judge].verdict == claims.NOT_RUN).all()
     return expected, judged
 
