@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -434,8 +435,9 @@ def test_sigterm_cleans_up_like_ctrl_c_and_exits_143(tmp_path):
                     f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\n"
                     "time.sleep(300)")
     (dirs["profiles_dir"] / "smoke.yaml").write_text("claims: {}\n")
-    tmp = tmp_path / "tmpdir"
-    tmp.mkdir()
+    # a short $TMPDIR: the kernel's IPC socket path must fit the 107 bytes of a Unix socket name,
+    # which pytest-xdist's deeper tmp_path (".../popen-gw1/...") does not leave room for
+    tmp = Path(tempfile.mkdtemp(prefix="lt"))
     proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, str(tmp_path), "smoke"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TMPDIR": str(tmp)})
@@ -464,6 +466,7 @@ def test_sigterm_cleans_up_like_ctrl_c_and_exits_143(tmp_path):
     assert not [p for p in pages.iterdir() if p.name.startswith(".staging")]
     assert not [p.name for p in tmp.iterdir() if p.name.startswith("lin-kernel-")]
     assert sorted(p.name for p in tmp.iterdir()) == []  # nor its connection file (it holds the session key)
+    tmp.rmdir()
     kernel = int(marker.read_text())
     for _ in range(50):
         try:

@@ -181,7 +181,11 @@ def test_claims_page_has_verdicts(smoke_book, smoke_results):
     _, _, html_dir, _ = smoke_book
     text = _article(html_dir / "book" / "notebooks" / "claims.html")
     expected, judged = _judged_claims()
-    assert VERDICT_SPAN.findall(text) == list(expected.verdict)
+    from lin_utils.paper import evidence_table
+
+    # the paper's claims, then our findings, then the paper's own numbers weighed by the same rule
+    shown = VERDICT_SPAN.findall(text)
+    assert shown == list(expected.verdict) + list(evidence_table().verdict)
     for row in judged.itertuples():  # each claim links to the figure that carries its evidence
         assert f'href="{row.notebook}.html#{row.notebook.replace("_", "-")}-figure"' in text
 
@@ -192,7 +196,8 @@ def test_landing_page_has_the_verdicts_and_a_thumbnail_per_figure(smoke_book, sm
     text = _article(html_dir / "book" / "notebooks" / "intro.html")
     _, judged = _judged_claims()
     # the landing page lists the claims that have a verdict (Table 3 without a judge has none)
-    assert VERDICT_SPAN.findall(text) == list(judged[judged.verdict != claims.NOT_RUN].verdict)
+    paper = judged[(judged.verdict != claims.NOT_RUN) & (judged.kind == claims.PAPER)]  # our findings: the headline
+    assert VERDICT_SPAN.findall(text) == list(paper.verdict)
     cards = re.findall(r'<div class="sd-card[^"]*".*?</a>', text, re.S)
     linked = {re.search(r'href="([^"#]+)\.html"', card).group(1) for card in cards if "<img" in card}
     assert linked == set(THUMBNAIL_PAGES)
@@ -381,7 +386,8 @@ def test_published_branch_holds_the_book_and_opens_in_chromium(smoke_book, smoke
     # the landing page: its verdicts, its thumbnails loaded, its math typeset by the vendored MathJax
     _, judged = _judged_claims()
     intro = seen["intro"]
-    assert intro["verdicts"] and intro["verdicts"] == list(judged[judged.verdict != claims.NOT_RUN].verdict)
+    paper = judged[(judged.verdict != claims.NOT_RUN) & (judged.kind == claims.PAPER)]
+    assert intro["verdicts"] and intro["verdicts"] == list(paper.verdict)
     assert intro["images"] and all(i["complete"] and i["natural"] > 0 for i in intro["images"]), intro["images"]
     # every figure page shows its figure
     for name, sha in figures.items():
