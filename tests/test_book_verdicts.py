@@ -32,7 +32,7 @@ def test_claims_link_to_the_figure_when_its_page_has_the_label(tmp_path, monkeyp
     assert executed.executed_page("fig1_x", "cpu") is None  # another profile's page is not this one's
     headline = claims_headline(table, "smoke")
     assert "tests 2 of the paper's 3 claims" in headline and "**1 replicated**" in headline
-    assert "**0 contradicted**" in headline and "other 1 are *not run*" in headline
+    assert "**0 contradicted**" in headline and "other 1 is *not run*" in headline
     assert "not replicated" not in headline and "inconclusive" in headline  # classes with no claim: only the main three
 
 

@@ -77,7 +77,8 @@ def claims_headline(table: pd.DataFrame, profile: str) -> str:
     text = (f"At the `{profile}` profile this book tests {len(judged)} of the paper's {len(paper)} claims: "
             f"{_counts(judged)}.")
     if pending:
-        text += f" The other {pending} are *not run*: their result tables are not computed at this profile (the claims table says which)."
+        text += (f" The other {pending} {'is' if pending == 1 else 'are'} *not run* at this profile (the claims table "
+                 "says why).")
     inconclusive = judged[judged.verdict == INCONCLUSIVE]
     if len(inconclusive):
         text += (f" An inconclusive verdict means our test could not tell; it never counts as a failure to "
