@@ -3,16 +3,13 @@ verdicts on hand-built probe tables (dyadic standard errors), its configuration 
 tables."""
 from __future__ import annotations
 
-import json
 import math
 import statistics
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lin_utils import pages
 from lin_utils.claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED
 from lin_utils.pages import fig5_linear_probes as page
 
@@ -94,23 +91,6 @@ def test_numbers_and_summary():
     assert list(s.index) == ["cpu-large-baseline", "cpu-large-cos0.5"]
     assert (s.at["cpu-large-baseline", "best boundary"], s.at["cpu-large-cos0.5", "last"]) == (1, 0.7)
     assert s.at["cpu-large-baseline", "mean"] == pytest.approx(0.55)
-
-
-# ---------------------------------------------------------------------------------------------
-# the page: its configuration is the cpu profile's, and the committed cpu tables load
-
-
-def test_config_is_the_cpu_profile_and_the_notebook_repeats_it():
-    assert pages.config(page, "cpu") == page.CONFIG
-    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / f"{page.NAME}.ipynb").read_text())
-    [cell] = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
-    namespace: dict = {}
-    exec("".join(cell["source"]), namespace)
-    assert type(page.CONFIG).from_namespace(namespace) == page.CONFIG
-
-
-def test_the_committed_cpu_tables_load():
-    assert page.tables(pages.config(page, "cpu"), profile="cpu", cache_only=True) is not None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,10 +4,8 @@ answers are known by construction (expected numbers from ``statistics``); its co
 its committed tables."""
 from __future__ import annotations
 
-import json
 import math
 import statistics
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -200,26 +198,3 @@ def test_the_claim_reads_the_profiles_table(tmp_path, monkeypatch):
 
 def test_not_run_without_tables():
     assert NOT_RUN == "not run"  # the claims table marks a claim without tables (lin_utils.claims)
-
-
-# ---------------------------------------------------------------------------------------------
-# the page: its configuration is the cpu profile's, and the committed cpu tables load
-
-
-def test_config_is_the_cpu_profile_and_the_notebook_repeats_it():
-    assert pages.config(page, "cpu") == page.CONFIG
-    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / f"{page.NAME}.ipynb").read_text())
-    [cell] = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
-    namespace: dict = {}
-    exec("".join(cell["source"]), namespace)
-    assert type(page.CONFIG).from_namespace(namespace) == page.CONFIG
-
-
-def test_the_notebook_places_the_differences_before_reproduce():
-    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / f"{page.NAME}.ipynb").read_text())
-    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
-    assert text.index("{glue:md} differences") < text.index("## Reproduce this page")
-
-
-def test_the_committed_cpu_tables_load():
-    assert page.tables(pages.config(page, "cpu"), profile="cpu", cache_only=True) is not None

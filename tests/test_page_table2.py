@@ -4,16 +4,13 @@ standard errors, so that exactly 2 standard errors is exactly 2.0), its configur
 committed tables."""
 from __future__ import annotations
 
-import json
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lin_utils import pages
 from lin_utils.claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED
 from lin_utils.pages import table2_benchmarks as page
 from lin_utils import experiments
@@ -185,23 +182,6 @@ def test_numbers_count_cells_near_chance_and_differences_beyond_two_standard_err
     assert n["n_diffs"] == 2 * 7  # two cosine models (no mse model has its baseline) x 7 columns besides the mean
     assert n["pairs_text"] == page.pairs_text(layout)
     assert (n["verdict_benchmarks"], n["constant_text"]) == (NOT_RUN, "per-document answers not stored")
-
-
-# ---------------------------------------------------------------------------------------------
-# the page: its configuration is the cpu profile's, and the committed cpu tables load
-
-
-def test_config_is_the_cpu_profile_and_the_notebook_repeats_it():
-    assert pages.config(page, "cpu") == page.CONFIG
-    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / f"{page.NAME}.ipynb").read_text())
-    [cell] = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
-    namespace: dict = {}
-    exec("".join(cell["source"]), namespace)
-    assert type(page.CONFIG).from_namespace(namespace) == page.CONFIG
-
-
-def test_the_committed_cpu_tables_load():
-    assert page.tables(pages.config(page, "cpu"), profile="cpu", cache_only=True) is not None
 
 
 # ---------------------------------------------------------------------------------------------

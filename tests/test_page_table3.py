@@ -2,15 +2,12 @@
 proxies never do; its numbers, summary, configuration and committed tables."""
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lin_utils import pages
 from lin_utils.claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED
 from lin_utils.pages import table3_story_quality as page
 
@@ -80,23 +77,6 @@ def test_summary_with_a_judge_shows_the_four_grades():
         distinct_2=0.5, repetition_4=0.1, grammar_se=0.5)
     s = page.summary(t)
     assert list(s.columns)[:5] == ["model", *GRADES] and s.grammar.iloc[0] == "6.00 ± 0.50"
-
-
-# ---------------------------------------------------------------------------------------------
-# the page: its configuration is the cpu profile's, and the committed cpu tables load
-
-
-def test_config_is_the_cpu_profile_and_the_notebook_repeats_it():
-    assert pages.config(page, "cpu") == page.CONFIG
-    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / f"{page.NAME}.ipynb").read_text())
-    [cell] = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
-    namespace: dict = {}
-    exec("".join(cell["source"]), namespace)
-    assert type(page.CONFIG).from_namespace(namespace) == page.CONFIG
-
-
-def test_the_committed_cpu_tables_load():
-    assert page.tables(pages.config(page, "cpu"), profile="cpu", cache_only=True) is not None
 
 
 # ---------------------------------------------------------------------------------------------

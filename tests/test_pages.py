@@ -99,3 +99,10 @@ def test_every_page_finds_its_committed_cpu_tables(name, monkeypatch):
     monkeypatch.setenv("LIN_RESULTS_DIR", str(paths.REPO_ROOT / "data" / "results"))
     page = pages.get(name)
     assert page.tables(pages.config(page, "cpu"), profile="cpu", cache_only=True) is not None
+
+
+@pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n.startswith(("fig", "table"))])
+def test_every_figure_and_table_page_says_how_it_differs_from_the_paper_before_reproducing(name):
+    nb = json.loads((paths.notebooks_dir() / f"{name}.ipynb").read_text())
+    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert text.index("{glue:md} differences") < text.index("## Reproduce this page")
