@@ -11,3 +11,22 @@ def profile_table(score, nores, ratio, arch="decoder", trained=True, model="m"):
         score=score, score_nores=nores, heldout=np.array(score) - 0.01, heldout_nores=np.array(nores) - 0.01,
         norm_ratio=ratio, norm_resid=10.0, norm_block=np.array(ratio) * 10, cosine=0.9, depth=np.linspace(0, 1, n),
     ))
+
+
+def harness_scores(models, rng):
+    """A harness-shaped table: the paper's tasks, with cb's two metrics and record's two."""
+    rows = []
+    metrics = {"boolq": ["acc"], "cb": ["acc", "f1"], "copa": ["acc"], "record": ["f1", "em"], "wic": ["acc"]}
+    chance = {("boolq", "acc"): 0.5, ("cb", "acc"): 1 / 3, ("cb", "f1"): 0.3, ("copa", "acc"): 0.5,
+              ("record", "f1"): 0.14, ("record", "em"): 0.13, ("wic", "acc"): 0.5}
+    for m in models:
+        for task, ms in metrics.items():
+            for metric in ms:
+                rows.append(dict(model=m, task=task, metric=metric, value=rng.uniform(0.2, 0.8),
+                                 stderr=rng.uniform(0.01, 0.05), n=100, n_total=200, chance=chance[task, metric],
+                                 seconds=1.0))
+    return pd.DataFrame(rows)
+
+
+HARNESS_MODELS = ["zoo:cpu-small-baseline", "zoo:cpu-small-cos0.5", "zoo:cpu-large-baseline", "zoo:cpu-large-cos0.5",
+                  "stories260K"]

@@ -7,35 +7,17 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from tables import HARNESS_MODELS, harness_scores
 
 from lin_utils import experiments, plots
 from lin_utils.experiments.evaluation import HEADLINE
 
 
-def _scores(models, rng):
-    """A harness-shaped table: the paper's tasks, with cb's two metrics and record's two."""
-    rows = []
-    metrics = {"boolq": ["acc"], "cb": ["acc", "f1"], "copa": ["acc"], "record": ["f1", "em"], "wic": ["acc"]}
-    chance = {("boolq", "acc"): 0.5, ("cb", "acc"): 1 / 3, ("cb", "f1"): 0.3, ("copa", "acc"): 0.5,
-              ("record", "f1"): 0.14, ("record", "em"): 0.13, ("wic", "acc"): 0.5}
-    for m in models:
-        for task, ms in metrics.items():
-            for metric in ms:
-                rows.append(dict(model=m, task=task, metric=metric, value=rng.uniform(0.2, 0.8),
-                                 stderr=rng.uniform(0.01, 0.05), n=100, n_total=200, chance=chance[task, metric],
-                                 seconds=1.0))
-    return pd.DataFrame(rows)
-
-
-MODELS = ["zoo:cpu-small-baseline", "zoo:cpu-small-cos0.5", "zoo:cpu-large-baseline", "zoo:cpu-large-cos0.5",
-          "stories260K"]
-
-
 def test_table2_mean_is_the_mean_of_one_headline_metric_per_task():
-    s = _scores(MODELS, np.random.default_rng(0))
+    s = harness_scores(HARNESS_MODELS, np.random.default_rng(0))
     layout = experiments.table2_layout(s).set_index("model")
-    assert list(layout.index) == MODELS + ["chance"]
-    for m in MODELS:
+    assert list(layout.index) == HARNESS_MODELS + ["chance"]
+    for m in HARNESS_MODELS:
         g = s[s.model == m]
         head = g[[HEADLINE.get(t, "acc") == k for t, k in zip(g.task, g.metric)]]
         assert len(head) == 5  # one number per task
@@ -58,7 +40,7 @@ def _probes(acc_base, acc_cos, n_test=3000):
 
 
 def test_plots_draw_every_cell_and_every_boundary():
-    s = _scores(MODELS, np.random.default_rng(4))
+    s = harness_scores(HARNESS_MODELS, np.random.default_rng(4))
     layout = experiments.table2_layout(s)
     fig = plots.benchmark_scores(layout)
     visible = [ax for ax in fig.axes if ax.get_visible()]

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from tables import HARNESS_MODELS, harness_scores
 
 from lin_utils.claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED
 from lin_utils.pages import table2_benchmarks as page
@@ -124,31 +125,8 @@ def test_table2_pairs_difference_and_joint_standard_error():
 # harness-shaped tables
 
 
-def _scores(models, rng):
-    """A harness-shaped table: the paper's tasks, with cb's two metrics and record's two."""
-    rows = []
-    metrics = {"boolq": ["acc"], "cb": ["acc", "f1"], "copa": ["acc"], "record": ["f1", "em"], "wic": ["acc"]}
-    chance = {("boolq", "acc"): 0.5, ("cb", "acc"): 1 / 3, ("cb", "f1"): 0.3, ("copa", "acc"): 0.5,
-              ("record", "f1"): 0.14, ("record", "em"): 0.13, ("wic", "acc"): 0.5}
-    for m in models:
-        for task, ms in metrics.items():
-            for metric in ms:
-                rows.append(dict(model=m, task=task, metric=metric, value=rng.uniform(0.2, 0.8),
-                                 stderr=rng.uniform(0.01, 0.05), n=100, n_total=200, chance=chance[task, metric],
-                                 seconds=1.0))
-    return pd.DataFrame(rows)
-
-
-MODELS = ["zoo:cpu-small-baseline", "zoo:cpu-small-cos0.5", "zoo:cpu-large-baseline", "zoo:cpu-large-cos0.5",
-          "stories260K"]
-
-
-MODELS = ["zoo:cpu-small-baseline", "zoo:cpu-small-cos0.5", "zoo:cpu-large-baseline", "zoo:cpu-large-cos0.5",
-          "stories260K"]
-
-
 def test_comparisons_use_the_same_size_baseline_and_the_joint_standard_error():
-    s = _scores(MODELS, np.random.default_rng(1))
+    s = harness_scores(HARNESS_MODELS, np.random.default_rng(1))
     layout = experiments.table2_layout(s)
     cmp = compare_to_baseline(layout)
     t = layout.set_index("model")
@@ -175,10 +153,10 @@ def test_table2_summary_has_one_table_per_zoo_size_with_n_and_se_in_the_row_labe
 
 
 def test_numbers_count_cells_near_chance_and_differences_beyond_two_standard_errors():
-    s = _scores(MODELS, np.random.default_rng(5))
+    s = harness_scores(HARNESS_MODELS, np.random.default_rng(5))
     layout = experiments.table2_layout(s)
     n = page.numbers(layout, s)
-    assert n["n_models"] == len(MODELS) and n["n_columns"] == 7 and (n["n_min"], n["n_max"]) == (100, 100)
+    assert n["n_models"] == len(HARNESS_MODELS) and n["n_columns"] == 7 and (n["n_min"], n["n_max"]) == (100, 100)
     assert n["n_diffs"] == 2 * 7  # two cosine models (no mse model has its baseline) x 7 columns besides the mean
     assert n["pairs_text"] == page.pairs_text(layout)
     assert (n["verdict_benchmarks"], n["constant_text"]) == (NOT_RUN, "per-document answers not stored")
