@@ -1,4 +1,6 @@
 """Synthetic result tables shaped like the experiments' output, for rule and figure tests."""
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -30,3 +32,13 @@ def harness_scores(models, rng):
 
 HARNESS_MODELS = ["zoo:cpu-small-baseline", "zoo:cpu-small-cos0.5", "zoo:cpu-large-baseline", "zoo:cpu-large-cos0.5",
                   "stories260K"]
+
+
+def probe_table(acc_base, acc_cos, n_test=3000):
+    """Fig 5's probe table: a baseline and its cosine model, one row per boundary."""
+    rows = []
+    for m, accs in (("zoo:cpu-large-baseline", acc_base), ("zoo:cpu-large-cos0.5", acc_cos)):
+        for b, a in enumerate(accs):
+            rows.append(dict(model=m, boundary=b, test_acc=a, test_se=math.sqrt(a * (1 - a) / n_test), cv_mean=a,
+                             cv_std=0.01, n_test=n_test, n_train=720))
+    return pd.DataFrame(rows)

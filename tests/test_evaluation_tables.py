@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from tables import HARNESS_MODELS, harness_scores
+from tables import HARNESS_MODELS, harness_scores, probe_table
 
 from lin_utils import experiments, plots
 from lin_utils.experiments.evaluation import HEADLINE
@@ -30,15 +30,6 @@ def test_table2_mean_is_the_mean_of_one_headline_metric_per_task():
     assert layout.at["chance", "mean"] == pytest.approx(np.mean([0.5, 1 / 3, 0.5, 0.14, 0.5]))
 
 
-def _probes(acc_base, acc_cos, n_test=3000):
-    rows = []
-    for m, accs in (("zoo:cpu-large-baseline", acc_base), ("zoo:cpu-large-cos0.5", acc_cos)):
-        for b, a in enumerate(accs):
-            rows.append(dict(model=m, boundary=b, test_acc=a, test_se=math.sqrt(a * (1 - a) / n_test), cv_mean=a,
-                             cv_std=0.01, n_test=n_test, n_train=720))
-    return pd.DataFrame(rows)
-
-
 def test_plots_draw_every_cell_and_every_boundary():
     s = harness_scores(HARNESS_MODELS, np.random.default_rng(4))
     layout = experiments.table2_layout(s)
@@ -48,7 +39,7 @@ def test_plots_draw_every_cell_and_every_boundary():
     ax = visible[0]  # boolq: one dot per model at its value, chance as a vertical line
     xs = sorted(line.get_xdata()[0] for line in ax.lines if line.get_marker() == "o")
     assert xs == pytest.approx(sorted(layout.set_index("model").drop(index="chance").boolq))
-    fig = plots.probe_accuracy(_probes([0.5, 0.55, 0.6], [0.52, 0.56, 0.58]))
+    fig = plots.probe_accuracy(probe_table([0.5, 0.55, 0.6], [0.52, 0.56, 0.58]))
     ys = [list(line.get_ydata()) for line in fig.axes[0].lines if line.get_marker() == "o"]
     assert ys == [pytest.approx([0.5, 0.55, 0.6]), pytest.approx([0.52, 0.56, 0.58])]
 

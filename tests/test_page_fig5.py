@@ -9,6 +9,7 @@ import statistics
 import numpy as np
 import pandas as pd
 import pytest
+from tables import probe_table
 
 from lin_utils.claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED
 from lin_utils.pages import fig5_linear_probes as page
@@ -72,17 +73,8 @@ def test_fig5_pairs_over_the_common_boundaries():
     assert small["z"] == pytest.approx(0.25 / math.sqrt(2 * 0.25**2), rel=1e-12)
 
 
-def _probes(acc_base, acc_cos, n_test=3000):
-    rows = []
-    for m, accs in (("zoo:cpu-large-baseline", acc_base), ("zoo:cpu-large-cos0.5", acc_cos)):
-        for b, a in enumerate(accs):
-            rows.append(dict(model=m, boundary=b, test_acc=a, test_se=math.sqrt(a * (1 - a) / n_test), cv_mean=a,
-                             cv_std=0.01, n_test=n_test, n_train=720))
-    return pd.DataFrame(rows)
-
-
 def test_numbers_and_summary():
-    t = _probes([0.5, 0.6, 0.55], [0.52, 0.56, 0.7])
+    t = probe_table([0.5, 0.6, 0.55], [0.52, 0.56, 0.7])
     n = page.numbers(t)
     assert (n["best_model"], n["best_boundary"], n["best_acc"]) == ("cpu-large-cos0.5", 2, 0.7)
     assert (n["n_models"], n["n_test"], n["n_train"]) == (2, 3000, 720)
@@ -165,7 +157,7 @@ def test_fig5_without_items_or_a_pair_is_not_run():
 
 
 def test_fig5_differences_paragraph():
-    t = _probes([0.5, 0.6], [0.52, 0.56])
+    t = probe_table([0.5, 0.6], [0.52, 0.56])
     text = page.differences(page.CONFIG, t)
     assert text.startswith("**How this differs from the paper.**") and "cpu-large (8 blocks × 128 wide)" in text
     assert "3,000 en_eval examples" in text and "720 en_train" in text

@@ -12,12 +12,11 @@ import pandas as pd
 import pytest
 from tables import HARNESS_MODELS, harness_scores
 
-from lin_utils.claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED
+from lin_utils.claims import NOT_RUN, REPLICATED
 from lin_utils.pages import table2_benchmarks as page
 from lin_utils import experiments
-from lin_utils.pages._zoo_pairs import beyond_two_se, compare_to_baseline, size_groups, size_pairs
+from lin_utils.pages._zoo_pairs import compare_to_baseline, size_groups, size_pairs
 
-REP, PART, NOT = REPLICATED, PARTLY, NOT_REPLICATED
 
 # two sizes of the cpu zoo: Table 2's and Fig 5's pairs come from the zoo's metadata
 SIZES = ["cpu-small", "cpu-large"]
@@ -74,14 +73,6 @@ def test_size_groups_put_a_lone_model_beside_the_last_size():
               "stories260K"]
     assert size_groups(models) == [models[:2], models[2:]]
     assert size_groups(["stories260K", "gpt2"]) == [["stories260K", "gpt2"]]
-
-
-@pytest.mark.parametrize("zs, verdict", [
-    ([2.0], NOT), ([2.001], REP), ([2.0, 2.001], PART), ([2.001, 2.5, 40.0], REP), ([-3.0, 2.5], PART),
-    ([-3.0], NOT), ([0.0, 1.0, 2.0], NOT), ([1.9, 2.1, 1.0], PART),
-])
-def test_beyond_two_standard_errors(zs, verdict):
-    assert beyond_two_se([dict(z=z) for z in zs]) == verdict
 
 
 # ---------------------------------------------------------------------------------------------

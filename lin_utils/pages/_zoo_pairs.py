@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from .. import zoo
-from ..claims import NOT_REPLICATED, PARTLY, REPLICATED
+from ..claims import Evidence
 from ..errors import ModelNotFoundError
 
-__all__ = ["BASELINE", "COSINE", "REGULARIZED", "beyond_two_se", "compare_to_baseline", "entry_of", "paired",
+__all__ = ["BASELINE", "COSINE", "REGULARIZED", "compare_to_baseline", "entry_of", "paired",
            "pooled", "size_groups", "size_label", "size_pairs", "variant_label", "zoo_models_text", "zoo_pairs"]
 
 BASELINE, COSINE = "baseline", "cos0.5"
@@ -121,24 +121,14 @@ def compare_to_baseline(layout: pd.DataFrame, variants: Sequence[str] = REGULARI
     return pd.DataFrame(rows, columns=["model", "baseline", "column", "diff", "z"])
 
 
-def beyond_two_se(pairs: list[dict]) -> str:
-    """Replicated if the regularized model is ahead by more than 2 standard errors at every size,
-    partly if at some, else not replicated."""
-    above = sum(p["z"] > 2 for p in pairs)
-    return REPLICATED if above == len(pairs) else PARTLY if above else NOT_REPLICATED
-
-
 def paired(diff, scale: float = 100.0) -> tuple[float, float, int]:
     """``(effect, se, n)`` of per-item differences ``diff`` (model − baseline on the same items):
     the mean and its standard error sd(diff)/sqrt(n) (ddof 1), times ``scale`` (100: points).
 
     This is the paired test: for 0/1 items it is McNemar's test in its normal form (only the
     discordant items move the mean). NaN with fewer than two items."""
-    d = np.asarray(diff, dtype=float)
-    n = len(d)
-    if n < 2:
-        return math.nan, math.nan, n
-    return scale * float(d.mean()), scale * float(d.std(ddof=1)) / math.sqrt(n), n
+    ev = Evidence.of(scale * np.asarray(diff, dtype=float))
+    return (ev.effect, ev.se, ev.n) if ev.n >= 2 else (math.nan, math.nan, ev.n)
 
 
 def pooled(effects: Sequence[float], ses: Sequence[float]) -> tuple[float, float]:
