@@ -15,8 +15,11 @@ from ._scans import PAPER_SCAN
 from ._zoo_pairs import BASELINE, entry_of
 
 NAME = name_of(__name__)
-CONFIG = DynamicsConfig(models=("zoo:cpu-small-baseline", "zoo:cpu-small-cos0.5", "zoo:cpu-large-baseline",
-                                "zoo:cpu-large-cos0.5"))
+CONFIG = DynamicsConfig(models=("zoo:cpu-small-baseline", "zoo:cpu-small-baseline-s1",
+                                "zoo:cpu-small-baseline-s2", "zoo:cpu-small-cos0.5", "zoo:cpu-small-cos0.5-s1",
+                                "zoo:cpu-small-cos0.5-s2", "zoo:cpu-large-baseline",
+                                "zoo:cpu-large-baseline-s1", "zoo:cpu-large-baseline-s2",
+                                "zoo:cpu-large-cos0.5", "zoo:cpu-large-cos0.5-s1", "zoo:cpu-large-cos0.5-s2"))
 
 
 def tables(config: DynamicsConfig, *, profile: str, force: bool = False, cache_only: bool = False,

@@ -14,8 +14,11 @@ from ._zoo_pairs import size_pairs
 from ._zoo_pairs import zoo_pairs as pairs
 
 NAME = name_of(__name__)
-CONFIG = ProfilesConfig(models=("zoo:cpu-small-baseline", "zoo:cpu-small-cos0.5", "zoo:cpu-large-baseline",
-                                "zoo:cpu-large-cos0.5"))
+CONFIG = ProfilesConfig(models=("zoo:cpu-small-baseline", "zoo:cpu-small-baseline-s1",
+                                "zoo:cpu-small-baseline-s2", "zoo:cpu-small-cos0.5", "zoo:cpu-small-cos0.5-s1",
+                                "zoo:cpu-small-cos0.5-s2", "zoo:cpu-large-baseline",
+                                "zoo:cpu-large-baseline-s1", "zoo:cpu-large-baseline-s2",
+                                "zoo:cpu-large-cos0.5", "zoo:cpu-large-cos0.5-s1", "zoo:cpu-large-cos0.5-s2"))
 
 
 def tables(config: ProfilesConfig, *, profile: str, force: bool = False, cache_only: bool = False,

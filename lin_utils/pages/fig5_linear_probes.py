@@ -24,7 +24,9 @@ from . import name_of
 from ._zoo_pairs import COSINE, paired, pooled, size_pairs, zoo_models_text
 
 NAME = name_of(__name__)
-CONFIG = ProbesConfig(models=("zoo:cpu-large-baseline", "zoo:cpu-large-cos0.5"), max_train=None, max_test=None,
+CONFIG = ProbesConfig(models=("zoo:cpu-large-baseline", "zoo:cpu-large-baseline-s1",
+                              "zoo:cpu-large-baseline-s2", "zoo:cpu-large-cos0.5", "zoo:cpu-large-cos0.5-s1",
+                              "zoo:cpu-large-cos0.5-s2"), max_train=None, max_test=None,
                       cv=5, C=1.0, batch_size=16, seed=0, device="cpu")
 
 #: the full table's columns

@@ -12,8 +12,12 @@ from ..experiments.pretraining import ZooConfig, recipe_sweep, sweep_numbers, zo
 from . import name_of
 
 NAME = name_of(__name__)
-CONFIG = ZooConfig(entries=("cpu-small-baseline", "cpu-small-cos0.5", "cpu-small-mse0.5", "cpu-small-mse2.0",
-                            "cpu-large-baseline", "cpu-large-cos0.5", "cpu-large-mse0.5", "cpu-large-mse2.0"),
+CONFIG = ZooConfig(entries=("cpu-small-baseline", "cpu-small-baseline-s1", "cpu-small-baseline-s2",
+                            "cpu-small-cos0.5", "cpu-small-cos0.5-s1", "cpu-small-cos0.5-s2",
+                            "cpu-small-mse0.5", "cpu-small-mse0.5-s1", "cpu-small-mse0.5-s2",
+                            "cpu-small-mse2.0", "cpu-small-mse2.0-s1", "cpu-small-mse2.0-s2",
+                            "cpu-large-baseline", "cpu-large-baseline-s1", "cpu-large-baseline-s2",
+                            "cpu-large-cos0.5", "cpu-large-cos0.5-s1", "cpu-large-cos0.5-s2"),
                    sweep="cpu")
 CLAIMS: list = []
 

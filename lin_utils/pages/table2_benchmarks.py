@@ -25,9 +25,12 @@ from ._zoo_pairs import (COSINE, REGULARIZED, compare_to_baseline, paired, poole
 
 NAME = name_of(__name__)
 CONFIG = BenchmarksConfig(
-    models=("zoo:cpu-small-baseline", "zoo:cpu-small-cos0.5", "zoo:cpu-small-mse0.5", "zoo:cpu-small-mse2.0",
-            "zoo:cpu-large-baseline", "zoo:cpu-large-cos0.5", "zoo:cpu-large-mse0.5", "zoo:cpu-large-mse2.0",
-            "stories260K"),
+    models=("zoo:cpu-small-baseline", "zoo:cpu-small-baseline-s1", "zoo:cpu-small-baseline-s2",
+            "zoo:cpu-small-cos0.5", "zoo:cpu-small-cos0.5-s1", "zoo:cpu-small-cos0.5-s2",
+            "zoo:cpu-small-mse0.5", "zoo:cpu-small-mse0.5-s1", "zoo:cpu-small-mse0.5-s2",
+            "zoo:cpu-small-mse2.0", "zoo:cpu-small-mse2.0-s1", "zoo:cpu-small-mse2.0-s2",
+            "zoo:cpu-large-baseline", "zoo:cpu-large-baseline-s1", "zoo:cpu-large-baseline-s2",
+            "zoo:cpu-large-cos0.5", "zoo:cpu-large-cos0.5-s1", "zoo:cpu-large-cos0.5-s2", "stories260K"),
     tasks=("boolq", "cb", "copa", "multirc", "record", "rte", "wic", "xstorycloze_en"),
     limit=200, batch_size=32, max_length=None, seed=0, device="cpu")
 

@@ -22,9 +22,12 @@ from ._zoo_pairs import paired, pooled, size_pairs, zoo_models_text
 
 NAME = name_of(__name__)
 CONFIG = StoriesConfig(
-    models=("zoo:cpu-small-baseline", "zoo:cpu-small-cos0.5", "zoo:cpu-small-mse0.5", "zoo:cpu-small-mse2.0",
-            "zoo:cpu-large-baseline", "zoo:cpu-large-cos0.5", "zoo:cpu-large-mse0.5", "zoo:cpu-large-mse2.0",
-            "stories260K"),
+    models=("zoo:cpu-small-baseline", "zoo:cpu-small-baseline-s1", "zoo:cpu-small-baseline-s2",
+            "zoo:cpu-small-cos0.5", "zoo:cpu-small-cos0.5-s1", "zoo:cpu-small-cos0.5-s2",
+            "zoo:cpu-small-mse0.5", "zoo:cpu-small-mse0.5-s1", "zoo:cpu-small-mse0.5-s2",
+            "zoo:cpu-small-mse2.0", "zoo:cpu-small-mse2.0-s1", "zoo:cpu-small-mse2.0-s2",
+            "zoo:cpu-large-baseline", "zoo:cpu-large-baseline-s1", "zoo:cpu-large-baseline-s2",
+            "zoo:cpu-large-cos0.5", "zoo:cpu-large-cos0.5-s1", "zoo:cpu-large-cos0.5-s2", "stories260K"),
     n_stories=50, max_new_tokens=120, temperature=0.8, top_k=50, seed=0, scorer="stories260K", judge_model=None)
 
 GRADES = ("grammar", "creativity", "consistency", "plot")  # the judge's four columns, as in the paper
