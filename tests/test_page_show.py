@@ -1,0 +1,21 @@
+"""Each page's ``show()`` (what its notebook runs) glues what a real notebook run of it glued.
+
+The pages run here on frozen copies of the result tables their notebooks read (``tests/shown.py``):
+every glued number, sentence, markdown table and the figure must be there, under the same names and
+with the same values as in the executed notebook, and the page must end with the re-run commands
+and links to exactly the tables it read.
+"""
+from __future__ import annotations
+
+import pytest
+from shown import assert_same_glue, assert_same_reproduce, show_frozen
+
+FROZEN_PAGES = ["fig1_linearity_profiles", "fig3_block_norms", "fig6_pruning_perplexity", "fig7_pruning_second_model",
+                "fig8_pruning_arc_easy", "fig9_error_distribution", "table1_finetuning", "scaling"]
+
+
+@pytest.mark.parametrize("name", FROZEN_PAGES)
+def test_show_glues_what_the_notebook_run_glued(name, monkeypatch, tmp_path):
+    _, glued, shown, snap, renames = show_frozen(name, monkeypatch, tmp_path)
+    assert_same_glue(glued, snap["glue"])
+    assert_same_reproduce(shown, snap["reproduce"], renames)
