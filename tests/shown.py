@@ -51,23 +51,26 @@ def _current(params: dict) -> dict:
     return dict(params)
 
 
-def stage(tmp: Path, computations, profile: str = "cpu", frozen: Path = FROZEN) -> tuple[Path, dict[str, str]]:
+def stage(tmp: Path, computations, profile: str = "cpu", frozen: Path = FROZEN,
+          as_profile: str | None = None) -> tuple[Path, dict[str, str]]:
     """A result cache under ``tmp`` holding the frozen tables of ``computations`` under today's
-    keys. Returns the root and the renames ``{frozen file name: staged file name}``."""
+    keys (in the folder of profile ``as_profile``, default ``profile``). Returns the root and the
+    renames ``{frozen file name: staged file name}``."""
     root, renames = Path(tmp) / "results", {}
+    out = as_profile or profile
     for comp in computations:
-        folder = root / profile / comp
+        folder = root / out / comp
         folder.mkdir(parents=True, exist_ok=True)
         for meta_path in sorted((frozen / profile / comp).glob("*.json")):
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             old, new = meta["params"], _current(meta["params"])
-            if new == old:
+            if new == old and out == profile:
                 shutil.copy2(meta_path, folder)
                 shutil.copy2(meta_path.with_suffix(".csv"), folder)
                 continue
             df = results.load_table(comp, meta["table"], old, profile, root=frozen)
             assert df is not None, meta_path
-            csv = results.save_table(df, comp, meta["table"], new, profile, root=root, extra=meta.get("extra"))
+            csv = results.save_table(df, comp, meta["table"], new, out, root=root, extra=meta.get("extra"))
             renames[meta_path.stem] = csv.stem
     return root, renames
 
