@@ -437,6 +437,125 @@ def probe_accuracy(table):
 
 
 # -------------------------------------------------------------------------------------------------
+# Section 4 with seeds: each arm (size × variant) as its seeds and their mean ± sd over seeds
+
+
+def _arm_groups(models, arm_of) -> dict[str, list[str]]:
+    """``models`` grouped by their arm label (``arm_of``: model -> label; a model not in it is its
+    own arm, shown without ``zoo:``), in order of first appearance."""
+    out: dict[str, list[str]] = {}
+    for m in dict.fromkeys(models):
+        out.setdefault((arm_of or {}).get(m, m.replace("zoo:", "")), []).append(m)
+    return out
+
+
+def _seed_dots(ax, x, y: float, color, *, horizontal: bool = True) -> None:
+    """One arm's seeds at row ``y``: an open point per seed (spread a little across the row) and
+    their mean, filled, ± one standard deviation over the seeds (none with one seed)."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return
+    offsets = np.linspace(-0.18, 0.18, len(x)) if len(x) > 1 else np.zeros(1)
+    sd = float(x.std(ddof=1)) if len(x) > 1 else None
+    if horizontal:
+        ax.scatter(x, y + offsets, facecolors="none", edgecolors=[color], s=16, linewidths=1, zorder=3)
+        ax.errorbar(x.mean(), y, xerr=sd, color=color, marker="o", markersize=5, capsize=3, zorder=4)
+    else:
+        ax.scatter(y + offsets, x, facecolors="none", edgecolors=[color], s=16, linewidths=1, zorder=3)
+        ax.errorbar(y, x.mean(), yerr=sd, color=color, marker="o", markersize=5, capsize=3, zorder=4)
+
+
+def benchmark_scores_by_seed(layout, arm_of=None):
+    """Table 2 with seeds: one panel per column of the paper's layout (and the mean), one row per
+    arm; each seed's score an open point, the arm's mean over seeds filled ± one standard deviation
+    over seeds; the chance level dashed.
+
+    ``layout``: :func:`lin_utils.experiments.evaluation.table2_layout` (with its ``chance`` row);
+    ``arm_of``: model -> arm label (a model not in it is an arm of its own).
+    """
+    t = layout.set_index("model")
+    chance = t.loc["chance"]
+    t = t.drop(index="chance")
+    cols = [c for c in t.columns if not c.endswith(" se")]
+    groups = _arm_groups(t.index, arm_of)
+    ncols = 4
+    nrows = -(-len(cols) // ncols)
+    fig, axes = new_figure(ncols=ncols, nrows=nrows, panel_size=(FIG_WIDTH / ncols, 0.3 * len(groups) + 1.0),
+                           sharey=True, squeeze=False)
+    colors = model_palette(groups)
+    y = np.arange(len(groups))
+    for ax, c in zip(axes.flat, cols):
+        for i, (arm, models) in enumerate(groups.items()):
+            _seed_dots(ax, t.loc[models, c], i, colors[arm])
+        ax.axvline(chance[c], color=GREY, linestyle="--", linewidth=1)
+        ax.set_title(c, fontsize="medium")
+        ax.set(yticks=y, yticklabels=list(groups))
+    axes.flat[0].invert_yaxis()  # shared y: first arm on top in every panel
+    for ax in axes.flat[len(cols):]:
+        ax.set_visible(False)
+    fig.supxlabel("score: open, each seed; filled, mean over seeds ± 1 sd over seeds; dashed: chance")
+    return fig
+
+
+def probe_accuracy_by_seed(table, arm_of=None):
+    """Fig 5 with seeds: probe test accuracy against block boundary, one panel per model size; per
+    arm a thin line per seed and the mean over seeds ± one standard deviation over seeds (thick,
+    with markers); chance 0.5 dashed.
+
+    ``table``: :func:`lin_utils.experiments.evaluation.probe_accuracy`; ``arm_of``: model -> arm label.
+    """
+    fig, axes, _, panels = _size_panels(table["model"])
+    groups = _arm_groups(table["model"], arm_of)
+    colors = model_palette(groups)
+    for ax, (size, models) in panels:
+        for arm, members in groups.items():
+            members = [m for m in members if m in models]
+            if not members:
+                continue
+            wide = table[table.model.isin(members)].pivot_table(index="boundary", columns="model", values="test_acc")
+            for m in members:
+                if m in wide:
+                    ax.plot(wide.index, wide[m], color=colors[arm], linewidth=0.8, alpha=0.45)
+            sd = wide.std(axis=1, ddof=1) if wide.shape[1] > 1 else None
+            ax.errorbar(wide.index, wide.mean(axis=1), yerr=sd, color=colors[arm], marker="o", capsize=3)
+        ax.axhline(0.5, color=GREY, linestyle="--", linewidth=1)
+        ax.set(title=size, ylabel="probe accuracy")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[-1, 0].set_xlabel("block boundary (0 = embeddings, i = output of block i−1)")
+    _legend(fig, colors, {"mean over seeds ± 1 sd (test, en_eval)": dict(marker="o"),
+                          "each seed": dict(linewidth=0.8, alpha=0.45), "chance": dict(linestyle="--", color=GREY)})
+    return fig
+
+
+def story_quality_by_seed(summary, arm_of=None):
+    """Table 3 with seeds: per arm, the judge's grades when there are any, else the automatic
+    proxies; each seed an open point, the mean over seeds filled ± one standard deviation over
+    seeds (one panel per measure).
+
+    ``summary``: one row per model (:func:`lin_utils.experiments.story_quality`); ``arm_of``: model ->
+    arm label.
+    """
+    judged = "judged" in summary and summary.judged.sum() > 0
+    measures = (["grammar", "creativity", "consistency", "plot"] if judged
+                else ["scorer_ppl", "distinct_2", "repetition_4"])
+    labels = {"scorer_ppl": "perplexity under the scorer (proxy)", "distinct_2": "distinct-2 (proxy)",
+              "repetition_4": "4-gram repetition rate (proxy)"}
+    groups = _arm_groups(summary["model"], arm_of)
+    fig, axes = new_figure(nrows=len(measures), panel_size=(FIG_WIDTH, 0.3 * len(groups) + 1.0), squeeze=False)
+    colors = model_palette(groups)
+    t = summary.set_index("model")
+    y = np.arange(len(groups))
+    for ax, m in zip(axes[:, 0], measures):
+        for i, (arm, models) in enumerate(groups.items()):
+            _seed_dots(ax, t.loc[models, m], i, colors[arm])
+        ax.set(title=labels.get(m, f"{m} (judge, 1–10)"), yticks=y, yticklabels=list(groups))
+        ax.invert_yaxis()
+    fig.supxlabel("open: each seed; filled: mean over seeds ± 1 sd over seeds")
+    return fig
+
+
+# -------------------------------------------------------------------------------------------------
 # Section 5: pruning (Figs 6, 7 and 8)
 
 # Each criterion's colour, legend label, offset and whether it is seeded come from the criteria's

@@ -42,3 +42,29 @@ def probe_table(acc_base, acc_cos, n_test=3000):
             rows.append(dict(model=m, boundary=b, test_acc=a, test_se=math.sqrt(a * (1 - a) / n_test), cv_mean=a,
                              cv_std=0.01, n_test=n_test, n_train=720))
     return pd.DataFrame(rows)
+
+
+def zoo_cosine_pairs(profile: str = "cpu", variant: str = "cos0.5") -> list[tuple[str, str]]:
+    """``(baseline, regularized)`` zoo specs of every training-run pair of ``profile`` (each size
+    and seed), from the zoo's metadata: the cpu zoo has six cosine pairs (two sizes × three seeds)."""
+    from lin_utils import zoo
+
+    p = zoo.pairs(profile, variant)
+    return list(zip(p.baseline, p.model))
+
+
+def seeded_models(profile: str = "cpu") -> list[str]:
+    """Every zoo spec of ``profile`` (all arms and seeds), then stories260K."""
+    from lin_utils import zoo
+
+    return list(zoo.table(profile).model) + ["stories260K"]
+
+
+def probe_table_seeded(acc: dict, n_test: int = 3000):
+    """Fig 5's probe table for several models: ``acc`` maps a model to its per-boundary accuracies."""
+    rows = []
+    for m, accs in acc.items():
+        for b, a in enumerate(accs):
+            rows.append(dict(model=m, boundary=b, test_acc=a, test_se=math.sqrt(a * (1 - a) / n_test), cv_mean=a,
+                             cv_std=0.01, n_test=n_test, n_train=720))
+    return pd.DataFrame(rows)

@@ -9,7 +9,7 @@ import statistics
 import numpy as np
 import pandas as pd
 import pytest
-from tables import probe_table
+from tables import probe_table, probe_table_seeded, zoo_cosine_pairs
 
 from lin_utils.claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED
 from lin_utils.pages import fig5_linear_probes as page
@@ -52,7 +52,7 @@ def test_fig5_pairs_over_the_common_boundaries():
     cos = {1: (0.52, 0.02), 2: (0.6, 0.02), 3: (0.65, 0.04), 4: (0.1, 0.5)}
     rows = ([("zoo:cpu-large-cos0.5", b, a, s) for b, (a, s) in reversed(cos.items())]
             + [("zoo:cpu-large-baseline", b, a, s) for b, (a, s) in base.items()]
-            + [("zoo:cpu-large-mse0.5", b, 0.2, 0.001) for b in range(5)]
+            + [("zoo:cpu-small-mse0.5", b, 0.2, 0.001) for b in range(5)]
             + [("zoo:cpu-small-baseline", b, 0.5, 0.25) for b in range(2)]
             + [("zoo:cpu-small-cos0.5", b, 0.75, 0.25) for b in range(2)])
     pairs = page.pairs(_probe_table(rows))
@@ -135,6 +135,12 @@ def test_fig5_replicated_only_beyond_two_standard_errors(n, up, verdict):
     assert not j.evidence.at_chance and j.verdict == verdict
 
 
+def test_fig5_below_three_pairs_falls_back_to_stories_and_says_so():
+    j = _judge(_items(_stories(100, up=4, base_right=96)))
+    assert j.test is page.BY_STORIES and j.evidence.n == 100 and "not over training runs" in j.test.rule()
+    assert j.ours.startswith("1 training-run pair, fewer than 3: standard errors over stories, not over training runs")
+
+
 def test_fig5_without_a_paper_effect_a_clear_loss_contradicts():
     j = _judge(_items(_stories(1000, down=100, base_right=800)))
     assert page.TEST.paper_effect is None and j.verdict == CONTRADICTED
@@ -161,3 +167,114 @@ def test_fig5_differences_paragraph():
     text = page.differences(page.CONFIG, t)
     assert text.startswith("**How this differs from the paper.**") and "cpu-large (8 blocks × 128 wide)" in text
     assert "3,000 en_eval examples" in text and "720 en_train" in text
+    assert "4,096,000 TinyStories tokens, three seeds per arm (0, 1, 2)" in text and "one run per model" not in text
+    assert ("the claim's unit is the training-run pair: three baseline / cos0.5 training-run pairs (size × seed), "
+            "compared story by story inside each pair") in text and "one training run per arm" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# seeds as the unit of replication (issue 24, item 4): each (size, seed) baseline/cosine pair is
+# one unit; inside it the paired test over stories; the standard error is the spread over pairs
+
+PAIRS = zoo_cosine_pairs()[3:]  # the cpu-large pairs of seeds 0, 1, 2: Fig 5's models
+
+
+def _seeded(per_pair):
+    """Items of the cpu-large pairs, one list of (base right, cos right) stories per pair."""
+    parts = []
+    for (base, cos), stories in zip(PAIRS, per_pair):
+        parts.append(_items(stories).replace({BASE: base, COS: cos}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _gains(*ups_downs, n=100, base_right=None):
+    """One pair per (up, down) over ``n`` stories: its gain is (up − down) · 100 / n points."""
+    return [_stories(n, up=u, down=d, base_right=base_right if base_right is not None else n - u - d)
+            for u, d in ups_downs]
+
+
+def test_fig5_seed_level_evidence_is_the_mean_and_spread_of_the_pairs_gains():
+    items = _seeded(_gains((3, 0), (6, 1), (8, 0)))
+    test, ev, m = page.paired_evidence(items)
+    assert test is page.BY_SEEDS and test.unit == "training-run pairs (size × seed)"
+    assert list(m["size"]) == ["cpu-large", "cpu-large-s1", "cpu-large-s2"]
+    gains = np.array([3.0, 5.0, 8.0])
+    assert m.effect.to_numpy() == pytest.approx(gains) and ev.n == 3
+    assert ev.effect == pytest.approx(gains.mean()) and ev.se == pytest.approx(gains.std(ddof=1) / math.sqrt(3))
+    j = _judge(items)
+    assert j.test is page.BY_SEEDS and j.verdict == REPLICATED
+    assert j.ours.startswith(f"+5.3 ± {ev.se:.1f} points, the mean over 3 training-run pairs (size × seed)")
+    assert f"cpu-large +5.3 ± {gains.std(ddof=1):.1f} (sd over 3 seeds)" in j.ours and "cpu-large-s2 +8.0 ± " in j.ours
+    assert "with its standard error over training-run pairs (size × seed)" in page.CLAIMS[0].rule_text
+
+
+@pytest.mark.parametrize("pairs, verdict", [
+    (((2, 2), (3, 0), (3, 0)), INCONCLUSIVE),  # gains 0, 3, 3: exactly 2.0 standard errors, not beyond
+    (((1, 0), (7, 0), (13, 0)), REPLICATED),   # gains 1, 7, 13: 2.02 standard errors
+])
+def test_fig5_seed_level_replicated_only_beyond_two_standard_errors(pairs, verdict):
+    j = _judge(_seeded(_gains(*pairs)))
+    z = j.evidence.effect / j.evidence.se
+    assert z == (2.0 if verdict == INCONCLUSIVE else pytest.approx(2.0207, abs=1e-4))
+    assert j.test is page.BY_SEEDS and j.verdict == verdict
+
+
+def test_fig5_seed_level_a_consistent_loss_contradicts():
+    j = _judge(_seeded(_gains((0, 30), (0, 31), (0, 29), n=1000)))
+    assert j.verdict == CONTRADICTED and "against" in j.reason
+
+
+def test_fig5_seed_level_disagreeing_seeds_are_inconclusive():
+    """Each pair's gain is far beyond its story-level error, but the seeds disagree in sign."""
+    j = _judge(_seeded(_gains((60, 0), (0, 50), (55, 0), n=400)))
+    assert j.verdict == INCONCLUSIVE and "standard errors of no effect" in j.reason
+    assert all(abs(r.z) > 5 for r in page.mean_comparison(_seeded(_gains((60, 0), (0, 50), (55, 0), n=400))).itertuples())
+
+
+def test_fig5_seed_level_inconclusive_at_chance_and_with_constant_probes():
+    j = _judge(_seeded([_stories(400, up=100, base_right=200)] * 3))  # baselines right on half the stories
+    assert j.test is page.BY_SEEDS and j.evidence.at_chance and j.verdict == INCONCLUSIVE and "chance" in j.reason
+    j = _judge(_seeded([_stories(200, base_right=150)] * 3))
+    assert j.evidence.constant and j.evidence.n == 3 and j.verdict == INCONCLUSIVE and "same answer" in j.reason
+
+
+def test_fig5_a_pair_whose_probes_answer_alike_is_not_a_unit():
+    j = _judge(_seeded([_stories(200, base_right=150)] + _gains((30, 0), (20, 0))))
+    assert j.test is page.BY_SEEDS and j.evidence.n == 2 and j.verdict == INCONCLUSIVE and "fewer than 3" in j.reason
+    assert "cpu-large +0.0 ± 0.0 (probes alike: left out)" in j.ours
+
+
+# the seeds on the page
+
+SEEDED_ACC = {m: [0.5 + 0.01 * i + 0.02 * b for b in range(3)] for i, m in enumerate(np.ravel(PAIRS, order="F"))}
+
+
+def test_fig5_seed_table_and_summary_give_mean_and_sd_over_seeds():
+    t = probe_table_seeded(SEEDED_ACC)
+    st = page.seed_table(t).set_index("arm")
+    assert list(st.index) == ["cpu-large baseline", "cpu-large cos0.5"] and st.seeds.tolist() == [3, 3]
+    assert st.at["cpu-large baseline", "b0"] == pytest.approx(0.51)
+    assert st.at["cpu-large baseline", "b0 sd"] == pytest.approx(0.01)
+    assert st.at["cpu-large cos0.5", "mean"] == pytest.approx(0.56)
+    s = page.seeds_summary(t)
+    assert list(s.columns) == ["boundary", "cpu-large baseline (seeds 0, 1, 2)", "cpu-large cos0.5 (seeds 0, 1, 2)"]
+    assert s.boundary.tolist() == ["0", "1", "2", "mean over boundaries"]
+    assert s.iloc[-1, 2] == "0.560 ± 0.010"
+    n = page.numbers(t)
+    assert (n["seeds_min"], n["seeds_max"]) == (3, 3) and n["mean_sd_max"] == pytest.approx(0.01)
+    assert n["seed_means_text"] == ("cpu-large baseline 0.530 ± 0.010 (seeds 0, 1, 2); "
+                                    "cpu-large cos0.5 0.560 ± 0.010 (seeds 0, 1, 2)")
+
+
+def test_fig5_seeded_plot_draws_every_seed_and_the_mean():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lin_utils import plots
+    from lin_utils.pages._zoo_pairs import arm_label
+
+    t = probe_table_seeded(SEEDED_ACC)
+    fig = plots.probe_accuracy_by_seed(t, {m: arm_label(m) for m in t.model.unique()})
+    [ax] = [a for a in fig.axes if a.get_title() == "cpu-large"]
+    thin = [line for line in ax.lines if line.get_alpha() == 0.45]
+    assert len(thin) == 6  # one line per seed of each arm

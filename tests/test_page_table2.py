@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from tables import HARNESS_MODELS, harness_scores
+from tables import HARNESS_MODELS, harness_scores, seeded_models, zoo_cosine_pairs
 
 from lin_utils.claims import NOT_RUN, REPLICATED
 from lin_utils.pages import table2_benchmarks as page
@@ -100,7 +100,7 @@ def _layout_for(kinds):
 
 def test_table2_pairs_difference_and_joint_standard_error():
     t = _layout([("zoo:cpu-large-cos0.5", 0.62, 0.02), ("zoo:cpu-large-baseline", 0.55, 0.03),
-                 ("zoo:cpu-large-mse2.0", 0.9, 0.001), ("zoo:cpu-small-baseline", 0.5, 0.01),
+                 ("zoo:cpu-small-mse2.0", 0.9, 0.001), ("zoo:cpu-small-baseline", 0.5, 0.01),
                  ("zoo:cpu-small-cos0.5", 0.45, 0.04), ("gpt2", 0.7, 0.01)])
     pairs = page.pairs(t)
     assert [p["size"] for p in pairs] == ["cpu-large", "cpu-small"]
@@ -261,17 +261,20 @@ def test_a_task_where_only_one_model_is_constant_still_counts():
     assert r.baseline_constant and not r.model_constant and not r.constant and r.effect == pytest.approx(10.0)
 
 
-def test_table2_pools_the_sizes_and_reports_each():
+def test_table2_below_three_pairs_falls_back_to_documents_pooled_over_sizes_and_says_so():
     items, _ = _items({"copa": _docs(100, up=20)})
     small = items.replace({BASE: "zoo:cpu-small-baseline", COS: "zoo:cpu-small-cos0.5"})
     items2, _ = _items({"copa": _docs(100, down=10)})
     both = pd.concat([small, items2], ignore_index=True)
-    ev, m = page.paired_evidence(both)
+    test, ev, m = page.paired_evidence(both)
+    assert test is page.BY_DOCUMENTS and test.unit.startswith("documents") and ev.n == 200
     assert list(m["size"]) == ["cpu-small", "cpu-large"]
     assert ev.effect == pytest.approx((20 + -10) / 2)
     assert ev.se == pytest.approx(math.hypot(*m.se) / 2)
-    ours = page.judge_paired({"items": both, "scores": None}).ours
-    assert ours.startswith("cpu-small: +20.0 ± ") and "pooled over sizes +5.0" in ours
+    j = page.judge_paired({"items": both, "scores": None})
+    assert j.test is page.BY_DOCUMENTS and "not over training runs" in j.test.rule()
+    assert j.ours.startswith("2 training-run pairs, fewer than 3: standard errors over documents, not over "
+                             "training runs; cpu-small: +20.0 ± ") and "pooled over sizes +5.0" in j.ours
 
 
 def test_table2_without_items_or_a_pair_is_not_run():
@@ -287,7 +290,9 @@ def test_the_claims_test_reads_the_papers_effect_from_the_data_file():
     gains = paper.table2_mean_effects()
     assert page.TEST.paper_effect == gains.value.min() == 2.4
     [claim] = page.CLAIMS
-    assert claim.test is page.TEST and "+2.4" in claim.rule_text
+    assert claim.test is page.TEST is page.BY_SEEDS and "+2.4" in claim.rule_text
+    assert "with its standard error over training-run pairs (size × seed)" in claim.rule_text
+    assert "always with fewer than 3 training-run pairs (size × seed)" in claim.rule_text
 
 
 def test_differences_paragraph_comes_from_the_config_and_scores():
@@ -296,7 +301,13 @@ def test_differences_paragraph_comes_from_the_config_and_scores():
     text = page.differences(page.CONFIG, scores)
     assert text.startswith("**How this differs from the paper.**")
     assert "cpu-large (8 blocks × 128 wide)" in text and "copa 100 of 100" in text and "record 32 of 10,000" in text
-    assert "FewGLUE" in text and "seed 0 only" in text
+    assert "FewGLUE" in text and "4,096,000 TinyStories tokens, three seeds per arm (0, 1, 2)" in text
+    assert ("The claim's unit is the training-run pair: six baseline / cos0.5 training-run pairs (size × seed), "
+            "compared document by document inside each pair") in text
+    assert "one run per model" not in text and "one training run per arm" in text
+    one_seed = dataclasses.replace(page.CONFIG, models=("zoo:cpu-small-baseline", "zoo:cpu-small-cos0.5"))
+    text = page.differences(one_seed, scores)
+    assert "seed 0 only" in text and "One baseline / cos0.5 training-run pair (size × seed), fewer than three" in text
 
 
 def test_a_task_where_no_document_is_scored_differently_is_left_out():
@@ -318,3 +329,177 @@ def test_the_paired_table_says_why_a_task_is_left_out():
     assert t.at["record", "model − baseline (points)"] == "left out: no document scored differently"
     assert t.at["copa", "model − baseline (points)"].startswith("+30.8 ± ") and math.isnan(t.at["boolq", "MDE"])
     assert t.at["mean of 1", "n"] == 13
+
+
+# ---------------------------------------------------------------------------------------------
+# seeds as the unit of replication (issue 24, item 4): every (size, seed) baseline/cosine pair is
+# one unit; inside it the paired per-document test as above; the claim's standard error is the
+# spread of the pairs' mean gains over seeds
+
+PAIRS = zoo_cosine_pairs()  # six pairs: cpu-small and cpu-large, seeds 0, 1, 2
+
+
+def _seeded(per_pair: list[dict], chance: float | None = None):
+    """Items of the first ``len(per_pair)`` cpu cosine pairs: each pair's task -> docs (:func:`_docs`)."""
+    parts, scores = [], []
+    for (base, cos), task_docs in zip(PAIRS, per_pair):
+        items, sc = _items(task_docs, chance)
+        parts.append(items.replace({BASE: base, COS: cos}))
+        if sc is not None:
+            scores.append(sc.replace({BASE: base, COS: cos}))
+    return pd.concat(parts, ignore_index=True), (pd.concat(scores, ignore_index=True) if scores else None)
+
+
+def _gains(*ups_downs, n=100):
+    """One pair per (up, down): copa on ``n`` documents, so its gain is (up − down) · 100 / n points."""
+    return [{"copa": _docs(n, up=u, down=d)} for u, d in ups_downs]
+
+
+def test_seed_level_evidence_is_the_mean_and_spread_of_the_pairs_gains():
+    items, _ = _seeded(_gains((3, 0), (5, 1), (6, 0), (2, 2), (8, 1), (4, 0)))
+    test, ev, m = page.paired_evidence(items)
+    assert test is page.BY_SEEDS and test.unit == "training-run pairs (size × seed)"
+    assert list(m["size"]) == ["cpu-small", "cpu-small-s1", "cpu-small-s2", "cpu-large", "cpu-large-s1",
+                               "cpu-large-s2"]
+    gains = np.array([3, 4, 6, 0, 7, 4], dtype=float)
+    assert m.effect.to_numpy() == pytest.approx(gains)
+    assert (ev.n, ev.effect) == (6, pytest.approx(gains.mean()))
+    assert ev.se == pytest.approx(gains.std(ddof=1) / math.sqrt(6)) and ev.mde == pytest.approx(2.8 * ev.se)
+    j = page.judge_paired({"items": items, "scores": None})
+    assert j.test is page.BY_SEEDS and j.verdict == REPLICATED
+    assert j.ours.startswith(f"+4.0 ± {ev.se:.1f} points, the mean over 6 training-run pairs (size × seed) with its "
+                             "standard error over the pairs")
+    assert f"cpu-small {gains[:3].mean():+.1f} ± {gains[:3].std(ddof=1):.1f} (sd over 3 seeds)" in j.ours
+    assert "cpu-large-s1 +7.0 ± " in j.ours and "against the paper's +2.4" in j.ours
+
+
+@pytest.mark.parametrize("pairs, verdict", [
+    (((2, 2), (3, 0), (3, 0)), INCONCLUSIVE),  # gains 0, 3, 3: exactly 2.0 standard errors, not beyond
+    (((1, 0), (7, 0), (13, 0)), REPLICATED),   # gains 1, 7, 13: 2.02 standard errors
+])
+def test_seed_level_replicated_only_beyond_two_standard_errors_over_pairs(pairs, verdict):
+    items, _ = _seeded(_gains(*pairs))
+    j = page.judge_paired({"items": items, "scores": None})
+    assert j.test is page.BY_SEEDS and j.evidence.n == 3
+    z = j.evidence.effect / j.evidence.se
+    assert z == (2.0 if verdict == INCONCLUSIVE else pytest.approx(2.0207, abs=1e-4))
+    assert j.verdict == verdict
+
+
+def test_seed_level_item_noise_alone_does_not_replicate():
+    """Each pair's gain is far beyond its own document-level standard error, but the pairs disagree:
+    over seeds the gain is within noise and the test cannot see the paper's effect."""
+    items, _ = _seeded(_gains((40, 0), (0, 30), (35, 0), (0, 30), n=400))
+    j = page.judge_paired({"items": items, "scores": None})
+    assert (j.evidence.n, j.verdict) == (4, INCONCLUSIVE) and "minimum detectable effect" in j.reason
+    assert j.evidence.mde > page.TEST.paper_effect
+    assert all(abs(r.z) > 5 for r in page.mean_comparison(page.item_comparison(items)).itertuples())
+
+
+@pytest.mark.parametrize("pairs, reason", [
+    (((0, 30), (0, 31), (0, 29)), "beyond 2 standard errors against"),           # about −3 points, se 0.06
+    (((1, 1), (11, 10), (2, 3)), "the 95% interval excludes the paper's effect"),  # about 0 ± 0.06
+])
+def test_seed_level_contradicted_when_the_pairs_could_see_the_papers_effect(pairs, reason):
+    items, _ = _seeded(_gains(*pairs, n=1000))
+    j = page.judge_paired({"items": items, "scores": None})
+    assert j.evidence.mde < page.TEST.paper_effect and j.verdict == CONTRADICTED and reason in j.reason
+
+
+def test_seed_level_inconclusive_when_the_baselines_are_at_chance():
+    at = _docs(200, up=100, base_right=50)  # the baselines right on 50 of 200 documents: 25%
+    items, scores = _seeded([{"copa": at}] * 3, chance=0.25)
+    j = page.judge_paired({"items": items, "scores": scores})
+    assert j.test is page.BY_SEEDS and j.evidence.at_chance and j.verdict == INCONCLUSIVE and "chance" in j.reason
+
+
+def test_seed_level_inconclusive_when_every_pair_gives_constant_answers():
+    const = {"boolq": [(1, 1, 0, 0)] * 40 + [(0, 0, 1, 1)] * 60}
+    items, _ = _seeded([const] * 3)
+    j = page.judge_paired({"items": items, "scores": None})
+    assert j.test is page.BY_SEEDS and j.evidence.constant and j.evidence.n == 3
+    assert j.verdict == INCONCLUSIVE and "same answer" in j.reason
+
+
+def test_a_pair_without_an_informative_task_is_not_a_unit():
+    """Three pairs in the table, one of them constant: two units, too few to estimate their spread."""
+    const = {"boolq": [(1, 1, 0, 0)] * 40 + [(0, 0, 1, 1)] * 60}
+    items, _ = _seeded([const] + _gains((30, 0), (30, 1)))
+    j = page.judge_paired({"items": items, "scores": None})
+    assert j.test is page.BY_SEEDS and j.evidence.n == 2
+    assert j.verdict == INCONCLUSIVE and "fewer than 3" in j.reason
+    assert "cpu-small: no task carries information" in j.ours and "cpu-small-s1 +30.0 ± 4.6 over 1 task," in j.ours
+
+
+def test_constant_tasks_are_left_out_inside_each_pair():
+    const = [(1, 1, 0, 0)] * 37 + [(0, 0, 1, 1)] * 63
+    items, _ = _seeded([{"boolq": const, **g} for g in _gains((4, 0), (5, 0), (6, 0))])
+    test, ev, m = page.paired_evidence(items)
+    assert list(m.left_out) == ["boolq"] * 3 and list(m.tasks) == [1, 1, 1]
+    assert ev.effect == pytest.approx(5.0) and ev.se == pytest.approx(1 / math.sqrt(3))
+    assert "(left out: boolq)" in page.judge_paired({"items": items, "scores": None}).ours
+
+
+# the seeds on the page: mean and spread over seeds per arm
+
+
+def _seeded_layout(seed=3):
+    scores = harness_scores(seeded_models(), np.random.default_rng(seed))
+    return experiments.table2_layout(scores), scores
+
+
+def test_seed_table_gives_mean_sd_and_range_over_seeds_per_arm():
+    layout, _ = _seeded_layout()
+    st = page.seed_table(layout).set_index("arm")
+    assert list(st.index) == ["cpu-small baseline", "cpu-small cos0.5", "cpu-small mse0.5", "cpu-small mse2.0",
+                              "cpu-large baseline", "cpu-large cos0.5", "stories260K"]
+    assert st.seeds.tolist() == [3] * 6 + [1] and st.at["cpu-small cos0.5", "seed_list"] == "0, 1, 2"
+    t = layout.set_index("model")
+    three = t.loc[["zoo:cpu-large-cos0.5", "zoo:cpu-large-cos0.5-s1", "zoo:cpu-large-cos0.5-s2"]]
+    for c in ("copa", "mean"):
+        assert st.at["cpu-large cos0.5", c] == pytest.approx(three[c].mean())
+        assert st.at["cpu-large cos0.5", f"{c} sd"] == pytest.approx(three[c].std(ddof=1))
+        assert (st.at["cpu-large cos0.5", f"{c} min"], st.at["cpu-large cos0.5", f"{c} max"]) == (
+            three[c].min(), three[c].max())
+    assert math.isnan(st.at["stories260K", "mean sd"])
+
+
+def test_seeds_summary_has_one_table_per_size_with_mean_and_sd_over_seeds():
+    layout, scores = _seeded_layout()
+    text = page.seeds_summary(layout, scores)
+    small, large = text.split("**cpu-large**")
+    assert small.startswith("**cpu-small**")
+    assert ("| column | baseline (seeds 0, 1, 2) | cos0.5 (seeds 0, 1, 2) | mse0.5 (seeds 0, 1, 2) | "
+            "mse2.0 (seeds 0, 1, 2) | chance |") in small
+    assert "| column | baseline (seeds 0, 1, 2) | cos0.5 (seeds 0, 1, 2) | stories260K | chance |" in large
+    st = page.seed_table(layout).set_index("arm")
+    r = st.loc["cpu-large cos0.5"]
+    assert f"| {r['mean']:.3f} ± {r['mean sd']:.3f} |" in large and "| boolq (n = 100) |" in small
+    assert f"| {st.at['stories260K', 'mean']:.3f} |" in large  # one run: no spread
+
+
+def test_numbers_carry_the_seeds_and_the_unit():
+    layout, scores = _seeded_layout()
+    n = page.numbers(layout, scores)
+    assert (n["seeds_min"], n["seeds_max"], n["verdict_benchmarks"], n["n_units"]) == (3, 3, NOT_RUN, 0)
+    st = page.seed_table(layout)
+    sds = st[st.seed_list != "—"]["mean sd"]
+    assert (n["mean_sd_min"], n["mean_sd_max"]) == (sds.min(), sds.max())
+    assert n["seed_means_text"].startswith("cpu-small baseline ") and "(seeds 0, 1, 2)" in n["seed_means_text"]
+    items, _ = _seeded(_gains((3, 0), (5, 1), (6, 0), (2, 2), (8, 1), (4, 0)))
+    n = page.numbers(layout, scores, items)
+    assert (n["n_units"], n["unit"], n["by_seeds"], n["n_pairs"]) == (6, "training-run pairs (size × seed)", True, 6)
+
+
+def test_the_seeded_plot_has_one_row_per_arm():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lin_utils import plots
+    from lin_utils.pages._zoo_pairs import arm_label
+
+    layout, _ = _seeded_layout()
+    fig = plots.benchmark_scores_by_seed(layout, {m: arm_label(m) for m in layout.model if m != "chance"})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()][:2] == ["cpu-small baseline", "cpu-small cos0.5"]
+    assert len(ax.get_yticklabels()) == 7 and len(ax.collections) >= 7  # seven arms, each its seeds' points

@@ -18,8 +18,9 @@ from .. import zoo
 from ..claims import Evidence
 from ..errors import ModelNotFoundError
 
-__all__ = ["BASELINE", "COSINE", "REGULARIZED", "compare_to_baseline", "entry_of", "paired",
-           "pooled", "size_groups", "size_label", "size_pairs", "variant_label", "zoo_models_text", "zoo_pairs"]
+__all__ = ["BASELINE", "COSINE", "REGULARIZED", "arm_label", "arms_of", "compare_to_baseline", "entry_of", "paired",
+           "pm", "pooled", "replication_text", "seed_summary", "seeds_text", "size_groups", "size_label", "size_pairs", "variant_label",
+           "zoo_models_text", "zoo_pairs"]
 
 BASELINE, COSINE = "baseline", "cos0.5"
 REGULARIZED = ("cos0.5", "mse0.5", "mse2.0")  # the regularized variants Table 2 compares with their baseline
@@ -139,12 +140,89 @@ def pooled(effects: Sequence[float], ses: Sequence[float]) -> tuple[float, float
     return float(np.mean(effects)), math.sqrt(float(np.sum(np.square(ses)))) / k
 
 
+def arm_label(spec: str) -> str:
+    """A model's arm (its profile, size and variant, every seed alike): ``zoo:cpu-small-cos0.5-s1``
+    -> ``cpu-small cos0.5``; any other spec without ``zoo:`` (an arm of its own)."""
+    e = entry_of(spec)
+    return spec.replace(_ZOO, "") if e is None else f"{e.profile}-{e.size} {e.variant}"
+
+
+def arms_of(models: Iterable[str]) -> dict[str, list[str]]:
+    """``models`` grouped by arm (:func:`arm_label`), arms in order of first appearance, each
+    arm's models by seed."""
+    out: dict[str, list[str]] = {}
+    for m in dict.fromkeys(models):
+        out.setdefault(arm_label(m), []).append(m)
+    seed = {m: (e.seed if (e := entry_of(m)) is not None else 0) for ms in out.values() for m in ms}
+    return {a: sorted(ms, key=seed.__getitem__) for a, ms in out.items()}
+
+
+def seed_summary(t: pd.DataFrame, cols: Sequence[str], model: str = "model") -> pd.DataFrame:
+    """Per arm (size × variant) of ``t`` (one row per model): how many seeds (``seeds``, and which:
+    ``seed_list``) and, for each of ``cols``, its mean over the seeds (``col``), standard deviation
+    over the seeds (``col sd``, ddof 1: NaN with one seed) and range (``col min``, ``col max``).
+
+    A model that is not a zoo entry (stories260K) is an arm of its own with one "seed". Arms in
+    order of first appearance: ``arm``, ``size`` (``cpu-small``, or the spec), ``variant``."""
+    rows = []
+    for arm, models in arms_of(t[model]).items():
+        g = t[t[model].isin(models)]
+        entries = [entry_of(m) for m in models]
+        seeds = [e.seed for e in entries if e is not None]
+        e0 = entries[0]
+        row = dict(arm=arm, size=arm if e0 is None else f"{e0.profile}-{e0.size}",
+                   variant=arm if e0 is None else e0.variant, seeds=len(models),
+                   seed_list=", ".join(map(str, seeds)) if seeds else "—")
+        for c in cols:
+            v = g[c].astype(float)
+            row.update({c: float(v.mean()), f"{c} sd": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
+                        f"{c} min": float(v.min()), f"{c} max": float(v.max())})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["arm", "size", "variant", "seeds", "seed_list"] +
+                        [f"{c}{s}" for c in cols for s in ("", " sd", " min", " max")])
+
+
+def pm(mean: float, sd: float, fmt: str = ".3f") -> str:
+    """``mean ± sd`` as a table cell; the mean alone when there is no spread (one seed)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "—"
+    return f"{mean:{fmt}}" if sd is None or math.isnan(sd) else f"{mean:{fmt}} ± {sd:{fmt}}"
+
+
+_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+
+
+def _number(k: int) -> str:
+    return _WORDS.get(k, f"{k:,}")
+
+
+def _seeds_of_arms(models: Iterable[str]) -> dict[str, list[int]]:
+    return {a: [entry_of(m).seed for m in ms] for a, ms in arms_of(m for m in models if entry_of(m) is not None).items()}
+
+
+def seeds_text(models: Iterable[str]) -> str:
+    """The zoo models' training seeds in words: "seed 0 only", "three seeds per arm (0, 1, 2)", or
+    per arm when the arms differ ("seeds per arm: cpu-small baseline 0, 1, 2; cpu-large cos0.5 0")."""
+    arms = _seeds_of_arms(models)
+    if not arms:
+        return "no zoo models"
+    sets = {tuple(v) for v in arms.values()}
+    if len(sets) == 1:
+        [seeds] = sets
+        if len(seeds) == 1:
+            return f"seed {seeds[0]} only"
+        return f"{_number(len(seeds))} seeds per arm ({', '.join(map(str, seeds))})"
+    return "seeds per arm: " + "; ".join(f"{a} {', '.join(map(str, s))}" for a, s in arms.items())
+
+
 def zoo_models_text(models: Iterable[str]) -> str:
     """The zoo architectures among ``models`` in words: "cpu-small (4 blocks × 128 wide), cpu-large
-    (8 blocks × 128 wide), pretrained on 1,500,000 TinyStories tokens, seed 0" (one seed each)."""
+    (8 blocks × 128 wide), pretrained on 4,096,000 TinyStories tokens, three seeds per arm (0, 1, 2)"
+    (:func:`seeds_text`: "seed 0 only" with one seed each)."""
     from ..train.configs import SIZES
 
-    archs, tokens, seeds = {}, set(), set()
+    models = list(models)
+    archs, tokens = {}, set()
     for m in models:
         e = entry_of(m)
         if e is None:
@@ -152,9 +230,25 @@ def zoo_models_text(models: Iterable[str]) -> str:
         a = SIZES.get(e.arch, {})
         archs[e.arch] = (f"{e.arch} ({a['num_hidden_layers']} blocks × {a['hidden_size']} wide)" if a else e.arch)
         tokens.add(e.config.max_tokens)
-        seeds.add(e.seed)
     if not archs:
         return "no zoo models"
     tok = ", ".join(f"{t:,}" for t in sorted(tokens))
-    seed = f"seed {sorted(seeds)[0]} only" if len(seeds) == 1 else "seeds " + ", ".join(map(str, sorted(seeds)))
-    return f"{', '.join(archs.values())}, pretrained on {tok} TinyStories tokens, {seed}"
+    return f"{', '.join(archs.values())}, pretrained on {tok} TinyStories tokens, {seeds_text(models)}"
+
+
+def replication_text(models: Iterable[str], items: str, min_units: int = 3, variant: str = COSINE) -> str:
+    """How a page's claim replicates, in words, from its models: with at least ``min_units``
+    baseline / ``variant`` training-run pairs (same size and seed), "the claim's unit is the
+    training-run pair: 6 baseline / cos0.5 pairs (size × seed), compared ``items`` by ``items``
+    inside each pair; its standard error is the spread of the pairs' gains over seeds"; with fewer,
+    that the standard error is over ``items``, not over training runs."""
+    found = size_pairs(models, variant)
+    k = len(found)
+    pairs = f"{_number(k)} baseline / {variant} training-run pair{'s' if k != 1 else ''} (size × seed)"
+    if k >= min_units:
+        sizes = {(entry_of(b).profile, entry_of(b).size) for _, b, _ in found}
+        return (f"the claim's unit is the training-run pair: {pairs}, compared {items} by {items} inside each "
+                f"pair; its standard error is the spread of the pairs' gains over seeds"
+                + (" and sizes" if len(sizes) > 1 else ""))
+    return (f"{pairs}, fewer than {_number(min_units)}: the claim's standard error is over {items}s pooled over "
+            f"sizes, not over training runs")

@@ -7,9 +7,16 @@ are one unit): per story, the mean over boundaries and its two examples of (cosi
 baseline correct); the effect is its mean and the standard error sd/sqrt(stories)
 (:func:`lin_utils.pages._zoo_pairs.paired`), which accounts for the correlation between
 boundaries that the per-boundary binomial errors ignore.
+
+That paired test runs inside each training-run pair (a baseline and its cosine model of the same
+size and seed). The claim's unit of replication is the pair (:data:`TEST`): its effect is the
+mean of the pairs' gains and its standard error their spread over seeds (which holds each seed's
+story noise too). With fewer pairs than the test needs (one seed per arm) the claim falls back to
+the pairs' story-level standard errors pooled over sizes (:data:`BY_STORIES`), and says so.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -21,7 +28,8 @@ from ..book.tables import md_table
 from ..claims import MDE_Z, NOT_RUN, Claim, Evidence, Judgement, Test, judge_effect
 from ..experiments.evaluation import ProbesConfig, probe_accuracy, probe_items
 from . import name_of
-from ._zoo_pairs import COSINE, paired, pooled, size_pairs, zoo_models_text
+from ._zoo_pairs import (COSINE, arm_label, paired, pm, pooled, replication_text, seed_summary, size_pairs,
+                         zoo_models_text)
 
 NAME = name_of(__name__)
 CONFIG = ProbesConfig(models=("zoo:cpu-large-baseline", "zoo:cpu-large-baseline-s1",
@@ -45,9 +53,17 @@ def tables(config: ProbesConfig, *, profile: str, force: bool = False, cache_onl
     return {"probes": table, "items": items}
 
 
-TEST = Test(
+#: the claim's test: one unit per training-run pair (a baseline and its cosine model of one size and seed)
+TEST = BY_SEEDS = Test(
+    quantity="probe test accuracy averaged over block boundaries, cosine − baseline, in points, averaged over the "
+             "training-run pairs (a baseline and its cosine model of the same size and seed; inside a pair both "
+             "probes predict the same test examples)",
+    direction=+1, unit="training-run pairs (size × seed)", paper_effect=None, paper_source="")
+#: the fallback with fewer training-run pairs than :data:`BY_SEEDS` needs (one seed per arm)
+BY_STORIES = Test(
     quantity="probe test accuracy averaged over block boundaries, cosine − baseline, in points (paired: the same "
-             "test examples), pooled over the zoo sizes",
+             "test examples), pooled over the zoo sizes (too few training-run pairs: the spread is over stories, "
+             "not over training runs)",
     direction=+1, unit="stories (paired; a story's two endings are one unit)", paper_effect=None,
     paper_source="")
 
@@ -103,26 +119,65 @@ def mean_comparison(items: pd.DataFrame, variant: str = COSINE) -> pd.DataFrame:
                                        "baseline_mean", "baseline_se", "at_chance", "constant"])
 
 
-def paired_evidence(items: pd.DataFrame) -> tuple[Evidence, pd.DataFrame] | None:
-    """The claim's :class:`Evidence`, pooled over the zoo sizes, and the per-size rows."""
+def paired_evidence(items: pd.DataFrame) -> tuple[Test, Evidence, pd.DataFrame] | None:
+    """The claim's test and :class:`Evidence`, with the per-pair rows (:func:`mean_comparison`);
+    None without a pair.
+
+    With at least ``BY_SEEDS.min_units`` training-run pairs (size × seed): :data:`BY_SEEDS`, the
+    mean of the informative pairs' gains and its standard error over the pairs
+    (:meth:`Evidence.of`), ``n`` the pairs; with fewer: :data:`BY_STORIES`, the gains pooled with
+    their story-level standard errors, ``n`` the stories. Either way ``at_chance`` when the
+    baselines' pooled mean is within 2 (story-level) standard errors of chance, and ``constant``
+    when every pair's probes answer alike (or each predicts one label throughout)."""
     m = mean_comparison(items)
     if m.empty:
         return None
+    by_seeds = len(m) >= BY_SEEDS.min_units
+    test = BY_SEEDS if by_seeds else BY_STORIES
     use = m[~m.constant]
     if use.empty:
-        return Evidence(0.0, 0.0, int(m.n.sum()), constant=True), m
-    effect, se = pooled(list(use.effect), list(use.se))
+        return test, Evidence(0.0, 0.0, len(m) if by_seeds else int(m.n.sum()), constant=True), m
     bm, bse = pooled(list(use.baseline_mean), list(use.baseline_se))
-    return Evidence(effect, se, int(use.n.sum()), at_chance=abs(bm - CHANCE) <= 2 * bse), m
+    at_chance = abs(bm - CHANCE) <= 2 * bse
+    if by_seeds:
+        return test, dataclasses.replace(Evidence.of(use.effect), at_chance=at_chance), m
+    effect, se = pooled(list(use.effect), list(use.se))
+    return test, Evidence(effect, se, int(use.n.sum()), at_chance=at_chance), m
 
 
-def paired_text(m: pd.DataFrame, ev: Evidence) -> str:
-    parts = [f"{r.size}: {r.effect:+.1f} ± {r.se:.1f} points over {r.boundaries} boundaries and {r.n:,} stories "
-             f"(MDE {r.mde:.1f}; baseline {r.baseline_mean:.1f} ± {r.baseline_se:.1f} against chance {CHANCE:.0f}"
-             + ("; the two probes answer alike: no information" if r.constant else "") + ")" for r in m.itertuples()]
+def _pair_text(r) -> str:
+    return (f"{r.size}: {r.effect:+.1f} ± {r.se:.1f} points over {r.boundaries} boundaries and {r.n:,} stories "
+            f"(MDE {r.mde:.1f}; baseline {r.baseline_mean:.1f} ± {r.baseline_se:.1f} against chance {CHANCE:.0f}"
+            + ("; the two probes answer alike: no information" if r.constant else "") + ")")
+
+
+def arm_effects(m: pd.DataFrame) -> pd.DataFrame:
+    """Per zoo size (every seed of it): the informative pairs, their mean gain and its standard
+    deviation over seeds (points; NaN with one seed)."""
+    use = m[~m.constant].assign(arm=lambda t: [arm_label(b).split(" ")[0] for b in t.baseline])
+    return use.groupby("arm", sort=False).effect.agg(pairs="size", mean="mean", sd="std").reset_index()
+
+
+def paired_text(m: pd.DataFrame, ev: Evidence, test: Test = BY_SEEDS) -> str:
+    """The paired comparison in a sentence. By seeds: the mean over the training-run pairs with its
+    standard error over them, per size the mean ± sd over seeds, then each pair (its gain ± its
+    story-level standard error); by stories: per pair, then pooled over sizes."""
+    if test is BY_SEEDS:
+        if ev.constant:
+            return f"{len(m)} {test.unit}, in none of which the probes differ: " + "; ".join(map(_pair_text,
+                                                                                             m.itertuples()))
+        arms = "; ".join(f"{r.arm} {r.mean:+.1f} ± {r.sd:.1f} (sd over {r.pairs} seeds)" if r.pairs > 1
+                         else f"{r.arm} {r.mean:+.1f} (one seed)" for r in arm_effects(m).itertuples())
+        return (f"{ev.effect:+.1f} ± {ev.se:.1f} points, the mean over {ev.n} {test.unit} with its standard error "
+                f"over the pairs (MDE {ev.mde:.1f}); per size, mean ± sd over seeds: {arms}; per pair (± its standard error over "
+                f"stories): " + ", ".join(f"{r.size} {r.effect:+.1f} ± {r.se:.1f}"
+                                          + (" (probes alike: left out)" if r.constant else "")
+                                          for r in m.itertuples()))
+    parts = [_pair_text(r) for r in m.itertuples()]
     if len(m) > 1:
         parts.append(f"pooled over sizes {ev.effect:+.1f} ± {ev.se:.1f} points (MDE {ev.mde:.1f})")
-    return "; ".join(parts)
+    return (f"{len(m)} training-run pair{'s' if len(m) != 1 else ''}, fewer than {BY_SEEDS.min_units}: standard "
+            f"errors over stories, not over training runs; " + "; ".join(parts))
 
 
 def judge_paired(t) -> Judgement:
@@ -133,8 +188,8 @@ def judge_paired(t) -> Judgement:
     found = paired_evidence(items)
     if found is None:
         return Judgement("no baseline / cosine pair in the table", NOT_RUN, "no baseline / cosine pair")
-    ev, m = found
-    return judge_effect(TEST, ev, paired_text(m, ev))
+    test, ev, m = found
+    return judge_effect(test, ev, paired_text(m, ev, test))
 
 
 def pairs(table: pd.DataFrame) -> list[dict]:
@@ -178,7 +233,47 @@ def numbers(table: pd.DataFrame, items: pd.DataFrame | None = None) -> dict:
     ev = j.evidence
     out.update(verdict_probes=j.verdict, reason_probes=j.reason, paired_text=j.ours, pairs_text=pairs_text(table),
                effect=ev.effect if ev else math.nan, se_paired=ev.se if ev else math.nan,
-               mde=ev.mde if ev else math.nan)
+               mde=ev.mde if ev else math.nan, n_units=ev.n if ev else 0, unit=j.test.unit if j.test else "—",
+               by_seeds=bool(j.test is BY_SEEDS), min_units=BY_SEEDS.min_units)
+    out.update(seed_numbers(table))
+    return out
+
+
+def seed_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per arm (size × variant): the seeds and, at every block boundary and averaged over the
+    boundaries, the test accuracy's mean, standard deviation and range over the seeds (columns
+    ``b0``, ``b1``... and ``mean``; see :func:`lin_utils.pages._zoo_pairs.seed_summary`)."""
+    wide = table.pivot_table(index="model", columns="boundary", values="test_acc", sort=False)
+    wide.columns = [f"b{int(b)}" for b in wide.columns]
+    wide["mean"] = wide.mean(axis=1)
+    wide = wide.reindex(list(dict.fromkeys(table.model))).reset_index()
+    return seed_summary(wide, [c for c in wide.columns if c != "model"])
+
+
+def seed_numbers(table: pd.DataFrame) -> dict:
+    """The seeds in the prose: seeds per arm (fewest, most), the largest and smallest standard
+    deviation over seeds of an arm's accuracy averaged over boundaries, and each arm's mean ± sd."""
+    st = seed_table(table)
+    zoo_arms = st[st.seed_list != "—"]
+    if zoo_arms.empty:
+        return dict(seeds_min=0, seeds_max=0, mean_sd_min=math.nan, mean_sd_max=math.nan, seed_means_text="no zoo arm")
+    sd = zoo_arms["mean sd"]
+    return dict(seeds_min=int(zoo_arms.seeds.min()), seeds_max=int(zoo_arms.seeds.max()),
+                mean_sd_min=float(sd.min()) if sd.notna().any() else math.nan,
+                mean_sd_max=float(sd.max()) if sd.notna().any() else math.nan,
+                seed_means_text="; ".join(f"{r['arm']} {pm(r['mean'], r['mean sd'])} (seeds {r['seed_list']})"
+                                          for _, r in zoo_arms.iterrows()))
+
+
+def seeds_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± standard deviation over seeds of the test accuracy: one row per block boundary (and
+    their mean), one column per arm (its seeds in the header)."""
+    st = seed_table(table)
+    cols = [c for c in st.columns if c.startswith("b") and c[1:].isdigit()] + ["mean"]
+    out = pd.DataFrame({"boundary": [c[1:] for c in cols[:-1]] + ["mean over boundaries"]})
+    for _, r in st.iterrows():
+        head = f"{r['arm']} (seeds {r['seed_list']})" if r["seed_list"] != "—" else r["arm"]
+        out[head] = [pm(r[c], r[f"{c} sd"]) for c in cols]
     return out
 
 
@@ -203,10 +298,10 @@ def differences(config: ProbesConfig, table: pd.DataFrame) -> str:
     return ("**How this differs from the paper.** "
             f"Here: {zoo_models_text(config.models)}; probes (standardized features, logistic regression, C = "
             f"{config.C:g}) on the residual stream at every block boundary, mean-pooled over the ending's tokens, "
-            f"trained on {n_train:,} en_train examples and tested on {n_test:,} en_eval examples (two per story); "
-            f"one run per model; the comparison is paired over the same test stories. The paper: Mistral models of "
-            f"150M and 650M parameters pretrained on TinyStories, probes per layer on xStoryCloze; its pooling and "
-            f"splits are not stated in the text, and it reports no error bars.")
+            f"trained on {n_train:,} en_train examples and tested on {n_test:,} en_eval examples (two per story), "
+            f"once per model; {replication_text(config.models, 'story', BY_SEEDS.min_units)}. The paper: Mistral "
+            f"models of 150M and 650M parameters pretrained on TinyStories, one training run per arm, probes per "
+            f"layer on xStoryCloze; its pooling and splits are not stated in the text, and it reports no error bars.")
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -234,6 +329,9 @@ def show(config: ProbesConfig, *, profile: str, force: bool = False) -> dict[str
     glue_markdown("differences", differences(config, table))
     glue_markdown("paired", md_table(paired_table(items)) if items is not None
                   else "The per-example predictions are not stored yet.")
-    figure_page(NAME, profile, plots.probe_accuracy(table), numbers=page_numbers(t), summary=summary(table),
+    glue_markdown("seeds", md_table(seeds_summary(table)))
+    arms = {m: arm_label(m) for m in table.model.unique()}
+    figure_page(NAME, profile, plots.probe_accuracy_by_seed(table, arms), numbers=page_numbers(t),
+                summary=summary(table),
                 table=table[PROBE_COLUMNS])
     return t

@@ -1,14 +1,22 @@
 """Table 2: zero-shot SuperGLUE and xStoryCloze scores of the zoo's regularized models and baselines.
 
-The claim is judged item by item: each regularized model against its baseline on the same
-documents (:func:`item_comparison`, a paired test: the mean per-document difference and its
-standard error, McNemar's test in its normal form for 0/1 scores), per task and on the mean over
-tasks (:func:`mean_comparison`). A task on which the two models give the same answer to every
-document, or each gives one answer to every document, carries no information about the
-comparison: it is flagged and left out of the mean, and the page says so.
+Inside each training-run pair (a baseline and its regularized model of the same size and seed)
+the models are compared item by item on the same documents (:func:`item_comparison`, a paired
+test: the mean per-document difference and its standard error, McNemar's test in its normal form
+for 0/1 scores), per task and on the mean over tasks (:func:`mean_comparison`). A task on which
+the two models give the same answer to every document, or each gives one answer to every
+document, carries no information about the comparison: it is flagged and left out of the mean,
+and the page says so.
+
+The claim's unit of replication is the training-run pair (:data:`TEST`): its effect is the mean
+over the (size, seed) pairs of each pair's mean gain and its standard error their spread over
+seeds (which holds each seed's item noise too). With fewer pairs than the test needs (one seed
+per arm) the claim falls back to the pairs' item-level standard errors pooled over sizes
+(:data:`BY_DOCUMENTS`), and says so.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -20,8 +28,9 @@ from ..book.tables import md_table
 from ..claims import MDE_Z, NOT_RUN, Claim, Evidence, Judgement, Test, judge_effect
 from ..experiments.evaluation import HEADLINE, BenchmarksConfig, benchmark_items, benchmark_scores, table2_layout
 from . import name_of
-from ._zoo_pairs import (COSINE, REGULARIZED, compare_to_baseline, paired, pooled, size_groups, size_label,
-                         size_pairs, variant_label, zoo_models_text)
+from ._zoo_pairs import (COSINE, REGULARIZED, arm_label, compare_to_baseline, paired, pm, pooled,
+                         replication_text, seed_summary, size_groups, size_label, size_pairs, variant_label,
+                         zoo_models_text)
 
 NAME = name_of(__name__)
 CONFIG = BenchmarksConfig(
@@ -51,13 +60,21 @@ def tables(config: BenchmarksConfig, *, profile: str, force: bool = False, cache
 #: the paper's Table 2 mean gains of the cosine models, stored with their source (data/paper/table2.csv)
 PAPER_MEAN_GAINS = paper.table2_mean_effects()
 
-TEST = Test(
+_PAPER = dict(paper_effect=float(PAPER_MEAN_GAINS.value.min()),
+              paper_source="the smaller of the paper's Table 2 mean gains, data/paper/table2.csv")
+
+#: the claim's test: one unit per training-run pair (a baseline and its cosine model of one size and seed)
+TEST = BY_SEEDS = Test(
+    quantity="Table 2 mean score, cosine − baseline, in points, averaged over the training-run pairs (a baseline "
+             "and its cosine model of the same size and seed); each pair's gain is the mean over tasks of the "
+             "paired per-document difference, tasks on which the two models answer every document alike left out",
+    direction=+1, unit="training-run pairs (size × seed)", **_PAPER)
+#: the fallback with fewer training-run pairs than :data:`BY_SEEDS` needs (one seed per arm)
+BY_DOCUMENTS = Test(
     quantity="Table 2 mean score, cosine − baseline, in points (the mean over tasks of the paired per-document "
              "difference; tasks on which the two models answer every document alike left out), pooled over the "
-             "zoo sizes",
-    direction=+1, unit="documents (paired: both models on the same documents)",
-    paper_effect=float(PAPER_MEAN_GAINS.value.min()),
-    paper_source="the smaller of the paper's Table 2 mean gains, data/paper/table2.csv")
+             "zoo sizes (too few training-run pairs: the spread is over documents, not over training runs)",
+    direction=+1, unit="documents (paired: both models on the same documents)", **_PAPER)
 
 #: the per-task comparison's columns
 ITEM_COLUMNS = ["size", "variant", "model", "baseline", "task", "n", "model_score", "baseline_score", "baseline_se",
@@ -134,35 +151,72 @@ def mean_comparison(cmp: pd.DataFrame) -> pd.DataFrame:
 
 
 def paired_evidence(items: pd.DataFrame, scores: pd.DataFrame | None = None,
-                    variant: str = COSINE) -> tuple[Evidence, pd.DataFrame] | None:
-    """The claim's :class:`Evidence`: the cosine models' mean gains pooled over the zoo sizes
-    (:func:`lin_utils.pages._zoo_pairs.pooled`), with the per-size rows; None without a pair."""
+                    variant: str = COSINE) -> tuple[Test, Evidence, pd.DataFrame] | None:
+    """The claim's test and :class:`Evidence`, with the per-pair rows (:func:`mean_comparison`);
+    None without a pair.
+
+    With at least ``BY_SEEDS.min_units`` training-run pairs (size × seed) in the table:
+    :data:`BY_SEEDS`, the mean of the informative pairs' mean gains and its standard error over
+    the pairs (:meth:`Evidence.of`), ``n`` the pairs. With fewer: :data:`BY_DOCUMENTS`, the gains
+    pooled with their item-level standard errors (:func:`lin_utils.pages._zoo_pairs.pooled`),
+    ``n`` the documents. Either way ``at_chance`` when the baselines' pooled mean over the
+    informative tasks is within 2 (item-level) standard errors of their chance mean, and
+    ``constant`` when no pair has an informative task."""
     m = mean_comparison(item_comparison(items, scores, variants=(variant,)))
     if m.empty:
         return None
+    by_seeds = len(m) >= BY_SEEDS.min_units
+    test = BY_SEEDS if by_seeds else BY_DOCUMENTS
     use = m[m.tasks > 0]
-    n = int(items[items.model.isin(m.model)].groupby("model").size().sum())
+    n = len(m) if by_seeds else int(items[items.model.isin(m.model)].groupby("model").size().sum())
     if use.empty:
-        return Evidence(0.0, 0.0, n, constant=True), m
-    effect, se = pooled(list(use.effect), list(use.se))
+        return test, Evidence(0.0, 0.0, n, constant=True), m
     bm, bse = pooled(list(use.baseline_mean), list(use.baseline_se))
-    cm = float(use.chance_mean.mean())
-    return Evidence(effect, se, n, at_chance=abs(bm - cm) <= 2 * bse), m
+    at_chance = abs(bm - float(use.chance_mean.mean())) <= 2 * bse
+    if by_seeds:
+        return test, dataclasses.replace(Evidence.of(use.effect), at_chance=at_chance), m
+    effect, se = pooled(list(use.effect), list(use.se))
+    return test, Evidence(effect, se, n, at_chance=at_chance), m
 
 
-def paired_text(m: pd.DataFrame, ev: Evidence) -> str:
-    """The paired comparison in a sentence: per size, then pooled."""
-    parts = []
-    for r in m.itertuples():
-        left = (f"; left out, no information (constant answers, or no document scored differently): {r.left_out}"
-                if r.left_out else "")
-        parts.append(f"{r.size}: {r.effect:+.1f} ± {r.se:.1f} points over {r.tasks} tasks (MDE {r.mde:.1f}; "
-                     f"baseline {r.baseline_mean:.1f} ± {r.baseline_se:.1f} against chance {r.chance_mean:.1f}{left})"
-                     if r.tasks else f"{r.size}: no task carries information (constant answers, or no document scored "
-                                     f"differently: {r.left_out})")
+def _pair_text(r, short: bool = False) -> str:
+    if not r.tasks:
+        return (f"{r.size}: no task carries information (constant answers, or no document scored differently: "
+                f"{r.left_out})")
+    if short:
+        return (f"{r.size} {r.effect:+.1f} ± {r.se:.1f} over {r.tasks} task{'s' if r.tasks != 1 else ''}"
+                + (f" (left out: {r.left_out})" if r.left_out else ""))
+    left = (f"; left out, no information (constant answers, or no document scored differently): {r.left_out}"
+            if r.left_out else "")
+    return (f"{r.size}: {r.effect:+.1f} ± {r.se:.1f} points over {r.tasks} task{'s' if r.tasks != 1 else ''} (MDE {r.mde:.1f}; "
+            f"baseline {r.baseline_mean:.1f} ± {r.baseline_se:.1f} against chance {r.chance_mean:.1f}{left})")
+
+
+def arm_effects(m: pd.DataFrame) -> pd.DataFrame:
+    """Per zoo size (every seed of it): the pairs, their mean gain and its standard deviation over
+    seeds (points; NaN with one seed), from the informative pairs of :func:`mean_comparison`."""
+    use = m[m.tasks > 0].assign(arm=lambda t: [arm_label(b).split(" ")[0] for b in t.baseline])
+    return use.groupby("arm", sort=False).effect.agg(pairs="size", mean="mean", sd="std").reset_index()
+
+
+def paired_text(m: pd.DataFrame, ev: Evidence, test: Test = BY_SEEDS) -> str:
+    """The paired comparison in a sentence. By seeds: the mean over the training-run pairs with
+    its standard error over them, then per size the mean ± sd over seeds, then each pair (its gain
+    ± its item-level standard error); by documents: per pair, then pooled over sizes."""
+    if test is BY_SEEDS:
+        if ev.constant:
+            return f"{len(m)} {test.unit}, none with an informative task: " + "; ".join(map(_pair_text, m.itertuples()))
+        arms = "; ".join(f"{r.arm} {r.mean:+.1f} ± {r.sd:.1f} (sd over {r.pairs} seeds)" if r.pairs > 1
+                         else f"{r.arm} {r.mean:+.1f} (one seed)" for r in arm_effects(m).itertuples())
+        return (f"{ev.effect:+.1f} ± {ev.se:.1f} points, the mean over {ev.n} {test.unit} with its standard error "
+                f"over the pairs (MDE {ev.mde:.1f}), against the paper's {test.paper_effect:+.1f}; per size, mean ± sd over seeds: "
+                f"{arms}; per pair (± its standard error over documents): "
+                + ", ".join(_pair_text(r, short=True) for r in m.itertuples()))
+    parts = [_pair_text(r) for r in m.itertuples()]
     pooled_ = (f"pooled over sizes {ev.effect:+.1f} ± {ev.se:.1f} points (MDE {ev.mde:.1f}) against the paper's "
-               f"{TEST.paper_effect:+.1f}" if len(m) > 1 else "")
-    return "; ".join(parts + ([pooled_] if pooled_ else []))
+               f"{test.paper_effect:+.1f}" if len(m) > 1 else "")
+    return (f"{len(m)} training-run pair{'s' if len(m) != 1 else ''}, fewer than {BY_SEEDS.min_units}: standard errors "
+            f"over documents, not over training runs; " + "; ".join(parts + ([pooled_] if pooled_ else [])))
 
 
 def judge_paired(tables_: dict) -> Judgement:
@@ -173,8 +227,8 @@ def judge_paired(tables_: dict) -> Judgement:
     found = paired_evidence(items, tables_.get("scores"))
     if found is None:
         return Judgement("no baseline / cosine pair in the table", NOT_RUN, "no baseline / cosine pair")
-    ev, m = found
-    return judge_effect(TEST, ev, paired_text(m, ev))
+    test, ev, m = found
+    return judge_effect(test, ev, paired_text(m, ev, test))
 
 
 def pairs(layout: pd.DataFrame) -> list[dict]:
@@ -234,7 +288,9 @@ def numbers(layout: pd.DataFrame, scores: pd.DataFrame, items: pd.DataFrame | No
                                  else "most cells are distinguishable from guessing"),
                verdict_benchmarks=j.verdict, reason_benchmarks=j.reason, paired_text=j.ours,
                pairs_text=pairs_text(layout), paper_effect=TEST.paper_effect,
-               effect=ev.effect if ev else math.nan, se=ev.se if ev else math.nan, mde=ev.mde if ev else math.nan)
+               effect=ev.effect if ev else math.nan, se=ev.se if ev else math.nan, mde=ev.mde if ev else math.nan,
+               n_units=ev.n if ev else 0, unit=j.test.unit if j.test else "—",
+               by_seeds=bool(j.test is BY_SEEDS), min_units=BY_SEEDS.min_units, **seed_numbers(layout))
     if items is not None:
         ic = item_comparison(items, scores)
         out.update(constant_text=constant_text(ic), n_pairs=int(ic.groupby(["model", "baseline"]).ngroups),
@@ -252,6 +308,56 @@ def numbers(layout: pd.DataFrame, scores: pd.DataFrame, items: pd.DataFrame | No
                                              for r in ev_paper[~ev_paper.what.str.startswith("mean")].itertuples()),
                paper_near_constant=len(near_const), paper_n_scores=int((~ev_paper.what.str.startswith("mean")).sum()))
     return out
+
+
+def seed_table(layout: pd.DataFrame) -> pd.DataFrame:
+    """Per arm (size × variant): the seeds, and for each column of the layout (and the mean) its
+    mean, standard deviation, minimum and maximum over the seeds
+    (:func:`lin_utils.pages._zoo_pairs.seed_summary`); a model outside the zoo is an arm of its own."""
+    t = layout[layout.model != "chance"]
+    return seed_summary(t, [c for c in t.columns if c != "model" and not c.endswith(" se")])
+
+
+def seed_numbers(layout: pd.DataFrame) -> dict:
+    """The seeds in the prose: seeds per arm (the fewest and the most over the zoo's arms), the
+    largest and smallest standard deviation over seeds of an arm's mean score, and each zoo arm's
+    mean score as mean ± sd over seeds."""
+    st = seed_table(layout)
+    zoo_arms = st[st.seed_list != "—"]
+    if zoo_arms.empty:
+        return dict(seeds_min=0, seeds_max=0, mean_sd_min=math.nan, mean_sd_max=math.nan, seed_means_text="no zoo arm")
+    sd = zoo_arms["mean sd"]
+    return dict(seeds_min=int(zoo_arms.seeds.min()), seeds_max=int(zoo_arms.seeds.max()),
+                mean_sd_min=float(sd.min()) if sd.notna().any() else math.nan,
+                mean_sd_max=float(sd.max()) if sd.notna().any() else math.nan,
+                seed_means_text="; ".join(f"{r['arm']} {pm(r['mean'], r['mean sd'])} (seeds {r['seed_list']})"
+                                          for _, r in zoo_arms.iterrows()))
+
+
+def seeds_summary(layout: pd.DataFrame, scores: pd.DataFrame) -> str:
+    """Mean ± standard deviation over seeds, one table per zoo size (as :func:`summary`): one row
+    per column of the layout (and the mean), one column per arm (its seeds in the header), the
+    models outside the zoo beside the last size (their one run), then the chance level."""
+    st = seed_table(layout).set_index("arm")
+    t = layout.set_index("model")
+    cols = [c for c in t.columns if not c.endswith(" se")]
+    n = scores.drop_duplicates("task").set_index("task").n
+    rows = [f"{c} (n = {int(n[c.split(' ')[0]]):,})" if c != "mean" and c.split(" ")[0] in n.index else c
+            for c in cols]
+    sizes: dict[str, list[str]] = {}
+    for arm, r in st.iterrows():
+        key = r["size"] if r.seed_list != "—" or not sizes else list(sizes)[-1]
+        sizes.setdefault(key, []).append(arm)
+    parts = []
+    for size, arms in sizes.items():
+        out = pd.DataFrame(index=rows)
+        for arm in arms:
+            r = st.loc[arm]
+            head = (f"{r.variant} (seeds {r.seed_list})" if r.seed_list != "—" else arm)
+            out[head] = [pm(r[c], r[f"{c} sd"]) for c in cols]
+        out["chance"] = [f"{v:.3f}" for v in t.loc["chance", cols].to_numpy(dtype=float)]
+        parts.append(f"**{size}**\n\n" + md_table(out.rename_axis("column").reset_index()))
+    return "\n\n".join(parts)
 
 
 def _left_out_why(r) -> str:
@@ -291,8 +397,12 @@ def paper_table() -> pd.DataFrame:
 
 
 #: the paper's setup of Table 2 (its text)
-PAPER_SETUP = ("Mistral models of 150M and 650M parameters pretrained on TinyStories, each model once, scored "
-               "zero-shot on the full validation sets")
+PAPER_SETUP = ("Mistral models of 150M and 650M parameters pretrained on TinyStories, one training run per arm, "
+               "scored zero-shot on the full validation sets")
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def differences(config: BenchmarksConfig, scores: pd.DataFrame) -> str:
@@ -306,9 +416,10 @@ def differences(config: BenchmarksConfig, scores: pd.DataFrame) -> str:
     return ("**How this differs from the paper.** "
             f"Here: {zoo_models_text(config.models)}; documents scored per task: {scored} "
             f"(lm-eval's limit {config.limit} takes the first documents); {record}CB scored as lm-eval's 3-class "
-            f"accuracy (the mean uses it), MultiRC per answer option in lm-eval's built-in wording; {cut}; one run "
-            f"per model. Models are compared item by item (paired); tasks with constant answers, or on which no document is scored differently, are left out. "
-            f"The paper: {PAPER_SETUP}; it reports one number per cell, without standard errors.")
+            f"accuracy (the mean uses it), MultiRC per answer option in lm-eval's built-in wording; {cut}; each "
+            f"model scored once. {_sentence(replication_text(config.models, 'document', BY_SEEDS.min_units))}; "
+            f"tasks with constant answers, or on which no document is scored differently, are left out. "
+            f"The paper: {PAPER_SETUP}; it reports one number per cell, without standard errors or seeds.")
 
 
 def summary(layout: pd.DataFrame, scores: pd.DataFrame) -> str:
@@ -361,6 +472,8 @@ def show(config: BenchmarksConfig, *, profile: str, force: bool = False) -> dict
     glue_markdown("paired", md_table(paired_table(items, scores)) if items is not None
                   else "The per-document answers are not stored yet.")
     glue_markdown("paper_evidence", md_table(paper_table()))
-    figure_page(NAME, profile, plots.benchmark_scores(layout), numbers=page_numbers(t),
+    glue_markdown("seeds", seeds_summary(layout, scores))
+    arms = {m: arm_label(m) for m in layout.model if m != "chance"}
+    figure_page(NAME, profile, plots.benchmark_scores_by_seed(layout, arms), numbers=page_numbers(t),
                 summary=summary(layout, scores), table=full_table(scores))
     return t
