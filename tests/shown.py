@@ -80,22 +80,27 @@ def run_show(name: str, monkeypatch, root: Path, profile: str = "cpu", config=No
 
     Returns ``(what show returned, glued: name -> {mime: data}, shown: the other displays)``.
     """
+    monkeypatch.setenv("LIN_RESULTS_DIR", str(root))
+    page = pages.get(name)
+    cfg = pages.config(page, profile) if config is None else config
+    if cfg is not None:  # never compute inside a test
+        assert page.tables(cfg, profile=profile, cache_only=True) is not None, f"{name}: a {profile} table is missing"
+    return capture(lambda: page.show(cfg, profile=profile))
+
+
+def capture(call):
+    """``(call(), glued, shown)``: what ``call`` returned, glued and displayed in an IPython shell."""
     import matplotlib
 
     matplotlib.use("Agg")
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
-    monkeypatch.setenv("LIN_RESULTS_DIR", str(root))
-    page = pages.get(name)
-    cfg = pages.config(page, profile) if config is None else config
-    if cfg is not None:  # never compute inside a test
-        assert page.tables(cfg, profile=profile, cache_only=True) is not None, f"{name}: a {profile} table is missing"
     InteractiveShell.instance()
     results.forget_reads()
     try:
         with capture_output(stdout=False, stderr=False) as cap:
-            returned = page.show(cfg, profile=profile)
+            returned = call()
     finally:
         results.forget_reads()
     glued, shown = _records([(o.data, o.metadata) for o in cap.outputs])

@@ -8,7 +8,9 @@ and links to exactly the tables it read.
 from __future__ import annotations
 
 import pytest
-from shown import assert_same_glue, assert_same_reproduce, show_frozen
+from shown import assert_same_glue, assert_same_reproduce, capture, show_frozen, snapshot, stage
+
+from lin_utils import pages
 
 FROZEN_PAGES = ["fig1_linearity_profiles", "fig3_block_norms", "fig6_pruning_perplexity", "fig7_pruning_second_model",
                 "fig8_pruning_arc_easy", "fig9_error_distribution", "table1_finetuning", "scaling"]
@@ -17,5 +19,19 @@ FROZEN_PAGES = ["fig1_linearity_profiles", "fig3_block_norms", "fig6_pruning_per
 @pytest.mark.parametrize("name", FROZEN_PAGES)
 def test_show_glues_what_the_notebook_run_glued(name, monkeypatch, tmp_path):
     _, glued, shown, snap, renames = show_frozen(name, monkeypatch, tmp_path)
+    assert_same_glue(glued, snap["glue"])
+    assert_same_reproduce(shown, snap["reproduce"], renames)
+
+
+def test_a_notebook_call_shows_its_page_from_the_namespace(monkeypatch, tmp_path):
+    """``pages.show(name, globals())``, the notebooks' one call: the config from the parameters cell's
+    variables (every parameters cell sets ``profile`` and ``force``) and nothing else."""
+    name = "fig9_error_distribution"
+    snap = snapshot(name)
+    root, renames = stage(tmp_path, snap["computations"])
+    monkeypatch.setenv("LIN_RESULTS_DIR", str(root))
+    namespace = {**pages.config(name, "cpu").params(), "profile": "cpu", "force": False, "pages": pages}
+    returned, glued, shown = capture(lambda: pages.show(name, namespace))
+    assert returned is None
     assert_same_glue(glued, snap["glue"])
     assert_same_reproduce(shown, snap["reproduce"], renames)
