@@ -142,6 +142,53 @@ def model_kind(row) -> str:
     return f"{row['arch']}, {'trained' if row['trained'] else 'random init'}"
 
 
+def arms(models: Iterable[str]) -> dict[str, str]:
+    """Each model's arm, from the zoo's metadata: a ``zoo:`` spec's seed-0 entry
+    (``zoo:cpu-small-cos0.5-s2`` -> ``zoo:cpu-small-cos0.5``); any other spec is its own arm."""
+    out = {}
+    for m in dict.fromkeys(models):
+        name = m[len("zoo:"):] if m.startswith("zoo:") else None
+        out[m] = f"zoo:{zoo.arm(name)}" if name in zoo.ENTRIES else m
+    return out
+
+
+def seeded(models: Iterable[str]) -> bool:
+    """True when some arm among ``models`` has more than one seed (the figures then draw each seed
+    thin and the arm's mean over seeds bold)."""
+    a = list(arms(models).values())
+    return len(set(a)) < len(a)
+
+
+def arm_palette(models: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+    """:func:`model_palette` of the arms: every seed of an arm in its arm's colour."""
+    a = arms(models)
+    colours = model_palette(a.values())
+    return {m: colours[arm] for m, arm in a.items()}
+
+
+def _arm_legend(models: Iterable[str]) -> dict[str, tuple[float, float, float]]:
+    """Legend entries for the arms: ``label (n seeds)`` -> colour."""
+    a = arms(models)
+    colours = model_palette(a.values())
+    counts = {arm: list(a.values()).count(arm) for arm in colours}
+    return {(f"{arm} ({counts[arm]} seeds)" if counts[arm] > 1 else arm): c for arm, c in colours.items()}
+
+
+def _per_arm(ax, table, x: str, col: str, held: str | None, colours: dict, marker: str = "o") -> None:
+    """Each seed of each arm thin, and the arm's mean over seeds (at each ``x``) bold, held-out dotted."""
+    a = arms(table["model"])
+    t = table.assign(_arm=table["model"].map(a))
+    for arm, g in t.groupby("_arm", sort=False):
+        c = colours[arm]
+        for _, s in g.groupby("model", sort=False):
+            s = s.sort_values(x)
+            ax.plot(s[x], s[col], color=c, alpha=0.35, linewidth=0.9)
+        mean = g.groupby(x, sort=True)[[col] + ([held] if held else [])].mean()
+        ax.plot(mean.index, mean[col], color=c, marker=marker, linewidth=1.8)
+        if held:
+            ax.plot(mean.index, mean[held], color=c, linestyle=":")
+
+
 def _x(table) -> tuple[str, str]:
     """Relative depth when the table has it (models of different depth share an axis)."""
     if "depth" in table.columns:
@@ -169,17 +216,22 @@ def linearity_profiles(table):
     Solid: in-sample score; dotted: held-out R^2; grey band: chance level d/(n-1).
     """
     fig, axes = new_figure(nrows=2, sharex=True)
-    colors = model_palette(table["model"])
+    by_seed = seeded(table["model"])
+    colors = _arm_legend(table["model"]) if by_seed else model_palette(table["model"])
+    arm_colours = model_palette(arms(table["model"]).values())
     x, xlabel = _x(table)
     panels = [("score", "heldout", r"with the residual: $X = h_i,\ Y = h_{i+1}$"),
               ("score_nores", "heldout_nores", r"without the residual: $X = h_i,\ Y = h_{i+1} - h_i$")]
     for ax, (score, heldout, title) in zip(axes, panels):
         for model, grp in table.groupby("model", sort=False):
             grp = grp.sort_values(x)
-            c = colors[model]
             ax.fill_between(grp[x], 0, grp["chance"], color=GREY, alpha=0.2, linewidth=0)
-            ax.plot(grp[x], grp[score], color=c, marker="o")
-            ax.plot(grp[x], grp[heldout], color=c, linestyle=":")
+            if not by_seed:
+                c = colors[model]
+                ax.plot(grp[x], grp[score], color=c, marker="o")
+                ax.plot(grp[x], grp[heldout], color=c, linestyle=":")
+        if by_seed:
+            _per_arm(ax, table, x, score, heldout, arm_colours)
         ax.set(title=title, ylabel="linearity score (R²)")
         low = table[[score, heldout]].min().min()
         if low < Y_FLOOR:  # a held-out R² far below 0 (overfitting at small n) would flatten the rest
@@ -188,6 +240,7 @@ def linearity_profiles(table):
                     fontsize=FONT_SIZE - 2, color="0.3")
     axes[-1].set_xlabel(xlabel)
     _legend(fig, colors, {"in-sample": dict(marker="o"), "held-out": dict(linestyle=":"),
+                          **({"one seed (thin; bold: mean over seeds)": dict(alpha=0.35)} if by_seed else {}),
                           "chance d/(n−1)": dict(linewidth=8, alpha=0.35, color=GREY)})
     return fig
 
@@ -323,16 +376,21 @@ def training_curves(curves):
     ``curves``: one row per logged step with ``model``, ``tokens``, ``loss`` and ``val_loss``.
     """
     fig, axes, colors, panels = _size_panels(curves["model"])
+    if seeded(curves["model"]):  # every seed of an arm in its arm's colour
+        colors, legend = arm_palette(curves["model"]), _arm_legend(curves["model"])
+    else:
+        legend = colors
     for ax, (size, models) in panels:
         for m in models:
             g = curves[curves.model == m].sort_values("tokens")
             train = g.dropna(subset=["loss"])
-            ax.plot(train.tokens, train.loss.rolling(5, min_periods=1).mean(), color=colors[m], alpha=0.8)
+            ax.plot(train.tokens, train.loss.rolling(5, min_periods=1).mean(), color=colors[m], alpha=0.6,
+                    linewidth=1.0)
             val = g.dropna(subset=["val_loss"])
-            ax.plot(val.tokens, val.val_loss, color=colors[m], marker="o", linestyle="none")
+            ax.plot(val.tokens, val.val_loss, color=colors[m], marker="o", markersize=3.5, linestyle="none")
         ax.set(title=size, xscale="log", ylabel="loss (nats / token)")
     axes[-1, 0].set_xlabel("training tokens seen")
-    _legend(fig, colors, {"training loss (5-step mean)": dict(), "validation loss": dict(marker="o", linestyle="none")})
+    _legend(fig, legend, {"training loss (5-step mean)": dict(), "validation loss": dict(marker="o", linestyle="none")})
     return fig
 
 
@@ -343,17 +401,23 @@ def training_dynamics(table):
     ``table``: one row per (model, step) with ``score``, ``score_nores``, ``heldout_nores``, ``chance``.
     """
     fig, axes = new_figure(nrows=2, sharex=True)
-    colors = model_palette(table["model"])
+    by_seed = seeded(table["model"])
+    colors = _arm_legend(table["model"]) if by_seed else model_palette(table["model"])
+    arm_colours = model_palette(arms(table["model"]).values())
     for ax, col, held, title in ((axes[0], "score", "heldout", "with the residual (mean over blocks)"),
                                  (axes[1], "score_nores", "heldout_nores", "without the residual (mean over blocks)")):
         for m, g in table.groupby("model", sort=False):
             g = g.sort_values("step")
-            ax.plot(g.step, g[col], color=colors[m], marker="o")
-            ax.plot(g.step, g[held], color=colors[m], linestyle=":")
+            if not by_seed:
+                ax.plot(g.step, g[col], color=colors[m], marker="o")
+                ax.plot(g.step, g[held], color=colors[m], linestyle=":")
             ax.fill_between(g.step, 0, g.chance, color=GREY, alpha=0.2, linewidth=0)
+        if by_seed:
+            _per_arm(ax, table, "step", col, held, arm_colours)
         ax.set(title=title, ylabel="linearity score (R²)", xscale="symlog")
     axes[-1].set_xlabel("training step (0 = random initialisation)")
     _legend(fig, colors, {"in-sample": dict(marker="o"), "held-out": dict(linestyle=":"),
+                          **({"one seed (thin; bold: mean over seeds)": dict(alpha=0.35)} if by_seed else {}),
                           "chance d/(n−1)": dict(linewidth=8, alpha=0.35, color=GREY)})
     return fig
 

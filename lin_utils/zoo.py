@@ -257,6 +257,13 @@ def entry(name: str | ZooEntry) -> ZooEntry:
                                  f"lists the {len(ENTRIES)} known names") from None
 
 
+def arm(name: str | ZooEntry) -> str:
+    """The name of the entry's arm: its seed-0 entry (same profile, size and variant), from the
+    registry's metadata (``cpu-small-cos0.5-s2`` -> ``cpu-small-cos0.5``)."""
+    e = entry(name)
+    return entry_name(e.profile, e.size, e.variant, 0)
+
+
 def table(profile: str | None = None):
     """One row per entry (all, or of one profile), in registry order: ``name``, ``model`` (its
     ``zoo:`` spec), ``profile``, ``size``, ``arch``, ``variant``, ``regularizer``, ``reg_lambda``,

@@ -48,6 +48,18 @@ def test_dynamics_verdicts(ends, verdict):
 def test_two_models_are_too_few():
     t = dynamics_table({"a": _run(0.99, 0.5), "b": _run(0.99, 0.49)})
     j = page.judge_dynamics(t)
-    assert j.verdict == INCONCLUSIVE and "2 models: fewer than 3" in j.reason
+    assert j.verdict == INCONCLUSIVE and "2 unregularized runs: fewer than 3" in j.reason
     n = page.numbers(t)
     assert (n["n_models"], n["n_unregularized"], n["post_step_min"]) == (2, 2, 5)
+
+
+def test_seed_spread_summarises_each_arm_over_its_seeds():
+    runs = {"zoo:cpu-small-baseline": _run(0.95, 0.90), "zoo:cpu-small-baseline-s1": _run(0.97, 0.92),
+            "zoo:cpu-small-baseline-s2": _run(0.93, 0.85), "zoo:cpu-small-cos0.5": _run(0.5, 0.99)}
+    s = page.seed_spread(dynamics_table(runs)).set_index("arm")
+    assert s.seeds.to_dict() == {"cpu-small-baseline": 3, "cpu-small-cos0.5": 1}
+    assert s.at["cpu-small-baseline", "score past 5%"] == pytest.approx(0.95)
+    assert s.at["cpu-small-baseline", "score, last"] == pytest.approx(statistics.mean([0.90, 0.92, 0.85]))
+    assert s.at["cpu-small-baseline", "score, last sd"] == pytest.approx(statistics.stdev([0.90, 0.92, 0.85]))
+    assert s.at["cpu-small-baseline", "no residual, last"] == pytest.approx(statistics.mean([0.45, 0.46, 0.425]))
+    assert math.isnan(s.at["cpu-small-cos0.5", "score, last sd"])

@@ -2,6 +2,7 @@
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 import numpy as np
 import pandas as pd
@@ -94,12 +95,34 @@ def test_one_model_one_colour_on_every_page():
     assert list(cpu) == ["stories260K", "random:stories260K", "minilm"]
     fig3 = plots.model_palette(["minilm", "stories260K"])  # another page, another order: same colours
     assert fig3["minilm"] == cpu["minilm"] == plots.model_colour("minilm") and fig3["stories260K"] == cpu["stories260K"]
-    # each profile's models are told apart, never in the grey kept for references
+    # each profile's arms are told apart (the seeds of an arm share its colour), never in the grey kept for
+    # references
     for profile in ("smoke", "cpu", "gpu", "full"):
         for section in profiles.load_profile(profile).values():
             names = section.get("models", [])
-            colours = plots.model_palette(names)
-            assert len(set(colours.values())) == len(names) and plots.GREY not in colours.values(), (profile, names)
+            arms = list(dict.fromkeys(plots.arms(names).values()))
+            colours = plots.model_palette(arms)
+            assert len(set(colours.values())) == len(arms) and plots.GREY not in colours.values(), (profile, names)
+            seeds = plots.arm_palette(names)
+            assert all(seeds[m] == colours[a] for m, a in plots.arms(names).items())
+
+
+def test_seeds_of_an_arm_are_drawn_in_its_colour_with_their_mean():
+    names = ["zoo:cpu-small-baseline", "zoo:cpu-small-baseline-s1", "zoo:cpu-small-cos0.5", "stories260K"]
+    assert plots.arms(names) == {"zoo:cpu-small-baseline": "zoo:cpu-small-baseline",
+                                 "zoo:cpu-small-baseline-s1": "zoo:cpu-small-baseline",
+                                 "zoo:cpu-small-cos0.5": "zoo:cpu-small-cos0.5", "stories260K": "stories260K"}
+    assert plots.seeded(names) and not plots.seeded(names[:1] + names[2:])
+    rows = [dict(model=m, block=b, score=0.5 + 0.1 * k + 0.01 * b, heldout=0.4, score_nores=0.3, heldout_nores=0.2,
+                 chance=0.01) for k, m in enumerate(names[:2]) for b in range(3)]
+    fig = plots.linearity_profiles(pd.DataFrame(rows))
+    lines = fig.axes[0].get_lines()
+    bold = [ln for ln in lines if ln.get_linewidth() > 1.5 and ln.get_linestyle() == "-"]
+    assert len(bold) == 1 and list(bold[0].get_ydata()) == pytest.approx([0.55, 0.56, 0.57])  # the mean of 2 seeds
+    assert len([ln for ln in lines if ln.get_alpha() == 0.35]) == 2  # each seed, thin
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "cpu-small-baseline (2 seeds)" in " ".join(labels)
+    plt.close(fig)
     # a model outside the list gets a colour from a stable hash of its name...
     assert plots.model_colour("zoo:mistral-150m") == plots.model_colour("zoo:mistral-150m") in plots.PALETTE
     # ...and moves to a free colour only when it would share one with another model of the figure

@@ -7,12 +7,13 @@ import pandas as pd
 
 from .. import plots
 from ..book.glue import figure_page, glue_markdown
+from ..book.tables import md_table
 from ..claims import Claim, Evidence, Judgement, Test, judge_effect
 from ..experiments.linearity import DynamicsConfig
 from ..experiments.pretraining import training_dynamics
 from . import name_of
 from ._scans import PAPER_SCAN
-from ._zoo_pairs import BASELINE, entry_of
+from ._zoo_pairs import BASELINE, entry_of, zoo_models_text
 
 NAME = name_of(__name__)
 CONFIG = DynamicsConfig(models=("zoo:cpu-small-baseline", "zoo:cpu-small-baseline-s1",
@@ -59,8 +60,9 @@ def dynamics(t: pd.DataFrame) -> dict:
                                                   "init", "last_step"])}
 
 
-FALLS = Test(f"mean over unregularized models of the score (mean over blocks) at the first checkpoint past "
-             f"{POST_TRANSIENT:.0%} of training minus the score at the last", +1, "models")
+FALLS = Test(f"mean over unregularized training runs (every seed of every size) of the score (mean over blocks) at "
+             f"the first checkpoint past {POST_TRANSIENT:.0%} of training minus the score at the last", +1,
+             "unregularized runs")
 
 
 def judge_dynamics(t) -> Judgement:
@@ -69,7 +71,7 @@ def judge_dynamics(t) -> Judgement:
     ev = Evidence.of(drop)
     ours = "; ".join(f"{r.model.replace('zoo:', '')}: {r.start:.3f} at step {r.start_step} → {r.end:.3f} at step "
                      f"{r.last_step}" for r in m.itertuples())
-    ours += f" (drop {ev.effect:.3f} ± {ev.se:.3f} over {ev.n} models)"
+    ours += f" (drop {ev.effect:.3f} ± {ev.se:.3f} over {ev.n} runs)"
     return judge_effect(FALLS, ev, ours)
 
 
@@ -96,6 +98,31 @@ def numbers(table: pd.DataFrame) -> dict:
 page_numbers = numbers  # from what tables() returns
 
 
+def seed_spread(table: pd.DataFrame) -> pd.DataFrame:
+    """Per arm (a zoo size and variant, over its seeds): the number of seeds and the mean and
+    standard deviation over seeds of the score (mean over blocks) at the first checkpoint past
+    :data:`POST_TRANSIENT` of training and at the last, with and without the residual."""
+    rows = []
+    arms = plots.arms(table.model)
+    for model, g in table.sort_values("step").groupby("model", sort=False):
+        after = g[g.step >= POST_TRANSIENT * g.step.max()]
+        start, last = (after.iloc[0] if len(after) else g.iloc[-1]), g.iloc[-1]
+        rows.append(dict(arm=arms[model], start=start.score, end=last.score, nores_start=start.score_nores,
+                         nores_end=last.score_nores))
+    per = pd.DataFrame(rows)
+    out = []
+    for arm, g in per.groupby("arm", sort=False):
+        row = {"arm": arm.replace("zoo:", ""), "seeds": len(g)}
+        for col, label in (("start", f"score past {POST_TRANSIENT:.0%}"), ("end", "score, last"),
+                           ("nores_start", f"no residual past {POST_TRANSIENT:.0%}"), ("nores_end", "no residual, last")):
+            row[label] = g[col].mean()
+            row[f"{label} sd"] = g[col].std(ddof=1) if len(g) > 1 else float("nan")
+        out.append(row)
+    out = pd.DataFrame(out)
+    out.attrs["formats"] = {"seeds": "d"}
+    return out
+
+
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per model: mean score with and without the residual at the first and last checkpoint."""
     rows = []
@@ -109,16 +136,13 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-page_numbers = numbers  # from what tables() returns
-
-
 def differences(config: DynamicsConfig, table: pd.DataFrame) -> str:
     """How this page differs from the paper's Fig 2."""
     steps = int(table.step.max())
     n = int(table.n_tokens.min())
     return ("**How this differs from the paper.** The paper follows the public training checkpoints of "
             f"Pythia models and scans {PAPER_SCAN.split(', on ')[0]}. Here: the log-spaced checkpoints (step 0 to "
-            f"{steps:,}) of the zoo's small models pretrained on TinyStories, one run each (no seeds), scanned on "
+            f"{steps:,}) of the zoo models ({zoo_models_text(table.model.unique())}), scanned on "
             f"{n:,} tokens of the {config.dataset} {config.split} split; the claim is judged on the unregularized "
             f"models only, from the first checkpoint past {POST_TRANSIENT:.0%} of training (the score first rises "
             "from the random initialisation, a transient the paper's curves start after), and the random "
@@ -128,6 +152,7 @@ def differences(config: DynamicsConfig, table: pd.DataFrame) -> str:
 def show(config: DynamicsConfig, *, profile: str, force: bool = False) -> pd.DataFrame:
     table = tables(config, profile=profile, force=force)
     glue_markdown("differences", differences(config, table))
+    glue_markdown("seed_spread", md_table(seed_spread(table)))
     figure_page(NAME, profile, plots.training_dynamics(table), numbers=numbers(table), summary=summary(table),
                 table=table)
     return table
