@@ -35,3 +35,25 @@ def test_a_notebook_call_shows_its_page_from_the_namespace(monkeypatch, tmp_path
     assert returned is None
     assert_same_glue(glued, snap["glue"])
     assert_same_reproduce(shown, snap["reproduce"], renames)
+
+
+@pytest.mark.parametrize("name", FROZEN_PAGES)
+def test_force_recomputes_instead_of_reading_the_cached_tables(name, monkeypatch, tmp_path):
+    """``force: true`` (the notebook's parameter) recomputes although every table is cached: with
+    no model or data to compute from, the page fails at once, before it glues anything."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from lin_utils.errors import LinUtilsError
+
+    root, _ = stage(tmp_path, snapshot(name)["computations"])
+    monkeypatch.setenv("LIN_RESULTS_DIR", str(root))
+    page = pages.get(name)
+    cfg = pages.config(page, "cpu")
+    assert page.tables(cfg, profile="cpu", cache_only=True) is not None
+    monkeypatch.setenv("LIN_DATA_DIR", str(tmp_path / "no-data"))
+    monkeypatch.setenv("LIN_CACHE", str(tmp_path / "no-cache"))
+    InteractiveShell.instance()
+    with capture_output(stdout=False, stderr=False) as cap, pytest.raises(LinUtilsError, match="no-data|not trained yet"):
+        page.show(cfg, profile="cpu", force=True)
+    assert cap.outputs == []
