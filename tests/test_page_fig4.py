@@ -65,17 +65,69 @@ def test_zoo_pairs_default_to_the_score():
     assert page.pairs(fig4_table(), "cos0.5") == page.pairs(fig4_table(), "cos0.5", "score")
 
 
+NAN = np.nan
+
+
+def _effects(t):
+    out = page.effects(t)
+    return out.pop("seeds"), out
+
+
 def test_fig4_numbers():
-    assert page.effects(fig4_table()) == pytest.approx(dict(
-        n_sizes=2, frac_lower=0.5,
+    seeds, out = _effects(fig4_table())
+    assert seeds == "seed 0 only"
+    assert out == pytest.approx(dict(
+        n_sizes=2, n_pairs=2, frac_lower=0.5,
         small_baseline=0.95, small_cos=0.85, small_baseline_nores=0.4, small_cos_nores=0.3,
-        large_baseline=0.97, large_cos=0.98, large_baseline_nores=0.6, large_cos_nores=0.5))
+        large_baseline=0.97, large_cos=0.98, large_baseline_nores=0.6, large_cos_nores=0.5,
+        **{f"{k}_sd": NAN for k in ("small_baseline", "small_cos", "small_baseline_nores", "small_cos_nores",
+                                     "large_baseline", "large_cos", "large_baseline_nores", "large_cos_nores")}),
+        nan_ok=True)
 
 
-def test_fig4_keys_are_the_last_part_of_the_size():
+def test_fig4_keys_are_the_size_from_the_zoo():
     t = zoo_table({"zoo:gpu-large-baseline": LARGE_BASE, "zoo:gpu-large-cos0.5": LARGE_COS})
-    assert page.effects(t) == pytest.approx(dict(n_sizes=1, frac_lower=0.0, large_baseline=0.97, large_cos=0.98,
-                                                        large_baseline_nores=0.6, large_cos_nores=0.5))
+    _, out = _effects(t)
+    assert out == pytest.approx(dict(n_sizes=1, n_pairs=1, frac_lower=0.0, large_baseline=0.97, large_cos=0.98,
+                                     large_baseline_nores=0.6, large_cos_nores=0.5, large_baseline_sd=NAN,
+                                     large_cos_sd=NAN, large_baseline_nores_sd=NAN, large_cos_nores_sd=NAN),
+                                nan_ok=True)
+
+
+def _shift(arm, d):
+    return [x + d for x in arm[0]], [x + d for x in arm[1]]
+
+
+def seeded_table(cos_shift=(-0.1, -0.12, -0.08)):
+    """Three seeds of cpu-small's baseline and cosine arms: seed s's baseline is SMALL_BASE + 0.01 s,
+    its cosine model that baseline + ``cos_shift[s]`` (every block alike)."""
+    runs = {}
+    for s in range(3):
+        suffix = f"-s{s}" if s else ""
+        runs[f"zoo:cpu-small-baseline{suffix}"] = _shift(SMALL_BASE, 0.01 * s)
+        runs[f"zoo:cpu-small-cos0.5{suffix}"] = _shift(SMALL_BASE, 0.01 * s + cos_shift[s])
+    return zoo_table(runs)
+
+
+def test_fig4_numbers_are_means_over_seeds_with_their_spread():
+    seeds, out = _effects(seeded_table())
+    assert seeds == "three seeds per arm (0, 1, 2)" and (out["n_sizes"], out["n_pairs"]) == (1, 3)
+    assert out["small_baseline_nores"] == pytest.approx(0.41) and out["small_baseline_nores_sd"] == pytest.approx(0.01)
+    cos = [0.4 - 0.1, 0.41 - 0.12, 0.42 - 0.08]
+    assert out["small_cos_nores"] == pytest.approx(np.mean(cos)) and out["small_cos_nores_sd"] == pytest.approx(
+        np.std(cos, ddof=1))
+
+
+def test_with_three_seeds_the_unit_is_the_training_run_pair():
+    t = _with_heldout(seeded_table())
+    j = page.judge_regularizer(t)
+    assert j.test is page.BY_SEEDS and j.evidence.n == 3
+    assert j.evidence.effect == pytest.approx(-0.1) and j.evidence.se == pytest.approx(np.std([-0.1, -0.12, -0.08],
+                                                                                              ddof=1) / np.sqrt(3))
+    assert j.verdict == R  # -0.1 with se 0.0115: far beyond 2 standard errors
+    assert j.ours.startswith("cpu-small: baseline 0.410 ± 0.010, cosine 0.310 ± 0.026 (3 seeds, ± sd)")
+    noisy = page.judge_regularizer(_with_heldout(seeded_table((-0.3, 0.2, 0.0))))
+    assert noisy.verdict == I and noisy.evidence.n == 3
 
 
 def _with_heldout(t: pd.DataFrame) -> pd.DataFrame:
@@ -115,6 +167,7 @@ def test_without_a_baseline_cosine_pair_the_regularizer_is_not_run():
     assert page.pairs(t, "cos0.5") == []
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "Mean of empty slice" on the page either
-        assert page.effects(t) == pytest.approx(dict(n_sizes=0, frac_lower=np.nan), nan_ok=True)
+        assert page.effects(t) == dict(n_sizes=0, n_pairs=0, seeds="no zoo models", frac_lower=pytest.approx(np.nan,
+                                                                                                          nan_ok=True))
     j = page.judge_regularizer(t)
     assert (j.ours, j.verdict) == ("no baseline / cosine pair in the table", NOT_RUN)

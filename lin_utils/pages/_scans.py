@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .. import plots
 from ..book.tables import per_model
+from ._zoo_pairs import entry_of, seeds_text
 
 __all__ = ["profile_summary", "trained_decoders", "PROFILE_COLUMNS"]
 
@@ -32,6 +34,16 @@ PAPER_SCAN = ("128 random 512-character windows of enwik8, BOS included, on GPT-
 PAPER_MIN_WIDTH = 768  # the narrowest model the paper scores (GPT-2 small, OPT-125m)
 
 
+def runs_text(models) -> str:
+    """How many training runs stand behind the models: "one training run per model (no seeds)", or
+    the zoo's seeds per arm (:func:`lin_utils.pages._zoo_pairs.seeds_text`) when an arm has several."""
+    zoo_models = [m for m in models if entry_of(m) is not None]
+    if plots.seeded(models):
+        return f"zoo models with {seeds_text(zoo_models)}, any other model one run"
+    return "one training run per model" + (f" (of the zoo's arms, {seeds_text(zoo_models)})" if zoo_models else
+                                           " (no seeds)")
+
+
 def scan_differences(config, table: pd.DataFrame) -> str:
     """"How this differs from the paper" for a page of per-block scans, from its config and table."""
     d = trained_decoders(table) if {"arch", "trained"} <= set(table.columns) else table
@@ -42,6 +54,6 @@ def scan_differences(config, table: pd.DataFrame) -> str:
               if widths and max(widths) < PAPER_MIN_WIDTH else "")
     return ("**How this differs from the paper.** "
             f"Here: the first {n_tokens:,} tokens of the {config.dataset} {config.split} split in rows of "
-            f"{config.seq_len} tokens, {bos}; trained decoders {', '.join(map(str, widths))} wide{narrow}; one "
-            f"training run per model (no seeds). The paper: {PAPER_SCAN}. Hidden states are the raw residual "
+            f"{config.seq_len} tokens, {bos}; trained decoders {', '.join(map(str, widths))} wide{narrow}; "
+            f"{runs_text(table.model.unique())}. The paper: {PAPER_SCAN}. Hidden states are the raw residual "
             "stream at block boundaries (hooks), never Hugging Face's final-norm'd last hidden state.")
