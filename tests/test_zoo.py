@@ -61,10 +61,7 @@ def test_every_profile_trains_its_whole_zoo_and_shows_a_sweep():
 
     for profile, zoo_profile in (("smoke", "smoke"), ("cpu", "cpu"), ("gpu", "gpu"), ("full", "gpu")):
         section = yaml.safe_load((REPO_ROOT / "profiles" / f"{profile}.yaml").read_text())["model_zoo"]
-        if profile == "cpu" and zoo.CPU_RECIPE == "v1":  # the committed zoo: seed 0 of every arm
-            assert section["entries"] == list(zoo.table("cpu").query("seed == 0").name), profile
-        else:
-            assert section["entries"] == zoo.names(zoo_profile), profile
+        assert section["entries"] == zoo.names(zoo_profile), profile
         assert section["sweep"] in zoo.SWEEPS
 
 

@@ -6,8 +6,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .. import plots
+from .. import plots, zoo
 from ..book.glue import figure_page, glue_figure, glue_markdown
+from ..book.tables import md_table
 from ..experiments.pretraining import ZooConfig, recipe_sweep, sweep_numbers, zoo_training
 from . import name_of
 
@@ -58,9 +59,63 @@ def numbers(summary: pd.DataFrame) -> dict:
                 reference=str(ref.model.iloc[0]) if len(ref) else "none")
 
 
+#: the recipe's targets (issue 24): the best baseline at or below this many bits per byte on the validation head
+BPB_TARGET = 1.05
+
+
+def _train_cpu_s(zoo: pd.DataFrame) -> pd.Series:
+    """CPU-seconds of each model's training: its tokens over its measured tokens per CPU-second."""
+    return zoo.tokens / zoo.tokens_per_cpu_s
+
+
+def arms(summary_: pd.DataFrame) -> pd.DataFrame:
+    """Per arm (size and variant, over its seeds): the number of seeds and, over the seeds, the mean
+    and standard deviation (ddof 1) of the validation loss, bits per byte and held-out training
+    loss, and of the validation loss minus the baseline's of the same size and seed; training
+    CPU-seconds per model (mean)."""
+    zoo = summary_[summary_.variant != "reference"]
+    delta = {r.model: r.val_loss - b.val_loss for _, _, b, r in _pairs(summary_)}
+    zoo = zoo.assign(delta=[delta.get(m, np.nan) for m in zoo.model], cpu_s=_train_cpu_s(zoo))
+    rows = []
+    for (size, variant), g in zoo.groupby(["size", "variant"], sort=False):
+        row = {"size": size, "variant": variant, "seeds": len(g)}
+        for col, label in (("val_loss", "val loss"), ("val_bpb", "bits / byte"), ("heldout_loss", "held-out loss"),
+                           ("delta", "− baseline")):
+            row[label] = g[col].mean()
+            row[f"{label} sd"] = g[col].std(ddof=1) if len(g) > 1 else np.nan
+        row["CPU-s per model"] = g.cpu_s.mean()
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["formats"] = {"seeds": "d", "CPU-s per model": ",.0f"}
+    return out
+
+
+def targets(summary_: pd.DataFrame) -> dict:
+    """The recipe's targets, over the seeds: each size's baseline validation loss (mean over seeds),
+    the deeper size's minus the shallower's, the best baseline's bits per byte against
+    :data:`BPB_TARGET`; and the training time (CPU-seconds, per size and in all)."""
+    zoo = summary_[summary_.variant != "reference"]
+    base = zoo[zoo.variant == "baseline"]
+    out: dict = {"bpb_target": BPB_TARGET}
+    sizes = list(dict.fromkeys(base["size"]))
+    for label, size in zip(("small", "large"), sizes):
+        g = base[base["size"] == size]
+        out[f"{label}_base_loss"], out[f"{label}_base_bpb"] = float(g.val_loss.mean()), float(g.val_bpb.mean())
+        out[f"{label}_base_loss_sd"] = float(g.val_loss.std(ddof=1)) if len(g) > 1 else np.nan
+        out[f"{label}_cpu_s"] = float(_train_cpu_s(zoo[zoo["size"] == size]).sum())
+    if len(sizes) >= 2:
+        out["large_minus_small"] = out["large_base_loss"] - out["small_base_loss"]
+        out["deeper_no_worse"] = "yes" if out["large_minus_small"] <= 0 else "no"
+    out["best_base_bpb"] = float(base.val_bpb.min()) if len(base) else np.nan
+    out["bpb_target_met"] = "met" if out["best_base_bpb"] <= BPB_TARGET else "not met"
+    out["cpu_s"] = float(_train_cpu_s(zoo).sum())
+    out["cpu_h"] = out["cpu_s"] / 3600
+    return out
+
+
 def page_numbers(t: dict) -> dict:
     """The glued numbers from what :func:`tables` returns."""
-    return numbers(t["summary"])
+    return {**numbers(t["summary"]), **targets(t["summary"])}
 
 
 def summary(summary_: pd.DataFrame) -> pd.DataFrame:
@@ -93,8 +148,26 @@ def sweep_text(runs: pd.DataFrame | None, config: ZooConfig) -> str:
             f"{n['small_heldout']:.3f} nats per token; the worst run of the grid {n['small_worst']:.3f}) and, at "
             f"{n['large_size']}, {n['large_lr']:g} with {n['large_warmup']} warmup steps and std "
             f"{n['large_init_std']:g} ({n['large_heldout']:.3f}; worst {n['large_worst']:.3f}). The regularizer "
-            "strengths are the paper's and were not tuned. The zoo trained with the chosen recipe replaces the one "
-            "above when it is retrained; until then the curves above are the earlier recipe's.")
+            f"strengths are the paper's and were not tuned. {recipe_text(runs, config)}")
+
+
+def recipe_text(runs: pd.DataFrame, config: ZooConfig) -> str:
+    """Whether the zoo above trains with the sweep's choice at each size (peak learning rate, warmup
+    as the same fraction of the run, initialisation std), read from the zoo's configurations."""
+    n = sweep_numbers(runs)
+    out = []
+    for label in ("small", "large"):
+        size = n.get(f"{label}_size")
+        cfgs = [e.config for e in map(zoo.entry, config.entries) if e.config.size == size]
+        if not cfgs:
+            continue
+        c = cfgs[0]
+        same = (c.lr == n[f"{label}_lr"] and c.init_std == n[f"{label}_init_std"]
+                and abs(c.warmup_steps / c.steps - n[f"{label}_warmup"] / n["steps"]) < 1e-9)
+        out.append(f"{size}: {'the chosen recipe' if same else 'NOT the chosen recipe'} (peak learning rate "
+                   f"{c.lr:g}, {c.warmup_steps} warmup steps of {c.steps:,}, std {c.init_std:g}, {c.max_tokens:,} "
+                   "tokens)")
+    return ("The zoo above trains with, at " + "; at ".join(out) + ".") if out else ""
 
 
 def _placeholder():
@@ -108,6 +181,7 @@ def show(config: ZooConfig, *, profile: str, force: bool = False) -> dict:
     t = tables(config, profile=profile, force=force)
     glue_markdown("sweep_text", sweep_text(t["sweep"], config))
     glue_figure(plots.recipe_sweep(t["sweep"]) if t["sweep"] is not None else _placeholder(), "sweep_figure")
+    glue_markdown("arms", md_table(arms(t["summary"])))
     figure_page(NAME, profile, plots.training_curves(t["curves"]), numbers=page_numbers(t), prefix="model",
                 summary=summary(t["summary"]), table=t["curves"])
     plt.close("all")
