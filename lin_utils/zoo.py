@@ -21,18 +21,18 @@ evaluated reuses the model, and changing any of those retrains it.
 profile    sizes (small / large)         vocab   rows × seq_len  tokens     steps  models
 =========  ============================  ======  ==============  =========  =====  ==================
 smoke      smoke-small / smoke-large     512     8 × 64          24,576     48     2 arms × 2 seeds × 2
-cpu        cpu-small / cpu-large         2,048   16 × 256        4,096,000  1000   12 + 8 (swept)
+cpu        cpu-small / cpu-large         2,048   16 × 256        4,096,000  1000   12 + 6
 gpu        gpu-small / mistral-150m      8,192   64 × 512        20.0M      610    8 + 4 (see below)
 =========  ============================  ======  ==============  =========  =====  ==================
 
-The cpu row is the ``swept`` recipe (:data:`CPU_RECIPES`); the committed zoo, whose tables the
-book shows until the seeded zoo is trained, is ``v1`` (1,499,136 tokens, 366 steps, learning
-rate 2e-3, 20 warmup steps, std 0.02, every training story). :data:`CPU_RECIPE` (or
-``$LIN_ZOO_CPU_RECIPE``) says which one the cpu entries train with.
+The cpu row is the ``swept`` recipe (:data:`CPU_RECIPES`), the one the book's cpu tables are
+computed with. The earlier zoo, ``v1`` (1,499,136 tokens, 366 steps, learning rate 2e-3, 20
+warmup steps, std 0.02, every training story, one seed per arm), stays selectable with
+``$LIN_ZOO_CPU_RECIPE=v1`` (:data:`CPU_RECIPE`).
 
 **The cpu zoo** is the paper's two scales with three seeds per arm: its 150M arms (baseline,
 cosine 0.5, MSE 0.5 and 2.0) at cpu-small and its 650M arms (baseline, cosine 0.5) at cpu-large,
-18 models, plus cpu-large's two MSE arms at seed 0 (Tables 2 and 3 show them): 20 models. The
+18 models. The
 gpu zoo has three seeds of gpu-small's baseline and cosine arms and one of the rest.
 
 **The recipe** of each cpu size was chosen by the recipe sweep (:data:`SWEEPS`,
@@ -144,8 +144,8 @@ CPU_RECIPES = {
 }
 #: environment variable naming the cpu recipe (:data:`CPU_RECIPES`); unset: :data:`CPU_RECIPE`
 RECIPE_ENV = "LIN_ZOO_CPU_RECIPE"
-#: the cpu zoo's recipe: ``v1`` while the committed tables are the 1.5M-token zoo's; the seeded
-#: retrain (issue 24) switches it to ``swept`` (here, or for one run with $LIN_ZOO_CPU_RECIPE=swept)
+#: the cpu zoo's recipe: ``swept``, the committed tables' (``v1``, the earlier 1.5M-token zoo, for one
+#: run with $LIN_ZOO_CPU_RECIPE=v1)
 CPU_RECIPE = "swept"
 
 
