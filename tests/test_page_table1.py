@@ -184,7 +184,7 @@ def test_summary_figure_and_differences():
     plt.close(fig)
     text = page.differences(page.CONFIG, runs)
     assert text.startswith("**How this differs from the paper.**")
-    for part in ("a (decoder, 5 blocks × 64 wide)", "3 seeds", "CB is binary",
+    for part in ("a (decoder, 5 blocks × 64 wide)", "3 fine-tuning seeds", "CB is binary",
                  "4,000 tokens of the tinystories validation", f"{page.CONFIG.steps} AdamW steps of 8", "shuffled labels", "The paper: 7 pretrained decoders (opt-125m, opt-1.3b"):
         assert part in text, part
 

@@ -19,6 +19,7 @@ from ..book.glue import figure_page, glue_markdown
 from ..claims import NOT_RUN, Evidence, Judgement, Test, judge_effect
 from ..experiments.pruning import PruningConfig, pruning_study
 from ..prune import CRITERIA
+from ._zoo_pairs import zoo_seed_text
 
 __all__ = ["ARC_TEST", "PPL_TEST", "PPL_UNIT_WHY", "arc_comparisons", "arc_evidence", "differences", "judge_arc", "judge_ppl", "kbyk",
            "arc_kbyk", "numbers", "ppl_comparisons", "ppl_evidence", "results_over", "show", "summary", "table",
@@ -324,8 +325,8 @@ def differences(config: PruningConfig, results: pd.DataFrame) -> str:
     arc = (f"ARC-Easy on the first {int(dense.arc_n):,} test questions" if config.arc_limit != 0 and
            pd.notna(dense.get("arc_acc", np.nan)) else "no ARC-Easy on this page's model")
     return ("**How this differs from the paper.** "
-            f"Here: {config.model.replace('zoo:', '')}, {int(dense.n_blocks)} blocks × {int(dense.d)} wide, trained "
-            f"on TinyStories only, with k = 0..{config.k_max} blocks pruned; the blocks are ranked and the maps "
+            f"Here: {config.model.replace('zoo:', '')}{zoo_seed_text([config.model])}, {int(dense.n_blocks)} blocks × "
+            f"{int(dense.d)} wide, trained on TinyStories only, with k = 0..{config.k_max} blocks pruned; the blocks are ranked and the maps "
             f"fitted on {config.calib_tokens:,} {config.calib_dataset} {config.calib_split} tokens in rows of "
             f"{config.seq_len} ({'BOS left out' if config.exclude_bos else 'BOS included'}); the paper's criterion "
             f"ranks by the score {'with' if config.linearity_metric == 'score' else 'without'} the residual; "

@@ -215,6 +215,18 @@ def seeds_text(models: Iterable[str]) -> str:
     return "seeds per arm: " + "; ".join(f"{a} {', '.join(map(str, s))}" for a, s in arms.items())
 
 
+def zoo_seed_text(models: Iterable[str]) -> str:
+    """Which pretraining seed of the zoo a page's models are, for a page that shows one seed per
+    arm: " (the zoo's seed 0 of three)"; empty without zoo models."""
+    entries = [e for m in models if (e := entry_of(m)) is not None]
+    if not entries:
+        return ""
+    seeds = sorted({e.seed for e in entries})
+    n = max(zoo.ARMS[(e.profile, e.size)][e.variant] for e in entries)
+    which = f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
+    return f" (the zoo's {which} of {_number(n)} pretraining seeds per arm)"
+
+
 def zoo_models_text(models: Iterable[str]) -> str:
     """The zoo architectures among ``models`` in words: "cpu-small (4 blocks × 128 wide), cpu-large
     (8 blocks × 128 wide), pretrained on 4,096,000 TinyStories tokens, three seeds per arm (0, 1, 2)"

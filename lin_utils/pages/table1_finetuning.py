@@ -19,6 +19,7 @@ from ..book.glue import figure_page, glue_markdown
 from ..claims import Claim, Evidence, Judgement, Test, judge_effect
 from ..experiments.finetuning import FinetuningConfig, finetuning_deltas
 from . import name_of
+from ._zoo_pairs import zoo_seed_text
 
 NAME = name_of(__name__)
 CONFIG = FinetuningConfig(
@@ -240,7 +241,7 @@ def differences(config: FinetuningConfig, runs: pd.DataFrame) -> str:
                      if {"n_blocks", "d"} <= set(g.columns) else m.replace("zoo:", ""))
     n_ft = task.groupby("task").n_finetune.first().to_dict() if "n_finetune" in task else {}
     parts = ", ".join(f"{TASK_NAMES.get(t, t)} {int(n_ft[t]):,}" for t in config.tasks if t in n_ft)
-    seeds = f"{len(config.seeds)} seed{'s' if len(config.seeds) != 1 else ''}"
+    seeds = f"{len(config.seeds)} fine-tuning seed{'s' if len(config.seeds) != 1 else ''}"
     from . import config as page_config
     paper_models = page_config(__name__.rsplit(".", 1)[-1], "full").models
     n_corpus = int(task.n_tokens_corpus.min()) if "n_tokens_corpus" in task and len(task) else config.corpus_tokens
@@ -248,7 +249,7 @@ def differences(config: FinetuningConfig, runs: pd.DataFrame) -> str:
     control = ("each decoder is fine-tuned a second time per seed on shuffled labels (same steps, rate and seeds; "
                "the encoder gets no control)" if config.control else "no shuffled-label control")
     return ("**How this differs from the paper.** "
-            f"Here: {', '.join(sizes)}; {seeds}; {config.steps} AdamW steps of {config.batch_size} "
+            f"Here: {', '.join(sizes)}{zoo_seed_text(config.models)}; {seeds}; {config.steps} AdamW steps of {config.batch_size} "
             f"examples (lr {config.lr:g}, inputs cut to {config.max_len} tokens), with a linear head on the last "
             f"token; offline there are only the validation sets (HH: its test set), each split in two by a hash, "
             f"so the models are fine-tuned on {parts or 'half of each'} examples and scored on the other half. "
