@@ -18,7 +18,7 @@ import pytest
 
 from lin_utils import claims, pages, paths, plots, prune, results
 from lin_utils.errors import LinUtilsError
-from lin_utils.experiments.pruning import PruningConfig
+from lin_utils.experiments.pruning import CRITERION, PruningConfig, criterion_key, study_key
 from lin_utils.pages import _pruning
 
 NOT_RUN = claims.NOT_RUN
@@ -47,9 +47,9 @@ def test_fig8_reads_fig6_study_in_every_profile(profile):
 
 
 def _committed(model: str) -> dict:
-    """The params of the committed cpu study of ``model`` (its results sidecar)."""
+    """The params of the committed cpu study of ``model`` (its shared per-block table's sidecar)."""
     folder = paths.REPO_ROOT / "data" / "results" / "cpu" / "pruning_study"
-    metas = [json.loads(p.read_text()) for p in sorted(folder.glob("results-*.json"))]
+    metas = [json.loads(p.read_text()) for p in sorted(folder.glob("blocks-*.json"))]
     (meta,) = [m for m in metas if m["params"]["model"] == model]
     return meta["params"]
 
@@ -57,12 +57,16 @@ def _committed(model: str) -> dict:
 @pytest.mark.parametrize("name", PAGES)
 def test_the_cache_key_is_the_committed_tables_key(name):
     """Today's key, field for field (the hash of the committed tables); the zoo's weight key is the
-    zoo's, checked by the next test."""
+    zoo's, checked by the next test. Each criterion's rows are under the shared key and the criterion."""
     cfg = pages.config(name, "cpu")
-    key, committed = cfg.key(), _committed(cfg.model)
-    assert set(key) == set(committed)
+    key, committed = study_key(cfg), _committed(cfg.model)
+    assert set(key) == set(committed) and "criteria" not in key
     assert {k: v for k, v in key.items() if k != "weights"} == {k: v for k, v in committed.items() if k != "weights"}
     assert "threads" not in key and key["version"] == 1
+    for c in cfg.criteria:
+        assert criterion_key(cfg, c) == {**key, "criterion": c}
+        side = paths.REPO_ROOT / "data" / "results" / "cpu" / CRITERION / f"results-{results.param_hash(criterion_key(cfg, c))}.json"
+        assert side.is_file(), (c, side)
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -72,7 +76,7 @@ def test_the_committed_tables_load_without_computing(name, monkeypatch):
     cfg = pages.config(page, "cpu")
     committed = _committed(cfg.model)
     assert committed.get("weights") == cfg.key().get("weights"), "the committed study is of other weights: recompute it"
-    assert results.param_hash(cfg.key()) == results.param_hash(committed)
+    assert results.param_hash(study_key(cfg)) == results.param_hash(committed)
     t = page.tables(cfg, profile="cpu", cache_only=True)
     assert t is not None and set(t) == {"results", "blocks", "distill", "sleb"}
     assert (t["results"].model == cfg.model).all()

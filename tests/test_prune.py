@@ -9,6 +9,7 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -315,3 +316,35 @@ def test_pruning_study_end_to_end(tmp_path, monkeypatch):
     plots.pruning_perplexity(res, tables["distill"])
     with pytest.raises(LinUtilsError, match="criteria"):
         cfg.replace(criteria=["bogus"])
+
+
+def test_adding_a_criterion_computes_only_its_rows(tmp_path, monkeypatch):
+    """The study is cached per criterion: a second run with one more criterion computes that
+    criterion alone, and the assembled tables equal one run of all of them (timings aside)."""
+    from lin_utils import experiments, results
+    from lin_utils.experiments.pruning import CRITERION, PRUNING, PruningConfig, criterion_key, study_key
+
+    small = dict(model="stories260K", k_max=2, random_seeds=[0], calib_tokens=512, seq_len=64, batch_size=4,
+                 distill_steps=2, ppl_tokens=256, ppl_seq_len=64, arc_limit=0, speed_batch=1, speed_reps=1)
+    first = PruningConfig(criteria=["linearity", "last"], **small)
+    more = first.replace(criteria=["linearity", "last", "shortgpt"])
+
+    def sidecar(computation, table, params) -> dict:
+        return results.load_provenance(computation, table, params, "smoke")
+
+    monkeypatch.setenv("LIN_RESULTS_DIR", str(tmp_path / "a"))
+    experiments.pruning_study(first, profile="smoke", progress=False)
+    before = {c: sidecar(CRITERION, "results", criterion_key(first, c)) for c in first.criteria}
+    shared = sidecar(PRUNING, "blocks", study_key(first))
+    assert experiments.pruning_study(more, profile="smoke", cache_only=True) is None  # shortgpt is missing
+    grown = experiments.pruning_study(more, profile="smoke", progress=False)
+    assert {c: sidecar(CRITERION, "results", criterion_key(more, c)) for c in first.criteria} == before  # not rewritten
+    assert sidecar(PRUNING, "blocks", study_key(more)) == shared
+    assert sidecar(CRITERION, "results", criterion_key(more, "shortgpt"))["extra"]["computed_with"] == ["shortgpt"]
+    monkeypatch.setenv("LIN_RESULTS_DIR", str(tmp_path / "b"))
+    once = experiments.pruning_study(more, profile="smoke", progress=False)
+    for t in ("results", "blocks", "distill", "sleb"):
+        timing = ["forward_s", "speedup", "eval_s"] if t == "results" else []
+        pd.testing.assert_frame_equal(grown[t].drop(columns=timing), once[t].drop(columns=timing))
+    assert list(grown["results"].criterion.unique()) == ["linearity", "last", "shortgpt"]
+    assert {c for c in grown["blocks"].columns if c.startswith("rank_")} == {"rank_linearity", "rank_last", "rank_shortgpt"}

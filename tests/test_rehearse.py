@@ -105,9 +105,10 @@ def test_slice_runs_the_full_profile_hub_paths(slice_run):
     mirror = work / "mirror"
     assert not (mirror / "arc-easy").exists() and not (mirror / "wikitext-2-raw").exists()
     assert not (mirror / "tinystories" / "tinystories_validation_head.txt").exists()
-    (pruned,) = _table(work, "pruning_study", "results")
+    pruned = pd.concat(_table(work, "pruning_criterion", "results"))  # one table per criterion
+    assert len(_table(work, "pruning_study", "blocks")) == 1
     assert (pruned.model == sections["fig8_pruning_arc_easy"]["model"]).all()
     assert (pruned.arc_n == sections["fig8_pruning_arc_easy"]["arc_limit"]).all()
     assert pruned.ppl_wikitext.notna().all() and pruned.ppl_tinystories.notna().all()
-    meta = json.loads(next((work / "results" / "full" / "pruning_study").glob("results-*.json")).read_text())
+    meta = json.loads(next((work / "results" / "full" / "pruning_criterion").glob("results-*.json")).read_text())
     assert meta["profile"] == "full"

@@ -1,9 +1,12 @@
 """Section 5 of the paper (Figs 6, 7 and 8): depth pruning by the paper's criterion next to the
 methods a user would pick instead, evaluated through :mod:`lin_utils.evaluate` unchanged.
 
-:func:`pruning_study` runs everything for one model and caches it as one computation
-(``pruning_study``), so the figure pages that show that model (Fig 6 or 7 for perplexity, Fig 8
-for ARC-Easy) and the claims page read the same tables:
+:func:`pruning_study` runs everything for one model, so the figure pages that show that model
+(Fig 6 or 7 for perplexity, Fig 8 for ARC-Easy) and the claims page read the same tables. It is
+cached per criterion: the per-block table under :func:`study_key` (``pruning_study/blocks``, every
+parameter but the criteria list) and each criterion's rows under :func:`criterion_key`
+(``pruning_criterion/{results,ranks,distill,sleb}``), so adding a criterion to
+:data:`lin_utils.prune.CRITERIA` and to a page's list computes only that criterion's rows:
 
 1. one calibration pass over TinyStories **train** text (never an evaluation text):
    :func:`lin_utils.prune.calibrate`, float64 statistics reused by every criterion and every ``k``;
@@ -36,12 +39,14 @@ from ..config import (StudyConfig, check_bool, check_choice, check_int, check_in
 from ..errors import LinUtilsError
 from ..scan import ScanConfig
 
-__all__ = ["PRUNING", "METHODS", "PruningConfig", "pruning_study"]
+__all__ = ["CRITERION", "PRUNING", "METHODS", "PruningConfig", "criterion_key", "pruning_study", "study_key"]
 
-PRUNING = "pruning_study"
+PRUNING = "pruning_study"  # the computation of the shared per-block table
+CRITERION = "pruning_criterion"  # the computation of one criterion's rows
 VERSION = 1
 METHODS = ("remove", "linear", "distill")
-TABLES = ("results", "blocks", "distill", "sleb")
+TABLES = ("results", "blocks", "distill", "sleb")  # what pruning_study returns
+CRITERION_TABLES = ("results", "ranks", "distill", "sleb")  # what is cached per criterion
 
 
 @dataclass(frozen=True)
@@ -316,10 +321,56 @@ def _study_tables(cfg: PruningConfig, progress: bool) -> dict[str, pd.DataFrame]
     return {"results": res, "blocks": blocks, "distill": distill_curve, "sleb": sleb}
 
 
+def study_key(config: PruningConfig) -> dict:
+    """The key of what every criterion shares (the calibration pass, the dense model, the per-block
+    table): :meth:`PruningConfig.key` without the criteria list."""
+    key = config.key()
+    key.pop("criteria")
+    return key
+
+
+def criterion_key(config: PruningConfig, criterion: str) -> dict:
+    """The key of one criterion's rows: :func:`study_key` and the criterion."""
+    return {**study_key(config), "criterion": criterion}
+
+
+def _split(tables: dict[str, pd.DataFrame], criteria) -> dict[str, dict[str, pd.DataFrame]]:
+    """:func:`_study_tables`' tables cut into each criterion's :data:`CRITERION_TABLES` (its ranks:
+    one row per block, NaN for a criterion that does not order blocks; distillation belongs to the
+    paper's criterion, SLEB's trials to SLEB)."""
+    res, blocks = tables["results"], tables["blocks"]
+    out = {}
+    for c in criteria:
+        rank = blocks[f"rank_{c}"] if f"rank_{c}" in blocks else pd.Series(np.nan, index=blocks.index)
+        out[c] = {"results": res[res.criterion == c].reset_index(drop=True),
+                  "ranks": pd.DataFrame({"model": blocks.model, "block": blocks.block, "rank": rank.to_numpy()}),
+                  "distill": tables["distill"] if c == "linearity" else tables["distill"].iloc[:0],
+                  "sleb": tables["sleb"] if c == "sleb" else tables["sleb"].iloc[:0]}
+    return out
+
+
+def _assemble(blocks: pd.DataFrame, per: dict[str, dict[str, pd.DataFrame]], criteria) -> dict[str, pd.DataFrame]:
+    """The study's :data:`TABLES` from the shared per-block table and each criterion's tables, in
+    the order one run of every criterion writes them (criteria in order, distillation last)."""
+    res = pd.concat([per[c]["results"] for c in criteria], ignore_index=True)
+    res = pd.concat([res[res.method != "distill"], res[res.method == "distill"]], ignore_index=True)
+    blocks = blocks.copy()
+    for c in criteria:
+        rank = per[c]["ranks"]["rank"]
+        if rank.notna().any():
+            blocks[f"rank_{c}"] = rank.to_numpy()
+    def concat(table):  # empty tables left out: their columns' dtypes are only what a CSV header says
+        frames = [per[c][table] for c in criteria]
+        return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+
+    return {"results": res, "blocks": blocks, "distill": concat("distill"), "sleb": concat("sleb")}
+
+
 def pruning_study(config: PruningConfig, *, profile: str, force: bool = False, cache_only: bool = False,
                   progress: bool = True) -> dict[str, pd.DataFrame] | None:
     """Figs 6-8 for one model: every criterion x {remove, linear replacement} x k, and distillation
-    for the paper's criterion; cached under :meth:`PruningConfig.key` (see the module docstring).
+    for the paper's criterion; cached per criterion (see the module docstring): only the criteria
+    not cached yet are computed.
 
     Args:
         config: the study's parameters (:class:`PruningConfig`).
@@ -336,9 +387,32 @@ def pruning_study(config: PruningConfig, *, profile: str, force: bool = False, c
     """
     if not isinstance(config, PruningConfig):
         raise LinUtilsError(f"pruning_study takes a PruningConfig, got {type(config).__name__}")
-    key = config.key()
+    shared = study_key(config)
+
+    def load(computation, table, params):
+        if force and not results._written_this_run(computation, table, params, profile, None):
+            return None
+        return results.load_table(computation, table, params, profile)
+
+    blocks = load(PRUNING, "blocks", shared)
+    per = {c: {t: load(CRITERION, t, criterion_key(config, c)) for t in CRITERION_TABLES} for c in config.criteria}
+    missing = [c for c in config.criteria if any(v is None for v in per[c].values())]
+    if blocks is not None and not missing:
+        return _assemble(blocks, per, config.criteria)
     if cache_only:
-        tables = {t: results.load_table(PRUNING, t, key, profile) for t in TABLES}
-        return None if any(v is None for v in tables.values()) else tables
-    return results.cached_tables(PRUNING, list(TABLES), key, lambda: _study_tables(config, progress),
-                                 profile=profile, force=force)
+        return None
+    todo = list(config.criteria) if blocks is None else missing  # the shared table comes with every criterion
+    start = time.perf_counter()
+    computed = _study_tables(config.replace(criteria=tuple(todo)), progress)
+    wall = time.perf_counter() - start
+    extra = {"computed_with": todo}  # the criteria of that run: the wall time is theirs together
+    for c, tables in _split(computed, todo).items():
+        for t in CRITERION_TABLES:
+            results.save_table(tables[t], CRITERION, t, criterion_key(config, c), profile, wall, extra=extra)
+    if blocks is None:
+        blocks_out = computed["blocks"][[c for c in computed["blocks"].columns if not c.startswith("rank_")]]
+        results.save_table(blocks_out, PRUNING, "blocks", shared, profile, wall, extra=extra)
+    loaded = pruning_study(config, profile=profile, cache_only=True)
+    if loaded is None:
+        raise LinUtilsError(f"the pruning study of {config.model} did not verify right after it was written")
+    return loaded
