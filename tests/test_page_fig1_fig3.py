@@ -142,3 +142,43 @@ def test_fig3_outputs_as_large_as_their_stream_contradict():
     assert fig3.judge_norms(t).verdict == CONTRADICTED
     assert fig3.judge_norms(fig3.with_output_ratio(
         _norms("a", [1.0] * 3, [1.0, 0.5, 1.5], out=[1.0] * 3))).verdict == INCONCLUSIVE
+
+
+def test_training_effect_says_more_linear_when_training_raised_the_score():
+    trained = profile_table([0.9] * 3, [0.3] * 3, [0.5] * 3)
+    more = pd.concat([trained, profile_table([0.5] * 3, [0.4] * 3, [0.5] * 3, trained=False, model="random:m")])
+    assert fig1.training_effect(more) == ("m 0.500 at initialisation → 0.900 trained (more linear) (the zoo models' "
+                                          "own initialisations are their step 0 on the Fig 2 page)")
+
+
+# ---------------------------------------------------------------------------------------------
+# "How this differs from the paper" of the scan pages (Figs 1, 3, 9)
+
+
+def _scan_config(exclude_bos=False):
+    return fig1.CONFIG.with_params({"exclude_bos": exclude_bos})
+
+
+def test_scan_differences_name_the_tokens_widths_and_how_much_narrower():
+    from lin_utils.pages._scans import PAPER_SCAN, scan_differences
+
+    t = pd.concat([_profile([("a", "decoder", True, 0.9, 0.5, 0.4, 0.01, 5000, 64, 0.3)]),
+                   _profile([("b", "decoder", True, 0.9, 0.5, 0.4, 0.01, 4096, 256, 0.3)]),
+                   _profile([("r", "decoder", False, 0.9, 0.5, 0.4, 0.01, 100, 2048, 0.3)])])
+    cfg = _scan_config()
+    text = scan_differences(cfg, t)
+    assert text == ("**How this differs from the paper.** Here: the first 100 tokens of the "
+                    f"{cfg.dataset} {cfg.split} split in rows of {cfg.seq_len} tokens, position 0 (BOS) included; "
+                    "trained decoders 64, 256 wide, 3–64× narrower than the paper's; one training run per model "
+                    f"(no seeds). The paper: {PAPER_SCAN}. Hidden states are the raw residual stream at block "
+                    "boundaries (hooks), never Hugging Face's final-norm'd last hidden state.")
+    assert "position 0 (BOS) excluded" in scan_differences(_scan_config(True), t)
+    wide = _profile([("w", "decoder", True, 0.9, 0.5, 0.4, 0.01, 5000, 1024, 0.3)])
+    assert "trained decoders 1024 wide; one training run" in scan_differences(cfg, wide)  # not narrower
+    # a table without arch / trained (e.g. a summary) counts every row; none at all: no width
+    bare = pd.DataFrame(dict(model=["x", "y"], d=[32, 16], n_tokens=[300, 200]))
+    assert "the first 200 tokens" in scan_differences(cfg, bare)
+    assert "trained decoders 16, 32 wide, 24–256× narrower" in scan_differences(cfg, bare)
+    encoders = _profile([("e", "encoder", True, 0.9, 0.5, 0.4, 0.01, 500, 384, 0.3)])
+    assert "trained decoders 384 wide, 2–11× narrower" in scan_differences(cfg, encoders)  # no decoder: every row
+    assert "trained decoders  wide; one" in scan_differences(cfg, bare.iloc[0:0])
