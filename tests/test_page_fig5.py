@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from tables import probe_table, probe_table_seeded, zoo_cosine_pairs
 
-from lin_utils.claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED
+from lin_utils.claims import NOT_REPLICATED, NOT_RUN, PARTLY, REPLICATED, Evidence
 from lin_utils.pages import fig5_linear_probes as page
 
 REP, PART, NOT = REPLICATED, PARTLY, NOT_REPLICATED
@@ -278,3 +278,11 @@ def test_fig5_seeded_plot_draws_every_seed_and_the_mean():
     [ax] = [a for a in fig.axes if a.get_title() == "cpu-large"]
     thin = [line for line in ax.lines if line.get_alpha() == 0.45]
     assert len(thin) == 6  # one line per seed of each arm
+
+
+def test_fig5_one_informative_pair_has_no_spread_to_report():
+    m = pd.DataFrame([dict(size="cpu-large", boundaries=4, n=100, effect=3.0, se=1.5, mde=4.2, baseline_mean=60.0,
+                           baseline_se=2.0, constant=False)])
+    text = page.paired_text(m, Evidence.of([3.0]), page.BY_SEEDS)
+    assert text.startswith("+3.0 points from the only informative training-run pair of 1: no standard error over pairs")
+    assert "nan" not in text and "cpu-large: +3.0 ± 1.5 points over 4 boundaries and 100 stories" in text

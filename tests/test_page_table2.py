@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from tables import HARNESS_MODELS, harness_scores, seeded_models, zoo_cosine_pairs
 
-from lin_utils.claims import NOT_RUN, REPLICATED
+from lin_utils.claims import NOT_RUN, REPLICATED, Evidence
 from lin_utils.pages import table2_benchmarks as page
 from lin_utils import experiments
 from lin_utils.pages._zoo_pairs import compare_to_baseline, size_groups, size_pairs
@@ -503,3 +503,12 @@ def test_the_seeded_plot_has_one_row_per_arm():
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()][:2] == ["cpu-small baseline", "cpu-small cos0.5"]
     assert len(ax.get_yticklabels()) == 7 and len(ax.collections) >= 7  # seven arms, each its seeds' points
+
+
+def test_one_informative_pair_of_several_has_no_spread_to_report():
+    m = pd.DataFrame([dict(size="cpu-small", tasks=0, left_out="boolq", effect=math.nan, se=math.nan),
+                      dict(size="cpu-large", tasks=2, left_out="", effect=25.0, se=4.0)])
+    ev = Evidence.of([25.0])
+    text = page.paired_text(m, ev, page.BY_SEEDS)
+    assert text.startswith("+25.0 points from the only informative training-run pair of 2: no standard error over pairs")
+    assert "nan" not in text and "cpu-large +25.0 ± 4.0 over 2 tasks" in text

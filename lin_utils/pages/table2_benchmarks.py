@@ -206,6 +206,10 @@ def paired_text(m: pd.DataFrame, ev: Evidence, test: Test = BY_SEEDS) -> str:
     if test is BY_SEEDS:
         if ev.constant:
             return f"{len(m)} {test.unit}, none with an informative task: " + "; ".join(map(_pair_text, m.itertuples()))
+        if ev.n < 2:  # one informative pair: no spread over pairs to estimate
+            return (f"{ev.effect:+.1f} points from the only informative training-run pair of {len(m)}: no standard "
+                    "error over pairs; per pair (± its standard error over the items): "
+                    + ", ".join(_pair_text(r, short=True) for r in m.itertuples()))
         arms = "; ".join(f"{r.arm} {r.mean:+.1f} ± {r.sd:.1f} (sd over {r.pairs} seeds)" if r.pairs > 1
                          else f"{r.arm} {r.mean:+.1f} (one seed)" for r in arm_effects(m).itertuples())
         return (f"{ev.effect:+.1f} ± {ev.se:.1f} points, the mean over {ev.n} {test.unit} with its standard error "
