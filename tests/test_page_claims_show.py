@@ -146,3 +146,9 @@ def test_the_landing_page_without_executed_figure_pages_says_so(book, monkeypatc
     _, glued, _ = run_show("intro", monkeypatch, book, profile=PROFILE)
     assert glued["figures"]["text/markdown"] == "*No figure page has run at this profile yet.*"
     assert sorted(glued) == ["figures", "headline", "verdicts"]
+
+
+def test_a_page_name_is_its_module_name_without_the_package():
+    assert pages.name_of("lin_utils.pages.fig1_linearity_profiles") == "fig1_linearity_profiles"
+    assert pages.name_of("fig1_linearity_profiles") == "fig1_linearity_profiles"
+    assert pages.name_of("a.b.c.d") == "d"

@@ -57,3 +57,42 @@ def test_the_rule_sentence_comes_from_the_declared_test():
     with pytest.raises(ValueError):
         Test("x", 0, "seeds")
     assert Evidence(1.0, 0.5, 2).mde == pytest.approx(1.4)
+
+
+def test_an_effect_without_a_standard_error_is_no_estimate_whatever_the_units():
+    assert decide(UP, Evidence(1.0, math.nan, 5)) == (INCONCLUSIVE, "no estimate with a standard error")
+    assert decide(UP, Evidence(math.nan, 0.1, 5)) == (INCONCLUSIVE, "no estimate with a standard error")
+    assert decide(UP, Evidence(1.0, -0.1, 5)) == (INCONCLUSIVE, "no estimate with a standard error")
+
+
+def _row(verdict, reason, mde=0.3, paper_effect=float("nan")):
+    import pandas as pd
+
+    return pd.Series(dict(ours="ours", verdict=verdict, reason=reason, mde=mde, paper_effect=paper_effect))
+
+
+def test_why_adds_the_minimum_detectable_effect_to_an_inconclusive_verdict_only_once():
+    from lin_utils.book.verdicts import _why
+
+    assert _why(_row(INCONCLUSIVE, "within 2 standard errors of no effect")) == (
+        "ours<br><small>within 2 standard errors of no effect; minimum detectable effect 0.3</small>")
+    assert _why(_row(INCONCLUSIVE, "x", paper_effect=-0.125)) == (
+        "ours<br><small>x; minimum detectable effect 0.3 against the paper&#x27;s 0.125</small>")
+    power = "the minimum detectable effect 0.3 exceeds the paper's effect 0.1"
+    assert _why(_row(INCONCLUSIVE, power, paper_effect=0.1)) == f"ours<br><small>{power.replace(chr(39), '&#x27;')}</small>"
+    assert _why(_row(REPLICATED, "2.5 standard errors in the paper's direction")) == (
+        "ours<br><small>2.5 standard errors in the paper&#x27;s direction</small>")
+    assert _why(_row(INCONCLUSIVE, "no estimate with a standard error", mde=float("nan"))) == (
+        "ours<br><small>no estimate with a standard error</small>")
+
+
+def test_the_headline_says_where_the_claims_not_run_are_explained():
+    import pandas as pd
+
+    from lin_utils.book.verdicts import claims_headline
+    from lin_utils.claims import NOT_RUN
+
+    t = pd.DataFrame(dict(verdict=[REPLICATED, NOT_RUN, NOT_RUN], kind="paper"))
+    assert claims_headline(t, "cpu") == (
+        "At the `cpu` profile this book tests 1 of the paper's 3 claims: **1 replicated**, **0 contradicted**, "
+        "**0 inconclusive**. The other 2 are *not run* at this profile (the claims table says why).")
