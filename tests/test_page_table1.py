@@ -198,3 +198,8 @@ def test_the_claim_reads_the_profiles_table(tmp_path, monkeypatch):
 
 def test_not_run_without_tables():
     assert NOT_RUN == "not run"  # the claims table marks a claim without tables (lin_utils.claims)
+
+
+def test_differences_without_a_control():
+    text = page.differences(page.CONFIG.with_params({"control": False}), _runs(_DEC))
+    assert "; no shuffled-label control. The paper:" in text and "shuffled labels" not in text
