@@ -2,8 +2,9 @@
 
 The pages run here on frozen copies of the result tables their notebooks read (``tests/shown.py``):
 every glued number, sentence, markdown table and the figure must be there, under the same names and
-with the same values as in the executed notebook, and the page must end with the re-run commands
-and links to exactly the tables it read.
+with the same values as in the snapshot (an executed notebook's glue, or ``show()``'s own at a
+reviewed commit: see ``tests/shown.py``), and the page must end with the re-run commands and links
+to exactly the tables it read.
 """
 from __future__ import annotations
 
