@@ -456,3 +456,10 @@ def test_every_pruning_page_says_how_it_differs_from_the_paper():
         nb = json.loads((paths.notebooks_dir() / f"{name}.ipynb").read_text())
         md = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
         assert md.index("{glue:md} differences") < md.index("## Reproduce this page")
+
+
+def test_a_pruning_page_refuses_a_figure_it_does_not_draw():
+    from lin_utils.pages import _pruning
+
+    with pytest.raises(LinUtilsError, match="figure must be one of perplexity, arc, got 'arcc'"):
+        _pruning.show("fig8_pruning_arc_easy", pages.config("fig8_pruning_arc_easy", "cpu"), profile="cpu", figure="arcc")

@@ -17,6 +17,7 @@ import pandas as pd
 from .. import plots
 from ..book.glue import figure_page, glue_markdown
 from ..claims import NOT_RUN, Evidence, Judgement, Test, judge_effect
+from ..errors import LinUtilsError
 from ..experiments.pruning import PruningConfig, pruning_study
 from ..prune import CRITERIA
 from ._zoo_pairs import zoo_seed_text
@@ -342,9 +343,15 @@ def page_numbers(t: dict) -> dict:
     return numbers(t["results"], t["distill"])
 
 
+#: what a pruning page draws: the perplexity figure (Figs 6 and 7) or the ARC-Easy one (Fig 8)
+FIGURES = ("perplexity", "arc")
+
+
 def show(name: str, config: PruningConfig, *, profile: str, force: bool = False, figure: str = "perplexity") -> dict:
     """A pruning page (Fig 6, 7 or 8) in one call: the figure, the numbers, the k-by-k text (glued
-    as ``kbyk``), the summary and the full table. Returns the numbers."""
+    as ``kbyk``), the summary and the full table (``figure``: ``perplexity`` or ``arc``). Returns the numbers."""
+    if figure not in FIGURES:
+        raise LinUtilsError(f"figure must be one of {', '.join(FIGURES)}, got {figure!r}")
     t = tables(config, profile=profile, force=force)
     res, curve = t["results"], t["distill"]
     values = numbers(res, curve)
