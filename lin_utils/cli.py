@@ -21,7 +21,10 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import one_line  # nothing heavy at import time: Ctrl-C while torch loads is caught in main()
+# nothing heavy at import time: Ctrl-C while torch loads is caught in main()
+from .errors import LinUtilsError, Terminated, one_line
+from .runner import run_profile
+from .site import build_book
 
 if TYPE_CHECKING:
     from .scan import ScanConfig
@@ -59,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lin-utils", description="Linearity of transformer blocks (arXiv 2405.12250).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    # heavy (torch): imported in main(), where Ctrl-C while torch loads is caught
     from .linearity import PRECISIONS
     from .scan import DTYPES, ScanConfig
 
@@ -107,8 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plot_path(text):
-    from .errors import LinUtilsError
-    from .plots_profile import check_plot_path
+    from .plots_profile import check_plot_path  # heavy (matplotlib): only when --plot is given
 
     try:
         return check_plot_path(text)
@@ -124,7 +127,7 @@ def _models(args) -> list[str]:
 def scan_config(args, model: str | None = None) -> "ScanConfig":
     """The :class:`~lin_utils.scan.ScanConfig` that ``lin-utils profile`` arguments describe
     (for ``model``, default the first ``--model``)."""
-    from .scan import ScanConfig
+    from .scan import ScanConfig  # heavy (torch): see build_parser
 
     return ScanConfig(model=model or _models(args)[0], dataset=args.dataset, split=args.split, seq_len=args.seq_len,
                       max_tokens=args.max_tokens, batch_size=args.batch_size, dtype=args.dtype,
@@ -133,6 +136,7 @@ def scan_config(args, model: str | None = None) -> "ScanConfig":
 
 
 def _profile(args) -> int:
+    # heavy (torch, transformers, pandas): imported in main(), where Ctrl-C while they load is caught
     import transformers
 
     from .linearity import LinearityWarning
@@ -160,7 +164,7 @@ def _profile(args) -> int:
         atomic_write_text(Path(args.out), table.to_csv(index=False))
         print(f"# wrote {args.out}")
     if args.plot:
-        from .plots_profile import save_profile
+        from .plots_profile import save_profile  # heavy (matplotlib): only when --plot is given
 
         save_profile(table, args.plot, title=f"{args.dataset}/{args.split}")
         print(f"# drew {args.plot}")
@@ -171,26 +175,20 @@ def _profile(args) -> int:
 
 def _book(args) -> int:
     if args.book_command == "run":
-        from .runner import run_profile
-
         only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
         run_profile(args.profile, only=only, force=args.force)
     elif args.book_command == "verify":
-        from .verify import report, verify_profile
+        from .verify import report, verify_profile  # heavy (numpy, pandas): only for `book verify`
 
         only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
         checks = verify_profile(args.profile, only=only, keep=args.keep)
         return report(checks, args.profile)
     else:
-        from .site import build_book
-
         print(build_book())
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import LinUtilsError, Terminated
-
     try:
         args = build_parser().parse_args(argv)
         return _profile(args) if args.command == "profile" else _book(args)

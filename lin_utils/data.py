@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import huggingface_hub.constants as hcst
 import torch
 
 from lin_utils.errors import DataNotFoundError, LinUtilsError, one_line
@@ -61,8 +62,7 @@ def _offline_if_requested():
     if not _hub_offline():
         yield
         return
-    import datasets.config as dcfg
-    import huggingface_hub.constants as hcst
+    import datasets.config as dcfg  # heavy and optional: only when a data set comes from the hub
     saved = (hcst.HF_HUB_OFFLINE, dcfg.HF_HUB_OFFLINE, dcfg.HF_DATASETS_OFFLINE)
     hcst.HF_HUB_OFFLINE = dcfg.HF_HUB_OFFLINE = dcfg.HF_DATASETS_OFFLINE = True
     try:
@@ -72,7 +72,7 @@ def _offline_if_requested():
 
 
 def _hub_dataset(path: str, name: str | None = None, **kwargs: Any):
-    import datasets
+    import datasets  # heavy and optional: only when a data set comes from the hub
 
     with _offline_if_requested():
         return datasets.load_dataset(path, name, **kwargs)

@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
+from tokenizers import Regex, Tokenizer, decoders, normalizers
+from tokenizers.models import BPE
+from transformers.tokenization_utils_base import generate_merges
 
 from .errors import LinUtilsError, ModelNotFoundError, one_line
 
@@ -75,7 +78,7 @@ def _gguf_field(reader, key: str, default=None):
 
 
 def _gguf_config(gguf_path: Path, context: int | None):
-    import gguf  # the PyPI package (absolute import), not this module
+    import gguf  # heavy and optional: the PyPI package (absolute import), not this module
 
     try:
         reader = gguf.GGUFReader(str(gguf_path))
@@ -123,7 +126,7 @@ def _gguf_config(gguf_path: Path, context: int | None):
 
 
 def _gguf_tensor(t) -> np.ndarray:
-    import gguf
+    import gguf  # heavy and optional: see _gguf_config
 
     if t.tensor_type in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
         return np.asarray(t.data, dtype=np.float32)
@@ -222,6 +225,7 @@ def sentencepiece_tokenizer(model_file) -> transformers.PreTrainedTokenizerFast:
     transformers 5's ``LlamaTokenizer(vocab_file=...)`` silently builds an empty vocabulary,
     and its SentencePiece conversion ignores ``remove_extra_whitespaces``; hence this builder.
     """
+    # optional (sentencepiece, protobuf): only for GGUF files with a SentencePiece vocabulary
     import sentencepiece as spm
     from sentencepiece import sentencepiece_model_pb2
 
@@ -246,10 +250,6 @@ def sentencepiece_tokenizer(model_file) -> transformers.PreTrainedTokenizerFast:
 
 
 def _spm_fast_tokenizer(pieces, scores, *, unk, bos, eos, add_dummy_prefix, collapse_spaces):
-    from tokenizers import Regex, Tokenizer, decoders, normalizers
-    from tokenizers.models import BPE
-    from transformers.tokenization_utils_base import generate_merges
-
     vocab = {p: i for i, p in enumerate(pieces)}
     merges = generate_merges(vocab, dict(zip(pieces, scores)))
     backend = Tokenizer(BPE(vocab=vocab, merges=merges, unk_token=unk, fuse_unk=True, byte_fallback=True))

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg
 import torch
+import torch.distributed as dist
 
 from .errors import LinUtilsError
 
@@ -225,7 +226,7 @@ def _one_blas_thread():
     """numpy/scipy's BLAS limited to one thread for the duration (LAPACK on d ~ 10^2-10^3
     matrices: level-2 work that several threads slow down badly on a busy machine)."""
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # optional: not our dependency (scikit-learn's), guarded
     except ImportError:  # pragma: no cover - a dependency of scikit-learn
         return contextlib.nullcontext()
     return threadpool_limits(1, user_api="blas")
@@ -589,8 +590,6 @@ class LinearityAccumulator:
         statistics around them (float64); then one ``all_reduce`` of a flat float64 buffer
         (gloo or NCCL).
         """
-        import torch.distributed as dist
-
         if self.boundaries is None:
             raise ValueError("all_reduce before any update(): every rank must score at least one batch")
         device = self.halves[0].stats["s"].device

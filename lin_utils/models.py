@@ -28,6 +28,7 @@ from typing import Callable
 
 import torch
 import transformers
+from huggingface_hub.utils import validate_repo_id
 from transformers import AutoConfig, AutoTokenizer
 
 from .arch import auto_class, from_config, is_encoder
@@ -180,8 +181,6 @@ def _locate(spec: str, revision: str | None, *, weights: bool) -> _Where:
     if _looks_like_path(spec):
         raise ModelNotFoundError(f"model spec {spec!r}: no such local path {path.resolve()}")
     hub_id, revision = _split_revision(spec, revision)
-    from huggingface_hub.utils import validate_repo_id
-
     try:
         validate_repo_id(hub_id)
     except ValueError as exc:
@@ -229,7 +228,7 @@ def _minilm_dir() -> Path | None:
 
 def _zoo_checkpoint(name: str, step: str, spec: str) -> Path:
     """The folder of the log-spaced checkpoint ``zoo:NAME@STEP`` (Fig 2)."""
-    from .zoo import checkpoints
+    from .zoo import checkpoints  # heavy and optional: the zoo pulls in training code
 
     if not step.isdigit():
         raise ValueError(f"spec {spec!r}: the checkpoint after '@' must be a step number")
@@ -245,7 +244,7 @@ def _zoo_dir(spec: str) -> Path:
     if not name or any(c.isspace() for c in name):
         raise ValueError(f"spec {spec!r}: 'zoo:' must be followed by a model name without spaces")
     try:
-        from .zoo import resolve  # lazy: the zoo pulls in training code
+        from .zoo import resolve  # heavy and optional: the zoo pulls in training code
     except ModuleNotFoundError as exc:
         if exc.name not in ("lin_utils.zoo", f"{__package__}.zoo"):
             raise

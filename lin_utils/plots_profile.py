@@ -22,8 +22,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from . import plots
 from .errors import LinUtilsError
@@ -81,8 +84,6 @@ def profile_figure(table: pd.DataFrame, *, title: str | None = None):
         raise LinUtilsError(f"profile table lacks column(s) {', '.join(missing)}")
     if table.empty:
         raise LinUtilsError("profile table is empty: nothing to draw")
-    import matplotlib.ticker as mticker
-    from matplotlib.lines import Line2D
 
     fig, axes = plots.new_figure(nrows=3, sharex=True, panel_size=PANEL)
     colors = plots.model_palette(table["model"])
@@ -132,7 +133,6 @@ def profile_figure(table: pd.DataFrame, *, title: str | None = None):
 
 def save_profile(table: pd.DataFrame, path: str | Path, *, title: str | None = None) -> Path:
     """Draw :func:`profile_figure` and write it to ``path`` (``.png`` at 200 dpi, or ``.svg``)."""
-    import matplotlib.pyplot as plt
 
     path = check_plot_path(path)
     fig = profile_figure(table, title=title)

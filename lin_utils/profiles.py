@@ -177,7 +177,7 @@ def load_profile(profile: str, profiles_dir: Path | str | None = None) -> dict[s
 
 def declared_parameters(notebook: Path | str) -> dict[str, dict]:
     """Parameters declared in the notebook's ``parameters``-tagged cell (papermill's view)."""
-    import papermill
+    import papermill  # heavy and optional: this module stays light (imported by the CLI and every page)
 
     return papermill.inspect_notebook(str(notebook))
 
@@ -280,7 +280,7 @@ def _check_specs(key: str, value: Any, label: str) -> None:
 
     ``zoo:`` models may be trained earlier in the same run: for them only the entry's name counts.
     """
-    from lin_utils import models
+    from lin_utils import models  # heavy (torch, transformers): this module stays light
 
     for spec in value if isinstance(value, (list, tuple)) else [value]:
         try:
@@ -295,7 +295,7 @@ def _check_specs(key: str, value: Any, label: str) -> None:
 
 
 def _check_zoo_name(name: str, label: str) -> None:
-    from lin_utils import zoo
+    from lin_utils import zoo  # heavy (torch, the training code): this module stays light
 
     try:
         zoo.entry(name)
@@ -304,7 +304,7 @@ def _check_zoo_name(name: str, label: str) -> None:
 
 
 def _check_dataset(name: Any, split: Any, label: str) -> None:
-    from lin_utils.data import TEXT_SPLITS
+    from lin_utils.data import TEXT_SPLITS  # heavy (torch): this module stays light
 
     if not isinstance(name, str):
         return
@@ -324,7 +324,7 @@ def _check_dataset(name: Any, split: Any, label: str) -> None:
 
 
 def _check_device(value: Any, label: str) -> None:
-    from lin_utils.models import check_device
+    from lin_utils.models import check_device  # heavy (torch, transformers): this module stays light
 
     if isinstance(value, str):
         try:

@@ -126,7 +126,7 @@ def _cpu_flags() -> list[str] | None:
 def _blas_info() -> list[dict]:
     """The BLAS/OpenMP libraries loaded in this process with their thread counts (no paths)."""
     try:
-        from threadpoolctl import threadpool_info
+        from threadpoolctl import threadpool_info  # optional: not our dependency (scikit-learn's), guarded
     except ImportError:
         return []
     keep = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture")

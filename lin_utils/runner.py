@@ -29,6 +29,7 @@ removed), then the command exits 143.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -45,7 +46,7 @@ import yaml
 
 from lin_utils import paths, site
 from lin_utils.errors import LinUtilsError, Terminated, one_line
-from lin_utils.profiles import all_parameters, check_section, load_profile, notebook_parameters
+from lin_utils.profiles import DEVICE_PARAMETERS, all_parameters, check_section, load_profile, notebook_parameters
 
 KERNEL = "python3"  # jupyter_client starts it with this interpreter (sys.executable)
 PAGES_ENV = "LIN_PAGES_DIRS"  # os.pathsep-separated folders of this run's executed pages, newest first
@@ -131,7 +132,7 @@ def _failed_cell(source: Path, error) -> str:
     papermill's ``cell_index`` counts cells of the executed notebook, which has one extra cell,
     the injected parameters, right after the ``parameters`` cell.
     """
-    import nbformat
+    import nbformat  # heavy (jsonschema) and optional: only when notebooks run; this module stays light
 
     nb = nbformat.read(source, as_version=4)
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -161,7 +162,7 @@ def _tracking_kernel_manager(started: list, ipc_dir: str):
     :data:`KERNEL_STDERR` in ``ipc_dir``, not to the terminal: after Ctrl-C the command prints
     one line, and a kernel that dies has its last words added to the error (:func:`_execute`).
     """
-    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_client.manager import AsyncKernelManager  # heavy (zmq, tornado): only when notebooks run
 
     class TrackedKernelManager(AsyncKernelManager):
         def __init__(self, *args, **kwargs):
@@ -200,9 +201,7 @@ def _execute(source: Path, output: Path, params: dict, cwd: Path) -> None:
     on as a failed cell); here KeyboardInterrupt is raised in the caller, after the kernel is
     killed and the worker has finished.
     """
-    import logging
-
-    import papermill
+    import papermill  # heavy and optional: only when notebooks run
 
     managers: list = []
     outcome: dict[str, BaseException] = {}
@@ -253,7 +252,7 @@ def _execute(source: Path, output: Path, params: dict, cwd: Path) -> None:
         if not worker.is_alive():
             shutil.rmtree(ipc_dir, ignore_errors=True)
     if "error" in outcome:
-        from papermill.exceptions import PapermillExecutionError
+        from papermill.exceptions import PapermillExecutionError  # heavy and optional: see _execute
 
         e = outcome["error"]
         if last and not isinstance(e, (PapermillExecutionError, KeyboardInterrupt)):  # e.g. the kernel died
@@ -300,8 +299,7 @@ def _sigterm_as_interrupt():
 def _check_devices(plan) -> None:
     """Every device a notebook will use exists on this machine (``cuda`` on a CPU-only one fails
     here, not in its kernel)."""
-    from lin_utils.models import check_device
-    from lin_utils.profiles import DEVICE_PARAMETERS
+    from lin_utils.models import check_device  # heavy (torch, transformers): this module stays light
 
     def walk(params: dict, where: str) -> None:
         for key, value in params.items():
@@ -343,7 +341,7 @@ def present_page(nb) -> None:
 def _mark_page(path: Path, profile: str, force: bool) -> None:
     """Record the profile in the executed notebook's metadata (papermill's stays as well) and tag
     its cells for reading (:func:`present_page`)."""
-    import nbformat
+    import nbformat  # heavy (jsonschema) and optional: see _failed_cell
 
     nb = nbformat.read(path, as_version=4)
     nb.metadata[site.PAGE_METADATA] = {"profile": profile, "force": bool(force)}
@@ -402,7 +400,7 @@ def run_profile(
 
 def _run_plan(plan, profile: str, force: bool, log, *, order, everything, book_dir: Path, notebooks_dir: Path,
               cwd: Path) -> list[RunRecord]:
-    from papermill.exceptions import PapermillExecutionError
+    from papermill.exceptions import PapermillExecutionError  # heavy and optional: only when notebooks run
 
     out_dir = book_dir / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)

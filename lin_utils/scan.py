@@ -16,9 +16,12 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from .arch import hidden_size, is_encoder, n_blocks
+from .data import text_chunks
 from .errors import LinUtilsError
 from .extract import iter_block_states, normalize_blocks
-from .linearity import PRECISIONS, LinearityAccumulator, LinearMap
+from .linearity import PRECISIONS, LinearityAccumulator, LinearMap, check_token_count
+from .models import load_model
 
 __all__ = [
     "model_key",
@@ -35,7 +38,7 @@ def model_key(spec: str) -> dict:
     recomputed when the zoo entry's training configuration changes."""
     out = {"model": spec}
     if spec.startswith("zoo:"):
-        from . import zoo
+        from . import zoo  # heavy and optional: the zoo pulls in the training code; only for zoo: specs
 
         out["weights"] = zoo.key(spec[len("zoo:"):].partition("@")[0])
     return out
@@ -129,9 +132,6 @@ def load_scan_inputs(cfg: ScanConfig):
     Returns:
         ``(model, tokenizer, chunks)``; ``chunks`` is a :class:`lin_utils.data.TokenChunks`.
     """
-    from .data import text_chunks
-    from .models import load_model
-
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise LinUtilsError(f"device {cfg.device!r}: CUDA is not available on this machine")
     model, tokenizer = load_model(cfg.model, dtype=getattr(torch, cfg.dtype), device=cfg.device, seed=cfg.seed)
@@ -146,8 +146,6 @@ def describe_model(spec: str, model) -> dict:
 
     ``arch`` is ``"decoder"`` or ``"encoder"``; ``trained`` is False for ``random:`` specs.
     """
-    from .arch import is_encoder, n_blocks
-
     return dict(model=spec, arch="encoder" if is_encoder(model) else "decoder",
                 trained=not spec.startswith("random:"), n_blocks=n_blocks(model))
 
@@ -171,9 +169,6 @@ def scan_blocks(cfg: ScanConfig, *, progress: bool = True, model=None, chunks=No
         columns, the columns of :meth:`LinearityAccumulator.result` and ``depth``; and the
         filled accumulator.
     """
-    from .arch import hidden_size
-    from .linearity import check_token_count
-
     if model is None or chunks is None:
         model, _, chunks = load_scan_inputs(cfg)
     n = chunks.n_tokens - (len(chunks) if cfg.exclude_bos and chunks.has_bos else 0)
@@ -206,8 +201,6 @@ def profile_model(
     Returns:
         The filled accumulator; call ``.result()`` for the table.
     """
-    from .arch import n_blocks
-
     acc = LinearityAccumulator(blocks=normalize_blocks(blocks, n_blocks(model)), precision=precision)
     for states, mask in iter_block_states(
         model, batches, blocks=blocks, exclude_bos=exclude_bos, device=device, progress=progress, total=total, desc="linearity"

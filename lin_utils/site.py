@@ -278,7 +278,7 @@ def verify_download(source: Path | str, rel: str | None = None) -> None:
         fail(side, "records no sha256 or row count")
     if hashlib.sha256(data).hexdigest() != want_hash:
         fail(csv_rel, f"does not match the sha256 in its sidecar {side} (edited after its run?)")
-    import pandas as pd
+    import pandas as pd  # heavy: this module stays light (imported by the CLI via the runner)
 
     try:
         rows = 0 if not data.strip() else len(pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,

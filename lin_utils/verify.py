@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import paths, profiles, results, runner
 from .errors import LinUtilsError, one_line
 
 __all__ = [
@@ -325,8 +326,6 @@ def compare_tables(committed: pd.DataFrame, now: pd.DataFrame, rule: Rule = DEFA
 
 def _read(csv_path: Path) -> tuple[pd.DataFrame | None, str | None, dict]:
     """A stored table through the verified loader; ``(df, problem, sidecar)``."""
-    from . import results
-
     json_path = csv_path.with_suffix(".json")
     try:
         meta = json.loads(json_path.read_text(encoding="utf-8"))
@@ -413,8 +412,6 @@ def verify_profile(
     Returns one :class:`TableCheck` per written table, in path order. Raises LinUtilsError for
     bad input (unknown profile or notebook) or a notebook that fails.
     """
-    from . import paths, profiles, runner
-
     committed_root = Path(committed_root) if committed_root is not None else paths.results_root()
     profiles.load_profile(profile, run_overrides.get("profiles_dir"))  # bad input before any copying
     run_overrides.setdefault("toc", paths.book_dir() / "_toc.yml")

@@ -53,12 +53,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 
 from lin_utils.data import _offline_if_requested, data_dir
 from lin_utils.errors import DataNotFoundError, LinUtilsError
+from lin_utils.evaluate.tasks.utils import squad_exact, squad_f1
+from lin_utils.paths import cache_dir
 
 __all__ = [
     "TASKS", "PAPER_TASKS", "DEFAULT_TASKS", "TaskSpec", "HarnessRun", "resolve_tasks",
@@ -142,7 +145,7 @@ class _TruncationCounter(logging.Filter):
 # ----------------------------------------------------------------------------------------------
 
 def _lm_eval_tasks_dir() -> Path:
-    import lm_eval.tasks
+    import lm_eval.tasks  # heavy and optional: only where the harness runs
 
     return Path(lm_eval.tasks.__file__).resolve().parent
 
@@ -226,8 +229,6 @@ def write_task_dir(tasks: Iterable[str] = DEFAULT_TASKS, *, kind: str = "local",
              if kind == "local" or (_TASKS_SRC / "hub" / f"{t}.yaml").is_file()]
     rendered = {t: _render(kind, t, root) for t in names}
     if out is None:
-        from lin_utils.paths import cache_dir
-
         base = cache_dir() / "lm_eval_tasks" / kind
     else:
         base = Path(out) / kind
@@ -353,7 +354,7 @@ def _add_env_info_once(storage: dict) -> None:
     on a small CPU) on every ``simple_evaluate`` call; the environment does not change within a
     process, so it is collected once and copied."""
     if not _ENV_INFO:
-        from lm_eval.loggers.utils import add_env_info
+        from lm_eval.loggers.utils import add_env_info  # heavy and optional: only where the harness runs
 
         add_env_info(_ENV_INFO)
     storage.update(_ENV_INFO)
@@ -386,8 +387,7 @@ def run_harness(model, tokenizer, tasks: Sequence[str] = DEFAULT_TASKS, *,
     Returns:
         a :class:`HarnessRun`.
     """
-    from unittest import mock
-
+    # heavy and optional (lm-evaluation-harness): imported only where the harness runs
     import lm_eval.evaluator
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
@@ -473,8 +473,6 @@ def chance_level(task: str, metric: str, samples: list[dict]) -> float:
         return float(np.mean([2 * (gold == c).sum() / (n + 3 * (gold == c).sum())
                               for c in range(3)]))
     if task == "record":
-        from lin_utils.evaluate.tasks.utils import squad_exact, squad_f1
-
         fn = squad_f1 if metric == "f1" else squad_exact
         return float(np.mean([np.mean([max(fn(e, a) for a in s["doc"]["answers"])
                                        for e in s["doc"]["entities"]]) for s in samples]))

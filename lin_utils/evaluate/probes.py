@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from lin_utils.arch import decoder_blocks
 from lin_utils.data import load_eval
 from lin_utils.extract import capture, normalize_boundaries
 
@@ -90,7 +91,6 @@ def story_ending_features(model, tokenizer, contexts: Sequence[str], endings: Se
     """
     if len(contexts) != len(endings):
         raise ValueError("contexts and endings differ in length")
-    from lin_utils.arch import decoder_blocks
 
     wanted = normalize_boundaries(boundaries, len(decoder_blocks(model)))
     if device is None:
@@ -131,6 +131,7 @@ def fit_probe(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray | Non
     grouped by ``groups_cv`` when given; NaN when ``cv < 2``), ``n_train``, ``n_test``,
     ``n_cv`` and ``chance`` (the majority-class rate of the test set, else of the CV set).
     """
+    # heavy and optional (scikit-learn): only when a probe is fitted
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline

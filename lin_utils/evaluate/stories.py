@@ -14,6 +14,7 @@ the book shows these automatic proxies, labelled as such and never as judge scor
 """
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Sequence
@@ -92,7 +93,6 @@ def complete(model, tokenizer, openings: Sequence[str], *, max_new_tokens: int =
     (the opening excluded), cut at the first EOS. When the opening and ``max_new_tokens`` do not
     fit the model's context, the model sees the opening's last tokens.
     """
-    import inspect
 
     model.eval()
     device = next(model.parameters()).device

@@ -22,10 +22,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .. import results
+from ..arch import decoder_blocks
 from ..config import StudyConfig, check_int, check_number, check_str, check_str_list
 from ..errors import LinUtilsError
+from ..evaluate.harness import PAPER_TASKS, run_harness
+from ..evaluate.probes import linear_probes
+from ..models import load_model
 from ..scan import model_key
 
 __all__ = ["BENCHMARKS", "PROBES", "ITEMS", "HEADLINE", "BenchmarksConfig", "ProbesConfig", "benchmark_items",
@@ -73,8 +78,6 @@ class BenchmarksConfig(StudyConfig):
         check_str("device", self.device)
 
     def task_list(self) -> list[str]:
-        from ..evaluate.harness import PAPER_TASKS  # lm-eval: heavy, only where scores are computed
-
         return list(PAPER_TASKS if self.tasks is None else self.tasks)
 
     def key(self) -> dict:
@@ -143,11 +146,6 @@ def _per_model(computation: str, models: Sequence[str], params: dict, compute, *
 
 def _benchmark_compute(c: BenchmarksConfig):
     def compute(spec: str) -> dict[str, pd.DataFrame]:
-        import torch
-
-        from ..evaluate.harness import run_harness
-        from ..models import load_model
-
         model, tok = load_model(spec, dtype=torch.float32, device=c.device)
         run = run_harness(model, tok, c.task_list(), limit=c.limit, batch_size=c.batch_size, max_length=c.max_length,
                           seed=c.seed)
@@ -219,12 +217,6 @@ def table2_layout(scores: pd.DataFrame) -> pd.DataFrame:
 
 def _probe_compute(c: ProbesConfig, progress: bool):
     def compute(spec: str) -> dict[str, pd.DataFrame]:
-        import torch
-
-        from ..arch import decoder_blocks
-        from ..evaluate.probes import linear_probes
-        from ..models import load_model
-
         model, tok = load_model(spec, dtype=torch.float32, device=c.device)
         t, items = linear_probes(model, tok, max_train=c.max_train, max_test=c.max_test, cv=c.cv, C=c.C,
                                  batch_size=c.batch_size, device=c.device, seed=c.seed, progress=progress,

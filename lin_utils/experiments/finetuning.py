@@ -34,10 +34,15 @@ import pandas as pd
 import torch
 
 from .. import results
+from ..arch import is_encoder
 from ..config import (StudyConfig, check_bool, check_choice, check_int, check_int_list, check_number, check_str,
                       check_str_list)
 from ..errors import LinUtilsError
+from ..finetune import (FineTuneConfig, LinearityProbe, SequenceHead, accuracy_from_features, delta, encode_examples,
+                        evaluate, finetune, learned, load_examples, majority_baseline, pooled_features, shuffle_labels,
+                        split_examples, task_spec, trunk_of)
 from ..finetune.tasks import TASKS
+from ..models import load_model
 from ..scan import ScanConfig
 
 __all__ = ["CONDITIONS", "FINETUNING", "FinetuningConfig", "finetuning_deltas", "finetune_cell"]
@@ -147,12 +152,6 @@ def finetune_cell(model: str, task: str, seeds: Sequence[int], *, control: bool 
                   seq_len: int, exclude_bos: bool, dtype: str, device: str, progress: bool = True) -> pd.DataFrame:
     """Fine-tune ``model`` on ``task`` once per seed (and, with ``control`` for a decoder, once more per
     seed on shuffled labels); one row per seed and condition (see :func:`finetuning_deltas`)."""
-    from ..arch import is_encoder
-    from ..finetune import (FineTuneConfig, LinearityProbe, SequenceHead, accuracy_from_features, delta,
-                            encode_examples, evaluate, finetune, learned, load_examples, majority_baseline,
-                            pooled_features, shuffle_labels, split_examples, task_spec, trunk_of)
-    from ..models import load_model
-
     spec = task_spec(task)
     base, tok = load_model(model, dtype=getattr(torch, dtype), device=device)
     trunk0 = trunk_of(base)
@@ -223,8 +222,6 @@ def finetuning_deltas(config: FinetuningConfig, *, profile: str, force: bool = F
         ``heldout_nores_before_k, heldout_nores_after_k, delta_heldout_k``, ``n_tokens_k,
         chance_k, tokens_sha256_k``; and ``d, n_blocks, train_s, cell_s``.
     """
-    from ..finetune import load_examples, split_examples
-
     parts = []
     threads = torch.get_num_threads()
     try:

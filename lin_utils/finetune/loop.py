@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from ..errors import LinUtilsError
@@ -184,8 +185,6 @@ def finetune(model: SequenceHead, data: EncodedSet, cfg: FineTuneConfig, *, run_
 
 
 def _save_final(model: torch.nn.Module, run_dir: Path, cfg: FineTuneConfig, result: FineTuneResult) -> None:
-    from safetensors.torch import save_file
-
     with atomic_dir(run_dir / "final") as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
                   str(tmp / "model.safetensors"))
@@ -195,8 +194,6 @@ def _save_final(model: torch.nn.Module, run_dir: Path, cfg: FineTuneConfig, resu
 
 
 def _load_final(model: torch.nn.Module, run_dir: Path) -> FineTuneResult:
-    from safetensors.torch import load_file
-
     final = run_dir / "final"
     model.load_state_dict(load_file(str(final / "model.safetensors"), device=str(_device(model))))
     model.eval()

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..arch import hidden_size
+from ..data import text_chunks
 from ..errors import LinUtilsError
+from ..linearity import LinearityWarning, check_token_count
+from ..scan import profile_model
+from .tasks import pad_right
 
 __all__ = ["LinearityProbe", "Measurement", "delta"]
 
@@ -75,7 +80,6 @@ class LinearityProbe:
                     max_tokens: int = 4096, batch_size: int = 8, exclude_bos: bool = True) -> "LinearityProbe":
         """The head of a corpus as rows of ``seq_len`` tokens starting with BOS
         (:func:`lin_utils.data.text_chunks`), ``max_tokens`` real tokens in all."""
-        from ..data import text_chunks
 
         chunks = text_chunks(dataset, split, tokenizer, seq_len, max_tokens=max_tokens, add_bos=True)
         return cls(list(chunks.batches(batch_size)), exclude_bos=exclude_bos, name=f"{dataset} {split}")
@@ -85,7 +89,6 @@ class LinearityProbe:
                        exclude_bos: bool = True, name: str = "task") -> "LinearityProbe":
         """The first sequences of ``seqs`` (each starting with BOS) up to ``max_tokens`` real
         tokens, right-padded into batches of ``batch_size``."""
-        from .tasks import pad_right
 
         kept, total = [], 0
         for s in seqs:
@@ -101,9 +104,6 @@ class LinearityProbe:
     def measure(self, trunk: torch.nn.Module, *, progress: bool = False) -> Measurement:
         """Stream ``trunk`` (a model or its :func:`~lin_utils.finetune.heads.trunk_of`) over the
         probe's batches and average linearity over every block."""
-        from ..arch import hidden_size
-        from ..linearity import LinearityWarning, check_token_count
-        from ..scan import profile_model
 
         device = next(trunk.parameters()).device
         check_token_count(self.n_tokens, hidden_size(trunk), f"probe {self.name}", warn=False)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..data import load_eval
 from ..errors import LinUtilsError
 
 __all__ = [
@@ -136,7 +137,6 @@ def _digest(text: str) -> str:
 
 def load_examples(task: str) -> list[Example]:
     """Every labelled example of ``task``, in file order (from the local mirror, else the hub)."""
-    from ..data import load_eval
 
     spec = task_spec(task)
     rows = load_eval(spec.eval_name, spec.split)

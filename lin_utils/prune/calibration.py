@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..arch import n_blocks
 from ..errors import LinUtilsError
 from ..extract import iter_block_states
 from ..linearity import LinearityAccumulator, LinearMap
@@ -104,8 +105,6 @@ def calibrate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torc
         max_span: the longest span kept for cosines / angular distances (default: L).
         exclude_bos: leave position 0 out of every statistic.
     """
-    from ..arch import n_blocks
-
     L = n_blocks(model)
     max_span = L if max_span is None else max_span
     if not isinstance(max_span, int) or isinstance(max_span, bool) or not 1 <= max_span <= L:
@@ -154,8 +153,6 @@ def fit_span_maps(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, 
     Returns:
         ``{(start, stop): LinearMap}`` with ``A`` (d, d) and means (d,) in float64.
     """
-    from ..arch import n_blocks
-
     L = n_blocks(model)
     spans = sorted({(int(a), int(b)) for a, b in spans})
     if not spans:

@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from ..arch import n_blocks
 from ..errors import LinUtilsError
 from .calibration import CalibrationStats, calibrate
 from .surgery import pruned
@@ -138,8 +139,6 @@ def sleb_order(model: torch.nn.Module, batches: Sequence[tuple[torch.Tensor, tor
         ``(order, trials)``: the ``k`` blocks in removal order, and one row per evaluated
         candidate (``step``, ``block``, ``nll``, ``chosen``).
     """
-    from ..arch import n_blocks
-
     L = n_blocks(model)
     if not isinstance(k, int) or not 0 <= k < L:
         raise LinUtilsError(f"k must be an integer in 0..{L - 1}, got {k!r}")
@@ -173,8 +172,6 @@ def linearity_order_rescored(model: torch.nn.Module, batches: Sequence[tuple[tor
 
     Returns the removed blocks (original indices) in removal order. One calibration pass per step.
     """
-    from ..arch import n_blocks
-
     L = n_blocks(model)
     if not isinstance(k, int) or not 0 <= k < L:
         raise LinUtilsError(f"k must be an integer in 0..{L - 1}, got {k!r}")

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
+from transformers.utils import logging as hf_logging
 
 from ..errors import LinUtilsError, one_line
 
@@ -90,7 +92,6 @@ def clean_tmp(run_dir: Path) -> None:
 
 def save_hf(model, tokenizer, final: Path, meta: dict, meta_name: str) -> None:
     """Write ``model`` (fp32 safetensors) and ``tokenizer`` as a Hugging Face folder, atomically."""
-    from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Writing model shards" bar per checkpoint
@@ -152,7 +153,7 @@ def set_rng_state(state: dict) -> None:
 
 def _legacy_rng(path: Path) -> dict:
     """A ``rng.pt`` written before rng.json: tensors and numpy arrays only, never code."""
-    from numpy._core.multiarray import _reconstruct
+    from numpy._core.multiarray import _reconstruct  # numpy>=2 private path: only for legacy rng.pt files
 
     allowed = [np.ndarray, _reconstruct, np.dtype, type(np.dtype(np.uint32))]
     with torch.serialization.safe_globals(allowed):
@@ -161,7 +162,6 @@ def _legacy_rng(path: Path) -> dict:
 
 def save_state(run_dir: Path, step: int, model, optimizer, extra: dict) -> Path:
     """Write the resume state after ``step`` steps, then drop older ones."""
-    from safetensors.torch import save_file
 
     run_dir = Path(run_dir)
     final = run_dir / f"state-{step:06d}"
@@ -199,7 +199,6 @@ def load_state(path: Path, model, optimizer) -> dict:
     Raises LinUtilsError (one line naming the file) when a file of the state cannot be read
     safely: nothing in it is unpickled beyond tensors and plain containers.
     """
-    from safetensors.torch import load_file
 
     path = Path(path)
     device = next(model.parameters()).device

@@ -38,6 +38,11 @@ import json
 import re
 from dataclasses import dataclass, field
 
+import torch
+import transformers
+
+from .tokenizer import TokenizerSpec, data_identity
+
 __all__ = ["SIZES", "TrainConfig", "settable_fields", "zoo_config", "count_parameters", "TRAIN_CODE_VERSION",
            "GRID_FAMILIES", "grid_size", "architecture"]
 
@@ -116,8 +121,6 @@ def zoo_config(size: str, vocab_size: int, *, max_position_embeddings: int = 204
     (default 0.02: every linear layer and the embeddings are drawn from N(0, std²)), pad/BOS/EOS
     ids 0/1/2 (those of :func:`lin_utils.train.tokenizer.train_tokenizer`).
     """
-    import transformers
-
     arch = dict(architecture(size))
     family = arch.pop("family", "mistral")
     if vocab_size < 3:
@@ -134,9 +137,6 @@ def zoo_config(size: str, vocab_size: int, *, max_position_embeddings: int = 204
 
 def count_parameters(size: str, vocab_size: int) -> int:
     """Exact parameter count of a named size, from a model built on the meta device (no memory)."""
-    import torch
-    import transformers
-
     with torch.device("meta"):
         model = transformers.AutoModelForCausalLM.from_config(zoo_config(size, vocab_size))
     return sum(p.numel() for p in model.parameters())
@@ -247,8 +247,6 @@ class TrainConfig:
     def key(self) -> str:
         """sha256 (hex, 16 chars) of :meth:`weight_fields` together with the tokenizer and data
         identities."""
-        from .tokenizer import TokenizerSpec, data_identity
-
         blob = {"train": self.weight_fields(),
                 "tokenizer": TokenizerSpec(self.vocab_size, self.tokenizer_stories).identity(),
                 "data": data_identity(self.data_stories)}

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from ..arch import from_config
@@ -107,8 +108,6 @@ def prepare(cfg: TrainConfig, *, tokenizer=None, cache_dir: str | Path | None = 
 
 def _distributed() -> tuple[int, int]:
     """``(rank, world_size)``; initialises torch.distributed when launched by torchrun."""
-    import torch.distributed as dist
-
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if dist.is_available() and dist.is_initialized():

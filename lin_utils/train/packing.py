@@ -15,6 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data import load_stories
+from ..paths import cache_dir as default_cache
+from .tokenizer import heldout_texts, training_texts
+
 __all__ = ["pack_stories", "PackedRows", "training_rows", "validation_rows", "validation_texts", "heldout_rows"]
 
 
@@ -74,8 +78,6 @@ def training_rows(tokenizer, tokenizer_key: str, n_stories: int | None, seq_len:
                   cache_dir: Path | None = None) -> PackedRows:
     """:class:`PackedRows` of the training stories, the token stream cached as ``.npy`` under
     ``<cache>/tokens/`` (keyed by tokenizer and story count)."""
-    from ..paths import cache_dir as default_cache
-    from .tokenizer import training_texts
 
     root = Path(cache_dir or default_cache()) / "tokens"
     path = root / f"train-{tokenizer_key}-{'all' if n_stories is None else n_stories}.npy"
@@ -92,7 +94,6 @@ def training_rows(tokenizer, tokenizer_key: str, n_stories: int | None, seq_len:
 
 def validation_texts(max_chars: int | None = None) -> list[str]:
     """Stories of the clean TinyStories validation head (heuristic segments), up to ``max_chars``."""
-    from ..data import load_stories
 
     stories = load_stories("tinystories", "validation")
     if max_chars is None:
@@ -118,7 +119,6 @@ def heldout_rows(tokenizer, seq_len: int, max_tokens: int) -> torch.Tensor:
     """The first ``max(1, max_tokens // seq_len)`` packed rows of the held-out training tail
     (:func:`~lin_utils.train.tokenizer.heldout_texts`, never trained on), in order: the text on
     which a training recipe is chosen."""
-    from .tokenizer import heldout_texts
 
     n_rows = max(1, max_tokens // seq_len)
     stream = pack_stories(heldout_texts(), tokenizer)

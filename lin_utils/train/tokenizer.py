@@ -20,7 +20,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+from ..data import load_stories
 from ..errors import LinUtilsError
+from ..paths import cache_dir as default_cache
 
 __all__ = ["TokenizerSpec", "train_tokenizer", "training_texts", "heldout_texts", "load_or_train_tokenizer",
            "tokenizer_sha256", "data_identity", "sees_heldout", "TINYSTORIES_TRAIN_STORIES", "HELDOUT_STORIES",
@@ -42,8 +47,6 @@ SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")
 
 
 def _train_stories() -> list[str]:
-    from ..data import load_stories
-
     stories = load_stories("tinystories", "train")
     if len(stories) != TINYSTORIES_TRAIN_STORIES:
         raise LinUtilsError(
@@ -103,9 +106,6 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, *, min_frequency: int
     The 256 byte symbols are always in the vocabulary, so any text round-trips exactly.
     ``vocab_size`` counts them, the three special tokens and the merges.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
     if vocab_size < 256 + len(SPECIAL_TOKENS):
         raise ValueError(f"vocab_size must be >= {256 + len(SPECIAL_TOKENS)} (bytes + specials), "
                          f"got {vocab_size}")
@@ -133,10 +133,6 @@ def load_or_train_tokenizer(spec: TokenizerSpec, cache_dir: Path | None = None):
 
     The folder is written atomically (temporary folder, then ``os.replace``).
     """
-    from transformers import PreTrainedTokenizerFast
-
-    from ..paths import cache_dir as default_cache
-
     root = Path(cache_dir or default_cache()) / "tokenizers"
     final = root / spec.key()
     if not (final / "tokenizer.json").is_file():

@@ -29,6 +29,8 @@ import re
 import string
 from typing import Any, Callable
 
+import numpy as np
+
 __all__ = [
     "process_boolq", "process_cb", "process_rte", "process_wic", "process_multirc",
     "process_record", "process_record_hub", "process_arc",
@@ -90,7 +92,7 @@ def _map_label(dataset, fn):
 
 
 def _from_rows(dataset, rows: list[dict]):
-    import datasets
+    import datasets  # heavy and optional: only for the task documents lm-eval asks for
 
     if not rows:
         raise ValueError("process_docs produced no rows")
@@ -253,8 +255,7 @@ def record_process_results(doc, results) -> dict:
 
 def cb_multi_f1(items) -> float:
     """Unweighted mean of the three per-class F1 scores (lm-eval's ``cb_multi_fi``)."""
-    import numpy as np
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import f1_score  # heavy and optional: only for CB's F1
 
     preds, golds = (np.asarray(x) for x in zip(*items))
     return float(np.mean([f1_score(golds == c, preds == c, zero_division=0.0) for c in range(3)]))
