@@ -53,16 +53,17 @@ beat the v1 zoo (3.222 / 1.257 and 3.331 / 1.303; stories260K 0.880).
 
 **The cpu budget**, measured on this project's 2-core AMD EPYC machine (torch 2.13 CPU, one
 thread per model, :data:`PROFILE_JOBS` = 2 models at once, :func:`train_many` longest first):
-tokens per CPU-second in the sweep (niced, load average 4–5 from other jobs) were 9,500–10,900
-for cpu-small and 5,300–5,800 for cpu-large; a regularizer adds at most 5%. The 20 models of
-4,096,000 tokens: 12 × 4.096M / 10,300 ≈ 4,770 CPU-s plus 8 × 4.096M / 5,600 ≈ 5,850 CPU-s,
-10,620 CPU-s in all; two at a time, longest first, each core trains four cpu-large models
-(≈ 49 minutes) then six cpu-small ones (≈ 40 minutes); with about 10% lost to the two processes
-sharing the caches, ≈ 3% to validation, checkpoints and bits per byte, and ≈ 1.5 minutes for the
-BPE and the token stream, about 105 minutes on two free cores. The whole trainable corpus once
-(1,667 steps) would take ≈ 170 minutes and does not fit the 2-hour budget. On a machine shared
-with other jobs the time grows in proportion (the old 1.5M-token zoo took 74 minutes at 0.44 of
-a core instead of 17 on two free cores); a killed run resumes where it stopped.
+the 18 models of 4,096,000 tokens took 9,970 CPU-seconds of training in all (2026-12-07; tokens
+per CPU-second 8,600–10,000 for cpu-small, 4,950–5,750 for cpu-large; the cosine term costs about
+10%): 422–471 CPU-s a cpu-small model, 742–816 a cpu-large one, so about 85 minutes on two free
+cores, within the 2-hour budget. Sharing the machine with the pages' computations, the run that
+trained 16 of them took 122 minutes; a killed run resumes where it stopped. The whole trainable
+corpus once (1,667 steps) would take about 140 minutes and does not fit. The seeded zoo reaches
+validation loss 2.542 ± 0.019 nats (0.986 bits per byte, cpu-small baseline, mean ± sd over 3
+seeds) and 2.481 ± 0.002 (0.960, cpu-large): the 8-block baseline beats the 4-block one, and the
+regularized models differ from their baselines by −0.06 to +0.17 nats (the earlier zoo: 3.222 /
+1.257 and 3.331 / 1.303 at 1.5M tokens, regularized models 0.20–0.39 nats better; stories260K
+0.880).
 The smoke zoo (BPE on 2,000 stories, eight models of 48 steps) trains in about 20 s. On one H100
 (bf16, ``scripts/bench_train.py``, 64 × 512 tokens a step) gpu-small trains at about 600k
 tokens/s and mistral-150m at about 257k. Measured on one H100 (torch 2.11, 2026-11-23,

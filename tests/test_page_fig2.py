@@ -63,3 +63,12 @@ def test_seed_spread_summarises_each_arm_over_its_seeds():
     assert s.at["cpu-small-baseline", "score, last sd"] == pytest.approx(statistics.stdev([0.90, 0.92, 0.85]))
     assert s.at["cpu-small-baseline", "no residual, last"] == pytest.approx(statistics.mean([0.45, 0.46, 0.425]))
     assert math.isnan(s.at["cpu-small-cos0.5", "score, last sd"])
+
+
+def test_the_page_shows_each_arm_as_mean_and_sd_over_seeds():
+    runs = {"zoo:cpu-small-baseline": _run(0.95, 0.90), "zoo:cpu-small-baseline-s1": _run(0.97, 0.92),
+            "zoo:cpu-small-cos0.5": _run(0.5, 0.99)}
+    v = page.seed_spread_view(dynamics_table(runs)).set_index("arm")
+    assert list(v.columns) == ["seeds", "score past 5%", "score, last", "no residual past 5%", "no residual, last"]
+    assert v.at["cpu-small-baseline", "score, last"] == f"0.910 ± {statistics.stdev([0.90, 0.92]):.3f}"
+    assert v.at["cpu-small-cos0.5", "score, last"] == "0.990"  # one seed: no spread

@@ -76,3 +76,10 @@ def test_recipe_text_checks_the_zoo_against_the_sweeps_choice():
     assert "; at cpu-large: the chosen recipe (peak learning rate 0.004" in text
     other = runs.assign(lr=[1e-3, 2e-3, 4e-3])  # the sweep chose another learning rate at cpu-small
     assert "cpu-small: NOT the chosen recipe" in page.recipe_text(other, ZooConfig(entries=("cpu-small-baseline",)))
+
+
+def test_the_page_shows_each_arm_as_mean_and_sd_over_seeds():
+    v = page.arms_view(summary_table()).set_index(["size", "variant"])
+    assert list(v.columns) == ["seeds", "val loss", "bits / byte", "held-out loss", "− baseline", "CPU-s / model"]
+    assert v.loc[("cpu-small", "baseline"), "val loss"] == f"2.560 ± {statistics.stdev([2.55, 2.57, 2.56]):.3f}"
+    assert v.loc[("cpu-small", "baseline"), "− baseline"] == "—" and v.loc[("cpu-large", "cos0.5"), "val loss"] == "2.500"

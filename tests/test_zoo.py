@@ -42,8 +42,8 @@ def test_each_arm_has_its_seeds_and_within_a_size_only_regularizer_and_seed_diff
                 assert (e.size, e.variant, e.seed, e.config.seed) == (r.size, r.variant, r.seed, r.seed)
                 assert zoo.VARIANTS[r.variant] == (e.config.regularizer, e.config.reg_lambda)
     cpu = zoo.table("cpu")
-    assert len(cpu) == 20 and sorted(set(cpu.seed)) == [0, 1, 2]  # 18 seeded + cpu-large's MSE arms at seed 0
-    assert set(cpu[cpu["size"] == "large"].variant) == {"baseline", "cos0.5", "mse0.5", "mse2.0"}
+    assert len(cpu) == 18 and sorted(set(cpu.seed)) == [0, 1, 2]  # the paper's two scales, three seeds per arm
+    assert set(cpu[cpu["size"] == "large"].variant) == {"baseline", "cos0.5"}
     # seed 0 keeps the names that the pages use; the other seeds append -s<seed>
     for name in ("cpu-small-baseline", "cpu-small-cos0.5", "cpu-small-mse0.5", "cpu-small-mse2.0",
                  "cpu-large-baseline", "cpu-large-cos0.5", "smoke-small-baseline", "smoke-large-cos0.5"):
@@ -96,7 +96,7 @@ def test_the_swept_cpu_recipe_is_the_committed_sweeps_choice(monkeypatch):
 
 def test_pairs_match_each_regularized_model_to_the_baseline_of_its_size_and_seed():
     p = zoo.pairs("cpu")
-    assert len(p) == 14  # small: 3 variants x 3 seeds; large: cosine x 3 seeds and the two MSE arms at seed 0
+    assert len(p) == 12  # small: 3 variants x 3 seeds; large: cosine x 3 seeds
     for r in p.itertuples():
         m, b = zoo.entry(r.model[4:]), zoo.entry(r.baseline[4:])
         assert (m.size, m.seed) == (b.size, b.seed) == (r.size, r.seed) and b.variant == "baseline"

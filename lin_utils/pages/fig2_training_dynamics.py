@@ -13,7 +13,7 @@ from ..experiments.linearity import DynamicsConfig
 from ..experiments.pretraining import training_dynamics
 from . import name_of
 from ._scans import PAPER_SCAN
-from ._zoo_pairs import BASELINE, entry_of, zoo_models_text
+from ._zoo_pairs import BASELINE, entry_of, pm, zoo_models_text
 
 NAME = name_of(__name__)
 CONFIG = DynamicsConfig(models=("zoo:cpu-small-baseline", "zoo:cpu-small-baseline-s1",
@@ -118,7 +118,15 @@ def seed_spread(table: pd.DataFrame) -> pd.DataFrame:
             row[label] = g[col].mean()
             row[f"{label} sd"] = g[col].std(ddof=1) if len(g) > 1 else float("nan")
         out.append(row)
-    out = pd.DataFrame(out)
+    return pd.DataFrame(out)
+
+
+def seed_spread_view(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`seed_spread` as the page shows it: each score as "mean ± sd over seeds" in one cell."""
+    s = seed_spread(table)
+    out = s[["arm", "seeds"]].copy()
+    for label in [c for c in s.columns if c not in ("arm", "seeds") and not c.endswith(" sd")]:
+        out[label] = [pm(m, sd) for m, sd in zip(s[label], s[f"{label} sd"])]
     out.attrs["formats"] = {"seeds": "d"}
     return out
 
@@ -152,7 +160,7 @@ def differences(config: DynamicsConfig, table: pd.DataFrame) -> str:
 def show(config: DynamicsConfig, *, profile: str, force: bool = False) -> pd.DataFrame:
     table = tables(config, profile=profile, force=force)
     glue_markdown("differences", differences(config, table))
-    glue_markdown("seed_spread", md_table(seed_spread(table)))
+    glue_markdown("seed_spread", md_table(seed_spread_view(table)))
     figure_page(NAME, profile, plots.training_dynamics(table), numbers=numbers(table), summary=summary(table),
                 table=table)
     return table

@@ -11,6 +11,7 @@ from ..book.glue import figure_page, glue_figure, glue_markdown
 from ..book.tables import md_table
 from ..experiments.pretraining import ZooConfig, recipe_sweep, sweep_numbers, zoo_training
 from . import name_of
+from ._zoo_pairs import pm
 
 NAME = name_of(__name__)
 CONFIG = ZooConfig(entries=("cpu-small-baseline", "cpu-small-baseline-s1", "cpu-small-baseline-s2",
@@ -87,6 +88,17 @@ def arms(summary_: pd.DataFrame) -> pd.DataFrame:
         rows.append(row)
     out = pd.DataFrame(rows)
     out.attrs["formats"] = {"seeds": "d", "CPU-s per model": ",.0f"}
+    return out
+
+
+def arms_view(summary_: pd.DataFrame) -> pd.DataFrame:
+    """:func:`arms` as the page shows it: each quantity as "mean ± sd over seeds" in one cell."""
+    a = arms(summary_)
+    out = a[["size", "variant", "seeds"]].copy()
+    for label in ("val loss", "bits / byte", "held-out loss", "− baseline"):
+        out[label] = [pm(m, sd) for m, sd in zip(a[label], a[f"{label} sd"])]
+    out["CPU-s / model"] = a["CPU-s per model"]
+    out.attrs["formats"] = {"seeds": "d", "CPU-s / model": ",.0f"}
     return out
 
 
@@ -181,7 +193,7 @@ def show(config: ZooConfig, *, profile: str, force: bool = False) -> dict:
     t = tables(config, profile=profile, force=force)
     glue_markdown("sweep_text", sweep_text(t["sweep"], config))
     glue_figure(plots.recipe_sweep(t["sweep"]) if t["sweep"] is not None else _placeholder(), "sweep_figure")
-    glue_markdown("arms", md_table(arms(t["summary"])))
+    glue_markdown("arms", md_table(arms_view(t["summary"])))
     figure_page(NAME, profile, plots.training_curves(t["curves"]), numbers=page_numbers(t), prefix="model",
                 summary=summary(t["summary"]), table=t["curves"])
     plt.close("all")
