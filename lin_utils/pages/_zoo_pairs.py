@@ -19,7 +19,7 @@ from ..claims import Evidence
 from ..errors import ModelNotFoundError
 
 __all__ = ["BASELINE", "COSINE", "REGULARIZED", "arm_label", "arms_of", "compare_to_baseline", "entry_of", "paired",
-           "pm", "pooled", "replication_text", "seed_summary", "seeds_text", "size_groups", "size_label", "size_pairs", "variant_label",
+           "pm", "pooled", "seed_numbers_of", "replication_text", "seed_summary", "seeds_text", "size_groups", "size_label", "size_pairs", "variant_label",
            "zoo_models_text", "zoo_pairs"]
 
 BASELINE, COSINE = "baseline", "cos0.5"
@@ -180,6 +180,21 @@ def seed_summary(t: pd.DataFrame, cols: Sequence[str], model: str = "model") -> 
         rows.append(row)
     return pd.DataFrame(rows, columns=["arm", "size", "variant", "seeds", "seed_list"] +
                         [f"{c}{s}" for c in cols for s in ("", " sd", " min", " max")])
+
+
+def seed_numbers_of(st: pd.DataFrame) -> dict:
+    """The seeds in a page's prose, from its :func:`seed_summary` table with a ``mean`` column:
+    seeds per zoo arm (the fewest and the most), the smallest and largest standard deviation over
+    seeds of an arm's ``mean``, and each zoo arm's mean ± sd (its seeds named)."""
+    zoo_arms = st[st.seed_list != "—"]
+    if zoo_arms.empty:
+        return dict(seeds_min=0, seeds_max=0, mean_sd_min=math.nan, mean_sd_max=math.nan, seed_means_text="no zoo arm")
+    sd = zoo_arms["mean sd"]
+    return dict(seeds_min=int(zoo_arms.seeds.min()), seeds_max=int(zoo_arms.seeds.max()),
+                mean_sd_min=float(sd.min()) if sd.notna().any() else math.nan,
+                mean_sd_max=float(sd.max()) if sd.notna().any() else math.nan,
+                seed_means_text="; ".join(f"{r['arm']} {pm(r['mean'], r['mean sd'])} (seeds {r['seed_list']})"
+                                          for _, r in zoo_arms.iterrows()))
 
 
 def pm(mean: float, sd: float, fmt: str = ".3f") -> str:

@@ -28,7 +28,7 @@ from ..book.tables import md_table
 from ..claims import MDE_Z, NOT_RUN, Claim, Evidence, Judgement, Test, judge_effect
 from ..experiments.evaluation import ProbesConfig, probe_accuracy, probe_items
 from . import name_of
-from ._zoo_pairs import (COSINE, arm_label, paired, pm, pooled, replication_text, seed_summary, size_pairs,
+from ._zoo_pairs import (seed_numbers_of, COSINE, arm_label, paired, pm, pooled, replication_text, seed_summary, size_pairs,
                          zoo_models_text)
 
 NAME = name_of(__name__)
@@ -257,16 +257,7 @@ def seed_table(table: pd.DataFrame) -> pd.DataFrame:
 def seed_numbers(table: pd.DataFrame) -> dict:
     """The seeds in the prose: seeds per arm (fewest, most), the largest and smallest standard
     deviation over seeds of an arm's accuracy averaged over boundaries, and each arm's mean ± sd."""
-    st = seed_table(table)
-    zoo_arms = st[st.seed_list != "—"]
-    if zoo_arms.empty:
-        return dict(seeds_min=0, seeds_max=0, mean_sd_min=math.nan, mean_sd_max=math.nan, seed_means_text="no zoo arm")
-    sd = zoo_arms["mean sd"]
-    return dict(seeds_min=int(zoo_arms.seeds.min()), seeds_max=int(zoo_arms.seeds.max()),
-                mean_sd_min=float(sd.min()) if sd.notna().any() else math.nan,
-                mean_sd_max=float(sd.max()) if sd.notna().any() else math.nan,
-                seed_means_text="; ".join(f"{r['arm']} {pm(r['mean'], r['mean sd'])} (seeds {r['seed_list']})"
-                                          for _, r in zoo_arms.iterrows()))
+    return seed_numbers_of(seed_table(table))
 
 
 def seeds_summary(table: pd.DataFrame) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from ..book.tables import md_table
 from ..claims import MDE_Z, NOT_RUN, Claim, Evidence, Judgement, Test, judge_effect
 from ..experiments.evaluation import HEADLINE, BenchmarksConfig, benchmark_items, benchmark_scores, table2_layout
 from . import name_of
-from ._zoo_pairs import (COSINE, REGULARIZED, arm_label, compare_to_baseline, paired, pm, pooled,
+from ._zoo_pairs import (seed_numbers_of, COSINE, REGULARIZED, arm_label, compare_to_baseline, paired, pm, pooled,
                          replication_text, seed_summary, size_groups, size_label, size_pairs, variant_label,
                          zoo_models_text)
 
@@ -326,16 +326,7 @@ def seed_numbers(layout: pd.DataFrame) -> dict:
     """The seeds in the prose: seeds per arm (the fewest and the most over the zoo's arms), the
     largest and smallest standard deviation over seeds of an arm's mean score, and each zoo arm's
     mean score as mean ± sd over seeds."""
-    st = seed_table(layout)
-    zoo_arms = st[st.seed_list != "—"]
-    if zoo_arms.empty:
-        return dict(seeds_min=0, seeds_max=0, mean_sd_min=math.nan, mean_sd_max=math.nan, seed_means_text="no zoo arm")
-    sd = zoo_arms["mean sd"]
-    return dict(seeds_min=int(zoo_arms.seeds.min()), seeds_max=int(zoo_arms.seeds.max()),
-                mean_sd_min=float(sd.min()) if sd.notna().any() else math.nan,
-                mean_sd_max=float(sd.max()) if sd.notna().any() else math.nan,
-                seed_means_text="; ".join(f"{r['arm']} {pm(r['mean'], r['mean sd'])} (seeds {r['seed_list']})"
-                                          for _, r in zoo_arms.iterrows()))
+    return seed_numbers_of(seed_table(layout))
 
 
 def seeds_summary(layout: pd.DataFrame, scores: pd.DataFrame) -> str:
