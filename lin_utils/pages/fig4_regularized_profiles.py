@@ -10,7 +10,7 @@ from ..claims import NOT_RUN, Claim, Evidence, Judgement, Test, judge_effect
 from ..experiments.linearity import ProfilesConfig, linearity_profiles
 from . import name_of
 from ._scans import PROFILE_COLUMNS, profile_summary, scan_differences
-from ._zoo_pairs import entry_of, pm, seeds_text, size_pairs, zoo_models_text
+from ._zoo_pairs import entry_of, seeds_text, size_pairs, zoo_models_text
 from ._zoo_pairs import zoo_pairs as pairs
 
 NAME = name_of(__name__)
@@ -48,22 +48,24 @@ def differences(t: pd.DataFrame, col: str = "score_nores") -> tuple[Test, np.nda
     return BY_BLOCKS, np.array(diffs, dtype=float)
 
 
-def _per_size(t: pd.DataFrame, col: str) -> list[dict]:
-    """Per zoo size, in table order: ``label`` (``cpu-small``), ``size`` (``small``), ``seeds`` and
-    the mean and standard deviation over the size's seeds (``baseline``, ``baseline_sd``, ``cos``,
-    ``cos_sd``; sd NaN with one seed) of each model's mean over blocks of ``col``."""
+def _per_size(t: pd.DataFrame, col: str) -> list[tuple[str, float, float, float, float, int]]:
+    """Per zoo size: ``(size, baseline mean, baseline sd, cosine mean, cosine sd, seeds)`` of each
+    model's mean over blocks of ``col``, over the size's seeds (sd NaN with one seed)."""
     means = t.groupby("model", sort=False)[col].mean()
     by_size: dict = {}
     for _, b, c in size_pairs(means.index, "cos0.5"):
         e = entry_of(b)
-        by_size.setdefault((e.profile, e.size), []).append((means[b], means[c]))
+        by_size.setdefault(f"{e.profile}-{e.size}", []).append((means[b], means[c]))
     out = []
-    for (profile, size), runs in by_size.items():
+    for size, runs in by_size.items():
         v = np.array(runs)
         sd = (lambda x: float(x.std(ddof=1)) if len(x) > 1 else np.nan)
-        out.append(dict(label=f"{profile}-{size}", size=size, seeds=len(v), baseline=float(v[:, 0].mean()),
-                        baseline_sd=sd(v[:, 0]), cos=float(v[:, 1].mean()), cos_sd=sd(v[:, 1])))
+        out.append((size, float(v[:, 0].mean()), sd(v[:, 0]), float(v[:, 1].mean()), sd(v[:, 1]), len(v)))
     return out
+
+
+def _pm(mean: float, sd: float) -> str:
+    return f"{mean:.3f}" if np.isnan(sd) else f"{mean:.3f} ± {sd:.3f}"
 
 
 def judge_regularizer(t) -> Judgement:
@@ -73,11 +75,11 @@ def judge_regularizer(t) -> Judgement:
     test, diffs = differences(t)
     ev = Evidence.of(diffs)
     _, held = differences(t, "heldout_nores")
-    ours = "; ".join(f"{r['label']}: baseline {pm(r['baseline'], r['baseline_sd'])}, cosine {pm(r['cos'], r['cos_sd'])}"
-                     + (f" ({r['seeds']} seeds, ± sd)" if r["seeds"] > 1 else "") for r in _per_size(t, "score_nores"))
+    ours = "; ".join(f"{size}: baseline {_pm(b, bs)}, cosine {_pm(c, cs)}" + (f" ({n} seeds, ± sd)" if n > 1 else "")
+                     for size, b, bs, c, cs, n in _per_size(t, "score_nores"))
     ours += (f" (no-residual score; difference {ev.effect:+.3f} ± {ev.se:.3f} over {ev.n} {test.unit}, held out "
              f"{held.mean():+.3f}; with the residual: " +
-             "; ".join(f"{r['label']} {r['baseline']:.3f} → {r['cos']:.3f}" for r in _per_size(t, "score")) + ")")
+             "; ".join(f"{size} {b:.3f} → {c:.3f}" for size, b, _, c, _, _ in _per_size(t, "score")) + ")")
     return judge_effect(test, ev, ours)
 
 
@@ -95,12 +97,17 @@ def effects(t: pd.DataFrame) -> dict:
     found = size_pairs(t.model.unique(), "cos0.5")
     out: dict = dict(n_sizes=len({entry_of(b).size for _, b, _ in found}), n_pairs=len(found),
                      seeds=seeds_text([m for _, b, c in found for m in (b, c)]))
-    means = t.groupby("model", sort=False)["score"].mean()
-    out["frac_lower"] = float(np.mean([means[c] < means[b] for _, b, c in found])) if found else np.nan
-    for col, suffix in (("score", ""), ("score_nores", "_nores")):
-        for r in _per_size(t, col):
-            for name in ("baseline", "cos"):
-                out[f"{r['size']}_{name}{suffix}"], out[f"{r['size']}_{name}{suffix}_sd"] = r[name], r[f"{name}_sd"]
+    means = {col: t.groupby("model", sort=False)[col].mean() for col in ("score", "score_nores")}
+    out["frac_lower"] = float(np.mean([means["score"][c] < means["score"][b] for _, b, c in found])) if found else np.nan
+    by_size: dict = {}
+    for _, b, c in found:
+        by_size.setdefault(entry_of(b).size, []).append((b, c))
+    for size, runs in by_size.items():
+        for col, suffix in (("score", ""), ("score_nores", "_nores")):
+            for k, name in ((0, "baseline"), (1, "cos")):
+                v = np.array([means[col][r[k]] for r in runs])
+                out[f"{size}_{name}{suffix}"] = float(v.mean())
+                out[f"{size}_{name}{suffix}_sd"] = float(v.std(ddof=1)) if len(v) > 1 else np.nan
     return out
 
 
