@@ -11,7 +11,6 @@ from ..book.glue import figure_page, glue_markdown
 from ..book.tables import md_table
 from ..claims import INCONCLUSIVE, NOT_RUN, OURS, PARTLY, Claim, Evidence, Judgement, Test, judge_effect
 from ..experiments.scaling import ScalingConfig, fit_loglinear, identity_check, scaling_study
-from ..train.configs import TrainConfig
 from ..vocab import QUANTITIES
 from . import name_of
 
@@ -261,11 +260,7 @@ def show(config: ScalingConfig, *, profile: str, force: bool = False) -> dict[st
         f"Mistral-shaped (and OLMo2-shaped) models trained here on TinyStories at one token budget "
         f"({config.train_tokens:,} tokens), one run per shape (no seeds), scanned on "
         f"{int(t['blocks'].n_tokens.min()):,} tokens of the {config.scan.get('dataset', 'tinystories')} "
-        f"{config.scan.get('split', 'validation')} split. Its recipe is its own, the earlier cpu zoo's (peak "
-        f"learning rate {config.train_config.get('lr', TrainConfig.lr):g}, "
-        f"{config.train_config.get('warmup_steps', TrainConfig.warmup_steps)} warmup steps, initialisation std "
-        f"{config.train_config.get('init_std', TrainConfig.init_std):g}), not the swept recipe the model zoo now "
-        "trains with."))
+        f"{config.scan.get('split', 'validation')} split."))
     figure_page(NAME, profile, plots.scaling(t), numbers=numbers(t), summary=summary(t),
                 table=t["blocks"][TABLE_COLUMNS])
     return t
